@@ -1,0 +1,44 @@
+import type { Context } from 'koa';
+import type { SessionRecord } from './serializer.js';
+
+/** What happened to a session during a request. */
+export type SessionStatus = 'unchanged' | 'changed' | 'renewed' | 'purged';
+
+/** A session as a backend stored it. */
+export interface StoredSession {
+  /** The session's data, owned by the session from now on. */
+  readonly data: SessionRecord;
+  /** Write it back even if unchanged: it was stored in an older format or with a retired key. */
+  readonly stale: boolean;
+}
+
+/** What the middleware asks a backend to store at the end of a request. */
+export interface SessionWrite {
+  /** `'unchanged'` only for a stale session that is written back as it was. */
+  readonly status: SessionStatus;
+  /** The session's data after the request (empty when purged). */
+  readonly data: SessionRecord;
+  /** True when no stored session was found for this request. */
+  readonly isNew: boolean;
+}
+
+/**
+ * One request's view of a backend. `read` is called at most once, on the first access to `ctx.session`, so a
+ * request that never uses its session costs no decoding; `write` at most once, after the downstream
+ * middleware finished, and only when the session changed or is stale.
+ */
+export interface SessionHandle {
+  read(): StoredSession | undefined;
+  write(change: SessionWrite): void | Promise<void>;
+}
+
+/**
+ * Where sessions live. The middleware knows nothing else of a backend: the cookie backend and any other store
+ * (a server-side store keyed by a session id in a cookie, say) implement this.
+ *
+ * `load` runs at the start of every request, before the app's middleware: do any I/O there (fetch the record
+ * for the request's session id), and leave decoding to `read`.
+ */
+export interface SessionBackend {
+  load(ctx: Context): SessionHandle | Promise<SessionHandle>;
+}

@@ -1,0 +1,241 @@
+import type { Context } from 'koa';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from './backend.js';
+import {
+  MAX_COOKIE_VALUE_BYTES,
+  expiredCookieLine,
+  putSetCookie,
+  readCookie,
+  resolveCookieAttributes,
+  setCookieLine,
+  type CookieAttributeOptions,
+  type CookieAttributes,
+} from './cookie.js';
+import { OVERHEAD, cookieContext, open, seal, type SealMode } from './envelope.js';
+import { SessionError } from './errors.js';
+import { JsonSerializer } from './json-serializer.js';
+import { KeyRing } from './key-ring.js';
+import { checkOptionNames, invalidOption } from './options.js';
+import type { SessionRecord, Serializer } from './serializer.js';
+
+/** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
+export interface CookieSessionOptions extends CookieAttributeOptions {
+  /** Writes new cookies. @default new JsonSerializer() */
+  readonly serializer?: Serializer;
+  /**
+   * Serializers whose cookies are still read. A cookie written by one of them is rewritten with `serializer`
+   * in the same response, so you can move from JSON to MessagePack without logging anyone out.
+   * @default []
+   */
+  readonly previousSerializers?: readonly Serializer[];
+  /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
+  readonly now?: () => number;
+}
+
+const OPTION_NAMES = [
+  'serializer',
+  'previousSerializers',
+  'name',
+  'path',
+  'domain',
+  'secure',
+  'httpOnly',
+  'sameSite',
+  'maxAge',
+  'now',
+] as const satisfies readonly (keyof CookieSessionOptions)[];
+
+/**
+ * Stores the whole session in one sealed cookie of at most 4000 bytes.
+ *
+ * - `CookieSessionBackend.signed(keyRing)`: HMAC-SHA256. The client can read the session (the serialized bytes
+ *   are in the cookie as they are) but cannot change it.
+ * - `CookieSessionBackend.private(keyRing)`: AES-256-GCM. The client can neither read nor change it.
+ *
+ * Every cookie carries an expiry that the server enforces, the id of the key that sealed it and the id of the
+ * serializer that wrote it; its name and mode are authenticated too.
+ *
+ * @example
+ * ```ts
+ * app.use(session(CookieSessionBackend.private(keyRing, { serializer: new MsgpackSerializer() })));
+ * ```
+ */
+export class CookieSessionBackend implements SessionBackend {
+  /** Sessions the client may read but not modify. */
+  static signed(keyRing: KeyRing, options?: CookieSessionOptions): CookieSessionBackend {
+    return new CookieSessionBackend('signed', keyRing, options);
+  }
+
+  /** Sessions the client may neither read nor modify. */
+  static private(keyRing: KeyRing, options?: CookieSessionOptions): CookieSessionBackend {
+    return new CookieSessionBackend('private', keyRing, options);
+  }
+
+  /** `'signed'` or `'private'`. */
+  readonly mode: SealMode;
+  /** The validated cookie attributes. */
+  readonly cookie: CookieAttributes;
+  readonly #ring: KeyRing;
+  readonly #serializer: Serializer;
+  readonly #readers: ReadonlyMap<number, Serializer>;
+  readonly #context: Buffer;
+  readonly #now: () => number;
+
+  private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
+    const where = `CookieSessionBackend.${mode}`;
+    if (!(keyRing instanceof KeyRing)) {
+      throw new SessionError('ERR_SESSION_INVALID_KEY', `${where}: the first argument must be a KeyRing.`);
+    }
+    checkOptionNames(where, options, OPTION_NAMES);
+    this.mode = mode;
+    this.#ring = keyRing;
+    this.cookie = resolveCookieAttributes(where, options);
+    this.#serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
+    const previous = options.previousSerializers ?? [];
+    if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
+    const readers = new Map<number, Serializer>([[this.#serializer.id, this.#serializer]]);
+    for (const serializer of previous) {
+      checkSerializer(where, 'previousSerializers', serializer);
+      const known = readers.get(serializer.id);
+      if (known !== undefined && known !== serializer) {
+        throw invalidOption(where, 'previousSerializers', `serializers with distinct ids (${serializer.id} is used twice)`);
+      }
+      readers.set(serializer.id, serializer);
+    }
+    this.#readers = readers;
+    const now = options.now ?? Date.now;
+    if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
+    this.#now = now;
+    this.#context = cookieContext(this.cookie.name);
+    Object.freeze(this);
+  }
+
+  /**
+   * The cookie value for a session's data, sealed with the newest key and the current serializer, expiring
+   * `maxAge` from now. The middleware writes cookies through this same code.
+   * @throws {@link SessionError} `ERR_SESSION_SERIALIZE` or `ERR_SESSION_TOO_LARGE`.
+   */
+  seal(data: SessionRecord): string {
+    return this.#seal(data, this.#now());
+  }
+
+  /**
+   * The data of a cookie value, or `undefined` for anything that does not open: malformed, tampered with,
+   * expired, sealed with an unknown key or for another cookie name or mode, or undecodable.
+   */
+  open(value: string): SessionRecord | undefined {
+    return this.#open(value, this.#now())?.data;
+  }
+
+  /** The middleware's entry point (see {@link SessionBackend}): reads the clock, nothing else, until used. */
+  load(ctx: Context): SessionHandle {
+    const now = this.#now();
+    const cookie = this.cookie;
+    let hadCookie = false;
+    return {
+      read: () => {
+        const value = readCookie(ctx.request.headers.cookie, cookie.name);
+        if (value === undefined) return undefined;
+        hadCookie = true;
+        return this.#open(value, now);
+      },
+      write: (change: SessionWrite) => {
+        if (change.status === 'purged' && !hadCookie) return;
+        // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookie alone.
+        const value = change.status === 'purged' ? undefined : this.#seal(change.data, now);
+        if (ctx.headerSent) {
+          throw new SessionError(
+            'ERR_SESSION_HEADERS_SENT',
+            'The session changed but the response headers were already sent, so its cookie cannot be written. ' +
+              'Change the session before streaming or flushing the response.',
+          );
+        }
+        const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
+        const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure);
+        putSetCookie(ctx.res, cookie.name, line);
+      },
+    };
+  }
+
+  #seal(data: SessionRecord, now: number): string {
+    const payload = serialize(this.#serializer, data);
+    const sealedBytes = OVERHEAD[this.mode] + payload.byteLength;
+    const size = Math.ceil((sealedBytes * 4) / 3);
+    if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(this.#serializer, data, size);
+    const envelope = seal(this.mode, this.#ring, this.#context, this.#serializer.id, now + this.cookie.lifetime, payload);
+    return envelope.toString('base64url');
+  }
+
+  #open(value: string, now: number): StoredSession | undefined {
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
+    const envelope = Buffer.from(value, 'base64url');
+    // Node's decoder skips stray characters and accepts both base64 alphabets: only the canonical text opens.
+    if (envelope.toString('base64url') !== value) return undefined;
+    const opened = open(this.mode, this.#ring, this.#context, envelope);
+    if (opened === undefined || opened.expiresAt <= now) return undefined;
+    const serializer = this.#readers.get(opened.serializerId);
+    if (serializer === undefined) return undefined;
+    let data: unknown;
+    try {
+      data = serializer.deserialize(opened.payload);
+    } catch {
+      return undefined;
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+    return { data: data as SessionRecord, stale: opened.retiredKey || serializer !== this.#serializer };
+  }
+}
+
+function checkSerializer(where: string, option: string, serializer: unknown): Serializer {
+  const candidate = serializer as Partial<Serializer> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.serialize !== 'function' ||
+    typeof candidate.deserialize !== 'function' ||
+    !Number.isInteger(candidate.id) ||
+    (candidate.id as number) < 1 ||
+    (candidate.id as number) > 255
+  ) {
+    throw invalidOption(where, option, 'a Serializer: an object with an integer id from 1 to 255, serialize() and deserialize()');
+  }
+  return candidate as Serializer;
+}
+
+function serialize(serializer: Serializer, data: SessionRecord): Uint8Array {
+  try {
+    return serializer.serialize(data);
+  } catch (cause) {
+    const culprit = Object.keys(data).find((key) => !canSerialize(serializer, key, data[key]));
+    const where = culprit === undefined ? 'a value' : `the value at "${culprit}"`;
+    // The cause's message may quote session data, so it stays in `cause` and out of this message.
+    throw new SessionError(
+      'ERR_SESSION_SERIALIZE',
+      `The session could not be serialized with ${serializer.name}: ${where} is not supported by it ` +
+        '(see err.cause). Store only the types that serializer documents.',
+      { cause },
+    );
+  }
+}
+
+function canSerialize(serializer: Serializer, key: string, value: unknown): boolean {
+  try {
+    serializer.serialize({ [key]: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tooLarge(serializer: Serializer, data: SessionRecord, size: number): SessionError {
+  const largest = Object.keys(data)
+    .map((key) => ({ key, bytes: serializer.serialize({ [key]: data[key] }).byteLength }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 3)
+    .map(({ key, bytes }) => `"${key}" (${bytes} bytes)`);
+  return new SessionError(
+    'ERR_SESSION_TOO_LARGE',
+    `The session is too large for a cookie: sealed, it would be ${size} bytes, and the limit is ` +
+      `${MAX_COOKIE_VALUE_BYTES}. Largest keys: ${largest.join(', ') || 'none'}. ` +
+      'Keep large data server-side and store only a reference in the session. The client keeps its previous cookie.',
+  );
+}

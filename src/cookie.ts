@@ -1,0 +1,161 @@
+import type { ServerResponse } from 'node:http';
+import { invalidOption } from './options.js';
+
+/** Largest cookie value written, in bytes: under every browser's 4096-byte limit for name and value. */
+export const MAX_COOKIE_VALUE_BYTES = 4000;
+/** Longest cookie name, so that name and a full-size value stay within 4096 bytes. */
+export const MAX_COOKIE_NAME_BYTES = 96;
+/** Longest lifetime browsers keep a cookie (Chrome caps Max-Age at 400 days). */
+export const MAX_COOKIE_AGE_MS = 400 * 24 * 60 * 60 * 1000;
+
+// RFC 6265 §4.1.1: cookie-name = token (RFC 2616 §2.2): 1*<any CHAR except CTLs or separators>
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 6265 §4.1.1: path-value = <any CHAR except CTLs or ";">
+const PATH_VALUE = /^[\u0020-\u003A\u003C-\u007E]+$/;
+// RFC 6265 §4.1.2.3 and RFC 1034 §3.5: labels of letters, digits and inner hyphens; a leading dot is ignored
+const DOMAIN_VALUE = /^\.?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** Cookie attributes as the caller gives them. */
+export interface CookieAttributeOptions {
+  /** @default 'session' */
+  readonly name?: string;
+  /** @default '/' */
+  readonly path?: string;
+  /** @default undefined (host-only cookie) */
+  readonly domain?: string;
+  /** `'auto'` sets `Secure` when the request came over HTTPS (`ctx.secure`, which honours `app.proxy`). @default 'auto' */
+  readonly secure?: boolean | 'auto';
+  /** @default true */
+  readonly httpOnly?: boolean;
+  /** @default 'lax' */
+  readonly sameSite?: 'lax' | 'strict' | 'none' | false;
+  /**
+   * Lifetime in milliseconds, as elsewhere in Koa, written as `Max-Age` and `Expires` and enforced by the server
+   * through the expiry sealed in the cookie. `'session'` makes a browser-session cookie, still sealed with an
+   * expiry of {@link BROWSER_SESSION_LIFETIME_MS}.
+   * @default 86_400_000 (one day)
+   */
+  readonly maxAge?: number | 'session';
+}
+
+/** Server-side lifetime of a browser-session cookie (`maxAge: 'session'`): one day. */
+export const BROWSER_SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** Validated attributes, with the parts of the Set-Cookie line that never change precomputed. */
+export interface CookieAttributes {
+  readonly name: string;
+  readonly secure: boolean | 'auto';
+  /** `undefined` for a browser-session cookie. */
+  readonly maxAge: number | undefined;
+  /** Milliseconds the sealed expiry lies ahead of the clock. */
+  readonly lifetime: number;
+  /** `; Path=…; Domain=…; HttpOnly; SameSite=…` */
+  readonly fixedAttributes: string;
+}
+
+/**
+ * Validates cookie attributes against RFC 6265 and browsers' rules and resolves the defaults.
+ * @throws {@link SessionError} `ERR_SESSION_INVALID_OPTION` naming the option.
+ */
+export function resolveCookieAttributes(where: string, options: CookieAttributeOptions): CookieAttributes {
+  const name = options.name ?? 'session';
+  if (typeof name !== 'string' || !TOKEN.test(name) || name.length > MAX_COOKIE_NAME_BYTES) {
+    throw invalidOption(where, 'name', `an RFC 6265 token (letters, digits, !#$%&'*+-.^_\`|~) of 1 to ${MAX_COOKIE_NAME_BYTES} characters`);
+  }
+  const path = options.path ?? '/';
+  if (typeof path !== 'string' || !PATH_VALUE.test(path)) {
+    throw invalidOption(where, 'path', 'a non-empty string of printable ASCII without ";"');
+  }
+  const domain = options.domain;
+  if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN_VALUE.test(domain))) {
+    throw invalidOption(where, 'domain', 'a host name such as "example.com"');
+  }
+  const secure = options.secure ?? 'auto';
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    throw invalidOption(where, 'secure', "true, false or 'auto'");
+  }
+  const httpOnly = options.httpOnly ?? true;
+  if (typeof httpOnly !== 'boolean') throw invalidOption(where, 'httpOnly', 'a boolean');
+  const sameSite = options.sameSite ?? 'lax';
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none' && sameSite !== false) {
+    throw invalidOption(where, 'sameSite', "'lax', 'strict', 'none' or false");
+  }
+  if (sameSite === 'none' && secure === false) {
+    throw invalidOption(where, 'secure', "true or 'auto' with sameSite 'none' (browsers drop SameSite=None cookies without Secure)");
+  }
+  const maxAge = options.maxAge ?? DEFAULT_MAX_AGE_MS;
+  if (maxAge !== 'session' && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 1000 || maxAge > MAX_COOKIE_AGE_MS)) {
+    throw invalidOption(where, 'maxAge', `'session' or a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
+  }
+  // Cookie prefixes (RFC 6265bis §4.1.3): browsers reject these names unless the attributes match.
+  if (name.startsWith('__Secure-') || name.startsWith('__Host-')) {
+    if (secure !== true) throw invalidOption(where, 'secure', `true for a cookie named "${name}"`);
+    if (name.startsWith('__Host-') && (path !== '/' || domain !== undefined)) {
+      throw invalidOption(where, 'path', `"/" with no domain for a cookie named "${name}"`);
+    }
+  }
+  let fixedAttributes = `; Path=${path}`;
+  if (domain !== undefined) fixedAttributes += `; Domain=${domain}`;
+  if (httpOnly) fixedAttributes += '; HttpOnly';
+  if (sameSite !== false) fixedAttributes += `; SameSite=${sameSite[0]?.toUpperCase()}${sameSite.slice(1)}`;
+  return Object.freeze({
+    name,
+    secure,
+    maxAge: maxAge === 'session' ? undefined : maxAge,
+    lifetime: maxAge === 'session' ? BROWSER_SESSION_LIFETIME_MS : maxAge,
+    fixedAttributes,
+  });
+}
+
+/** The Set-Cookie line for a session value. */
+export function setCookieLine(attributes: CookieAttributes, value: string, now: number, secure: boolean): string {
+  let line = `${attributes.name}=${value}${attributes.fixedAttributes}`;
+  if (attributes.maxAge !== undefined) {
+    line += `; Max-Age=${Math.floor(attributes.maxAge / 1000)}; Expires=${new Date(now + attributes.maxAge).toUTCString()}`;
+  }
+  return secure ? `${line}; Secure` : line;
+}
+
+/** The Set-Cookie line that deletes the cookie. */
+export function expiredCookieLine(attributes: CookieAttributes, secure: boolean): string {
+  const line = `${attributes.name}=${attributes.fixedAttributes}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`;
+  return secure ? `${line}; Secure` : line;
+}
+
+/**
+ * The value of the first cookie called `name` in a Cookie header, without surrounding quotes, or `undefined`.
+ * With several cookies of one name, browsers send the most specific (longest path) first.
+ */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  const length = header.length;
+  let start = 0;
+  while (start < length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = length;
+    const eq = header.indexOf('=', start);
+    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+      const value = header.slice(eq + 1, end).trim();
+      return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+/**
+ * Adds a Set-Cookie line to the response, replacing any earlier line for the same cookie name and keeping
+ * every other cookie the app set.
+ */
+export function putSetCookie(res: ServerResponse, name: string, line: string): void {
+  const previous = res.getHeader('set-cookie');
+  if (previous === undefined) {
+    res.setHeader('Set-Cookie', line);
+    return;
+  }
+  const prefix = `${name}=`;
+  const lines = (Array.isArray(previous) ? previous : [String(previous)]).filter((other) => !other.startsWith(prefix));
+  lines.push(line);
+  res.setHeader('Set-Cookie', lines);
+}

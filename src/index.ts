@@ -1,0 +1,19 @@
+export { session, type SessionMiddlewareOptions } from './middleware.js';
+export { Session, type SessionData } from './session.js';
+export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
+export { CookieSessionBackend, type CookieSessionOptions } from './cookie-backend.js';
+export {
+  BROWSER_SESSION_LIFETIME_MS,
+  MAX_COOKIE_AGE_MS,
+  MAX_COOKIE_NAME_BYTES,
+  MAX_COOKIE_VALUE_BYTES,
+  type CookieAttributeOptions,
+  type CookieAttributes,
+} from './cookie.js';
+export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
+export type { SealMode } from './envelope.js';
+export type { Serializer, SessionRecord } from './serializer.js';
+export { JsonSerializer } from './json-serializer.js';
+export { MsgpackSerializer } from './msgpack-serializer.js';
+export { MAX_VALUE_DEPTH } from './value.js';
+export { SessionError, type SessionErrorCode } from './errors.js';

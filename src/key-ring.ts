@@ -1,0 +1,174 @@
+import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { inspect } from 'node:util';
+import { SessionError } from './errors.js';
+
+/** Shortest master key accepted, in bytes. */
+export const MIN_KEY_BYTES = 32;
+
+// HKDF labels: one master key yields independent sub-keys, so no key is ever used for two purposes.
+// The salt is empty on purpose: master keys are already uniformly random (RFC 5869 §3.1).
+const INFO_KEY_ID = 'koa-sealed-session/1 key-id';
+const INFO_MAC = 'koa-sealed-session/1 hmac-sha256';
+const INFO_ENC = 'koa-sealed-session/1 aes-256-gcm';
+
+/** What the envelope needs of one key: its id in the token and its two sub-keys. */
+export interface DerivedKey {
+  /** 32-bit id written in the envelope, derived from the key (not its position, which shifts on rotation). */
+  readonly id: number;
+  /** True when a cookie opened with this key must be sealed again with the newest key. */
+  readonly retired: boolean;
+  readonly macKey: KeyObject;
+  readonly encKey: KeyObject;
+}
+
+interface RingState {
+  readonly sealing: DerivedKey;
+  readonly byId: ReadonlyMap<number, DerivedKey>;
+  readonly keyCount: number;
+  readonly stagedCount: number;
+}
+
+const states = new WeakMap<KeyRing, RingState>();
+
+/** Options of {@link KeyRing}. */
+export interface KeyRingOptions {
+  /**
+   * Keys that open cookies but do not seal yet: the first step of a rotation, so that every server of a fleet
+   * can read the new key's cookies before any server starts writing them.
+   * @default []
+   */
+  readonly staged?: readonly Uint8Array[];
+}
+
+/**
+ * The keys that seal and open session cookies. The first key seals; every key (and every staged key) opens.
+ * A cookie opened with an older key is sealed again with the newest one in the same response, so keys rotate
+ * without logging anyone out. Replacing all the keys logs everyone out: that is how to revoke every session.
+ *
+ * Key material is held out of reach: `util.inspect`, `JSON.stringify` and error messages never show it.
+ *
+ * @example
+ * ```ts
+ * const keyRing = new KeyRing([Buffer.from(process.env.SESSION_KEY!, 'base64url')]);
+ * ```
+ */
+export class KeyRing {
+  /**
+   * Returns a fresh random key of 32 bytes from the operating system's CSPRNG.
+   * Store it as `key.toString('base64url')` and load it with `Buffer.from(text, 'base64url')`.
+   */
+  static generateKey(): Buffer {
+    return randomBytes(MIN_KEY_BYTES);
+  }
+
+  /**
+   * @param keys - Master keys, newest first: at least one, each of at least 32 random bytes, all different.
+   * @param options - See {@link KeyRingOptions}.
+   * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when any key is missing, short, repeated or weak.
+   */
+  constructor(keys: readonly Uint8Array[], options: KeyRingOptions = {}) {
+    if (!Array.isArray(keys) || keys.length === 0) {
+      throw new SessionError(
+        'ERR_SESSION_INVALID_KEY',
+        'A KeyRing needs at least one key. Generate one with KeyRing.generateKey() and keep it in your secrets.',
+      );
+    }
+    const staged = options.staged ?? [];
+    if (!Array.isArray(staged)) {
+      throw new SessionError('ERR_SESSION_INVALID_OPTION', 'KeyRing option "staged" must be an array of keys.');
+    }
+    const all = [...keys, ...staged];
+    const seen: Buffer[] = [];
+    const byId = new Map<number, DerivedKey>();
+    all.forEach((key, index) => {
+      const label = index < keys.length ? `key ${index}` : `staged key ${index - keys.length}`;
+      const bytes = checkKey(key, label);
+      if (seen.some((other) => other.equals(bytes))) {
+        throw new SessionError(
+          'ERR_SESSION_INVALID_KEY',
+          `KeyRing ${label} repeats an earlier key. Each key must be distinct; remove the duplicate.`,
+        );
+      }
+      seen.push(bytes);
+      const derived = derive(bytes, index > 0 && index < keys.length);
+      if (byId.has(derived.id)) {
+        throw new SessionError(
+          'ERR_SESSION_INVALID_KEY',
+          `KeyRing ${label} derives the same key id as an earlier key. Replace it with KeyRing.generateKey().`,
+        );
+      }
+      byId.set(derived.id, derived);
+    });
+    const sealing = [...byId.values()][0] as DerivedKey;
+    states.set(this, { sealing, byId, keyCount: keys.length, stagedCount: staged.length });
+  }
+
+  /** Number of keys that open cookies (active and staged). */
+  get size(): number {
+    const state = ringState(this);
+    return state.keyCount + state.stagedCount;
+  }
+
+  /** Shows how many keys there are, never the keys. */
+  [inspect.custom](): string {
+    const state = ringState(this);
+    return `KeyRing { keys: ${state.keyCount}, staged: ${state.stagedCount} }`;
+  }
+
+  /** Serializes to a description without key material. */
+  toJSON(): { keys: number; staged: number } {
+    const state = ringState(this);
+    return { keys: state.keyCount, staged: state.stagedCount };
+  }
+}
+
+/** The key that seals. Internal: not exported from the package. */
+export function sealingKey(ring: KeyRing): DerivedKey {
+  return ringState(ring).sealing;
+}
+
+/** The key whose id the envelope names, in one lookup whatever the ring's length. Internal. */
+export function findKey(ring: KeyRing, id: number): DerivedKey | undefined {
+  return ringState(ring).byId.get(id);
+}
+
+function ringState(ring: KeyRing): RingState {
+  const state = states.get(ring);
+  if (state === undefined) {
+    throw new SessionError('ERR_SESSION_INVALID_KEY', 'Not a KeyRing built with new KeyRing(keys).');
+  }
+  return state;
+}
+
+function checkKey(key: unknown, label: string): Buffer {
+  if (!(key instanceof Uint8Array)) {
+    const hint = typeof key === 'string' ? ' Decode a text key first, e.g. Buffer.from(text, "base64url").' : '';
+    throw new SessionError('ERR_SESSION_INVALID_KEY', `KeyRing ${label} must be a Buffer or Uint8Array.${hint}`);
+  }
+  if (key.byteLength < MIN_KEY_BYTES) {
+    throw new SessionError(
+      'ERR_SESSION_INVALID_KEY',
+      `KeyRing ${label} is ${key.byteLength} bytes; keys need at least ${MIN_KEY_BYTES} random bytes. ` +
+        'Generate one with KeyRing.generateKey().',
+    );
+  }
+  // A key of one repeated byte (all zeros, most often) is a placeholder that escaped into production.
+  if (key.every((byte) => byte === key[0])) {
+    throw new SessionError(
+      'ERR_SESSION_INVALID_KEY',
+      `KeyRing ${label} is a single repeated byte, not a random key. Generate one with KeyRing.generateKey().`,
+    );
+  }
+  // Copy: the caller may reuse or zero its buffer later.
+  return Buffer.from(key);
+}
+
+function derive(master: Buffer, retired: boolean): DerivedKey {
+  const subKey = (info: string, length: number) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), info, length));
+  return Object.freeze({
+    id: subKey(INFO_KEY_ID, 4).readUInt32BE(0),
+    retired,
+    macKey: createSecretKey(subKey(INFO_MAC, 32)),
+    encKey: createSecretKey(subKey(INFO_ENC, 32)),
+  });
+}

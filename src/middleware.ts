@@ -1,0 +1,108 @@
+import type { Context, Middleware, Next } from 'koa';
+import type { SessionBackend, SessionHandle } from './backend.js';
+import { SessionError } from './errors.js';
+import { checkOptionNames, invalidOption } from './options.js';
+import { Session, finish } from './session.js';
+
+declare module 'koa' {
+  interface ExtendableContext {
+    /** This request's session, loaded on first access. Installed by the `session()` middleware. */
+    readonly session: Session;
+  }
+}
+
+/** Options of {@link session}. */
+export interface SessionMiddlewareOptions {
+  /**
+   * Also write the session when downstream middleware throws. By default a request that fails leaves the
+   * stored session as it was, as a transaction would. Koa's own error handler drops every header of a failed
+   * response, so this matters only when an upstream middleware turns the error into a response.
+   * @default false
+   */
+  readonly commitOnError?: boolean;
+}
+
+/**
+ * The session middleware: puts a {@link Session} on `ctx.session` and stores it through `backend` once the
+ * downstream middleware has finished.
+ *
+ * The session is loaded on first access: a request that never touches `ctx.session` costs no decoding and
+ * writes no cookie. The backend is asked to write only when the session changed, was renewed or purged, or
+ * was stored in an older format or with a retired key. A failure to write (a session too large for its
+ * cookie, say) makes the response a 500 and leaves the client's stored session as it was.
+ *
+ * @example
+ * ```ts
+ * app.use(session(CookieSessionBackend.signed(new KeyRing([key]))));
+ * app.use((ctx) => {
+ *   const count = ctx.session.get<number>('counter') ?? 0;
+ *   ctx.session.set('counter', count + 1);
+ *   ctx.body = String(count);
+ * });
+ * ```
+ */
+export function session(backend: SessionBackend, options: SessionMiddlewareOptions = {}): Middleware {
+  if (typeof backend !== 'object' || backend === null || typeof backend.load !== 'function') {
+    throw invalidOption('session', 'backend', 'a SessionBackend, such as CookieSessionBackend.signed(keyRing)');
+  }
+  checkOptionNames('session', options, ['commitOnError']);
+  const commitOnError = options.commitOnError ?? false;
+  if (typeof commitOnError !== 'boolean') throw invalidOption('session', 'commitOnError', 'a boolean');
+
+  return async function sessionMiddleware(ctx: Context, next: Next): Promise<void> {
+    const lifecycle = new Lifecycle(await backend.load(ctx));
+    Object.defineProperty(ctx, 'session', {
+      configurable: true,
+      enumerable: true,
+      get: () => lifecycle.session,
+      set: () => {
+        throw new SessionError(
+          'ERR_SESSION_ASSIGNMENT',
+          'ctx.session cannot be replaced. Use ctx.session.set() and remove() to change it, clear() to empty it, ' +
+            'or purge() to end it.',
+        );
+      },
+    });
+    try {
+      await next();
+    } catch (err) {
+      if (commitOnError) {
+        try {
+          await lifecycle.commit();
+        } catch (commitError) {
+          ctx.app.emit('error', commitError, ctx);
+        }
+      }
+      throw err;
+    }
+    await lifecycle.commit();
+  };
+}
+
+/** One request's session from load to commit, apart from the user-facing {@link Session}. */
+class Lifecycle {
+  #session: Session | undefined;
+  #stale = false;
+  #committed = false;
+
+  constructor(private readonly handle: SessionHandle) {}
+
+  get session(): Session {
+    if (this.#session === undefined) {
+      const stored = this.handle.read();
+      this.#stale = stored?.stale ?? false;
+      this.#session = new Session(stored);
+      // Touched only after the commit: hand out a session that refuses changes rather than losing them.
+      if (this.#committed) finish(this.#session, false);
+    }
+    return this.#session;
+  }
+
+  async commit(): Promise<void> {
+    if (this.#committed) return;
+    this.#committed = true;
+    if (this.#session === undefined) return;
+    const change = finish(this.#session, this.#stale);
+    if (change !== undefined) await this.handle.write(change);
+  }
+}

@@ -1,0 +1,21 @@
+/** A session's data as the serializers see it: a plain object of plain-data values. */
+export type SessionRecord = Record<string, unknown>;
+
+/**
+ * Turns session data into bytes and back. The cookie envelope records `id`, so a cookie says which serializer
+ * wrote it; a backend can then keep reading cookies of an older serializer while it writes with a new one.
+ *
+ * An implementation must round-trip own `__proto__`, `constructor` and `prototype` keys as data and must never
+ * return an object whose prototype it changed. `deserialize` receives bytes that passed authentication, but it
+ * should still throw, not crash or hang, on anything it did not write.
+ */
+export interface Serializer {
+  /** Written into every envelope: 1 is JSON, 2 is MessagePack; 128–255 are free for your own serializers. */
+  readonly id: number;
+  /** For messages and docs, e.g. `'json'`. */
+  readonly name: string;
+  /** Encodes the session; throws when a value cannot be encoded. */
+  serialize(data: SessionRecord): Uint8Array;
+  /** Decodes what `serialize` wrote; throws on anything else. Must return a plain object. */
+  deserialize(bytes: Uint8Array): SessionRecord;
+}

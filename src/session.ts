@@ -1,0 +1,186 @@
+import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
+import { SessionError } from './errors.js';
+import type { SessionRecord } from './serializer.js';
+import { copyValue, define } from './value.js';
+
+/**
+ * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:
+ *
+ * @example
+ * ```ts
+ * declare module 'koa-sealed-session' {
+ *   interface SessionData { userId: string; counter: number }
+ * }
+ * ctx.session.get('counter'); // number | undefined
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionData {}
+
+type Key = keyof SessionData & string;
+
+let finishSession: (session: Session, stale: boolean) => SessionWrite | undefined;
+
+/**
+ * The session of one request, at `ctx.session`.
+ *
+ * Values are copies: `get` returns a copy and `set` stores one, so mutating an object you got or set changes
+ * nothing until you call `set` again. Only plain data is stored (see {@link copyValue}).
+ */
+export class Session {
+  readonly #data = new Map<string, unknown>();
+  readonly #isNew: boolean;
+  #status: SessionStatus = 'unchanged';
+  #active = true;
+
+  /** @param stored - What the backend found for this request; `undefined` starts a new, empty session. */
+  constructor(stored?: StoredSession) {
+    this.#isNew = stored === undefined;
+    if (stored !== undefined) {
+      for (const key of Object.keys(stored.data)) this.#data.set(key, stored.data[key]);
+    }
+  }
+
+  /** True when the request carried no valid session: it was missing, expired, tampered with or unreadable. */
+  get isNew(): boolean {
+    return this.#isNew;
+  }
+
+  /** What this request did to the session so far. */
+  get status(): SessionStatus {
+    return this.#status;
+  }
+
+  /** Number of keys. */
+  get size(): number {
+    return this.#data.size;
+  }
+
+  /** A copy of the value at `key`, or `undefined`. */
+  get<K extends Key>(key: K): SessionData[K] | undefined;
+  get<T = unknown>(key: string): T | undefined;
+  get(key: string): unknown {
+    return this.#data.has(key) ? copyValue(this.#data.get(key)) : undefined;
+  }
+
+  /**
+   * Stores a copy of `value` at `key`. Setting `undefined` removes the key; setting a primitive equal to the
+   * current one is not a change.
+   * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` when `value` is not plain data.
+   */
+  set<K extends Key>(key: K, value: SessionData[K]): void;
+  set(key: string, value: unknown): void;
+  set(key: string, value: unknown): void {
+    this.#assertActive();
+    checkKey(key);
+    if (value === undefined) {
+      this.remove(key);
+      return;
+    }
+    const stored = copyValue(value);
+    if (this.#data.has(key) && (typeof stored !== 'object' || stored === null) && Object.is(this.#data.get(key), stored)) {
+      return;
+    }
+    this.#data.set(key, stored);
+    this.#touch();
+  }
+
+  /** Whether `key` holds a value. */
+  has(key: string): boolean {
+    return this.#data.has(key);
+  }
+
+  /** Removes `key`; returns whether it was there. */
+  remove(key: string): boolean {
+    this.#assertActive();
+    const removed = this.#data.delete(key);
+    if (removed) this.#touch();
+    return removed;
+  }
+
+  /** Removes every key. The session goes on (the cookie is rewritten, empty); use `purge()` to end it. */
+  clear(): void {
+    this.#assertActive();
+    if (this.#data.size === 0) return;
+    this.#data.clear();
+    this.#touch();
+  }
+
+  /**
+   * Ends the session: its data is dropped and the response expires the cookie. Setting values afterwards
+   * starts a fresh session, written as if renewed.
+   */
+  purge(): void {
+    this.#assertActive();
+    this.#data.clear();
+    this.#status = 'purged';
+  }
+
+  /**
+   * Issues a new cookie for the same data, with a fresh lifetime (and, for a server-side store, a new id: call it
+   * after login to prevent session fixation).
+   */
+  renew(): void {
+    this.#assertActive();
+    this.#status = 'renewed';
+  }
+
+  /** The keys, in insertion order. */
+  keys(): IterableIterator<string> {
+    return this.#data.keys();
+  }
+
+  /** `[key, value]` pairs, in insertion order; each value is a copy. */
+  *entries(): IterableIterator<[string, unknown]> {
+    for (const [key, value] of this.#data) yield [key, copyValue(value)];
+  }
+
+  /** A copy of the data as a plain object. */
+  toJSON(): SessionRecord {
+    return copyValue(this.#record()) as SessionRecord;
+  }
+
+  #record(): SessionRecord {
+    const record: SessionRecord = {};
+    for (const [key, value] of this.#data) define(record, key, value);
+    return record;
+  }
+
+  #touch(): void {
+    if (this.#status === 'unchanged') this.#status = 'changed';
+    // After purge, new data is a new session: the backend writes it under a fresh identity.
+    else if (this.#status === 'purged') this.#status = 'renewed';
+  }
+
+  #assertActive(): void {
+    if (!this.#active) {
+      throw new SessionError(
+        'ERR_SESSION_INACTIVE',
+        'The session was changed after its response was committed; the change would be lost. ' +
+          'Change ctx.session before the session middleware returns (not in a callback that runs later).',
+      );
+    }
+  }
+
+  static {
+    finishSession = (session, stale) => {
+      session.#active = false;
+      if (session.#status === 'unchanged' && !stale) return undefined;
+      return { status: session.#status, data: session.#record(), isNew: session.#isNew };
+    };
+  }
+}
+
+/**
+ * Closes a session to changes and returns what to write: nothing when it is unchanged and not stale.
+ * Internal: used by the middleware only.
+ */
+export function finish(session: Session, stale: boolean): SessionWrite | undefined {
+  return finishSession(session, stale);
+}
+
+function checkKey(key: unknown): void {
+  if (typeof key !== 'string') {
+    throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `Session keys must be strings, got a ${typeof key}.`);
+  }
+}

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import type { Response } from 'supertest';
+import {
+  CookieSessionBackend,
+  JsonSerializer,
+  KeyRing,
+  MsgpackSerializer,
+  session,
+  type CookieSessionOptions,
+  type SealMode,
+  type Serializer,
+  type SessionBackend,
+} from '../src/index.js';
+
+/** Deterministic test keys, so known-answer fixtures stay valid. Never use keys like these in an app. */
+export function testKey(label: string): Buffer {
+  return createHash('sha256').update(`koa-sealed-session test key ${label}`).digest();
+}
+
+export const KEY_A = testKey('A');
+export const KEY_B = testKey('B');
+export const KEY_C = testKey('C');
+
+export const MODES: readonly SealMode[] = ['signed', 'private'];
+
+/** The four mode × serializer pairs every behaviour is checked with. */
+export const COMBINATIONS: readonly { mode: SealMode; serializer: () => Serializer; label: string }[] = MODES.flatMap(
+  (mode) => [
+    { mode, serializer: () => new JsonSerializer(), label: `${mode} + json` },
+    { mode, serializer: () => new MsgpackSerializer(), label: `${mode} + msgpack` },
+  ],
+);
+
+export function backendFor(mode: SealMode, ring: KeyRing, options?: CookieSessionOptions): CookieSessionBackend {
+  return CookieSessionBackend[mode](ring, options);
+}
+
+/** A clock the test moves by hand. */
+export function manualClock(start = Date.UTC(2026, 0, 1)): { now: () => number; advance: (ms: number) => void } {
+  let time = start;
+  return { now: () => time, advance: (ms) => void (time += ms) };
+}
+
+/** The example's counter handler. */
+export const counter: Koa.Middleware = (ctx) => {
+  const count = ctx.session.get<number>('counter');
+  ctx.session.set('counter', (count ?? 0) + 1);
+  ctx.body = String(count ?? 0);
+};
+
+/** A Koa app with the session middleware in front of `handlers`; errors are collected instead of logged. */
+export function appWith(backend: SessionBackend, ...handlers: Koa.Middleware[]): Koa & { errors: unknown[] } {
+  const app = new Koa() as Koa & { errors: unknown[] };
+  app.errors = [];
+  app.silent = true;
+  app.on('error', (err: unknown) => app.errors.push(err));
+  app.use(session(backend));
+  for (const handler of handlers.length === 0 ? [counter] : handlers) app.use(handler);
+  return app;
+}
+
+const servers = new Set<Server>();
+
+/** Serves `app` on 127.0.0.1 only, on a free port; closed after each test. */
+export async function listen(app: Koa): Promise<Server> {
+  const server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.add(server);
+  return server;
+}
+
+export function urlOf(server: Server): string {
+  const { port } = server.address() as AddressInfo;
+  return `http://127.0.0.1:${port}`;
+}
+
+export async function closeServers(): Promise<void> {
+  const closing = [...servers].map((server) => new Promise((resolve) => server.close(resolve)));
+  servers.clear();
+  await Promise.all(closing);
+}
+
+/** The Set-Cookie lines of a response. */
+export function setCookies(res: Response): string[] {
+  const header = res.headers['set-cookie'] as string[] | string | undefined;
+  if (header === undefined) return [];
+  return Array.isArray(header) ? header : [header];
+}
+
+/** The Set-Cookie line for cookie `name`, or undefined. */
+export function setCookieFor(res: Response, name = 'session'): string | undefined {
+  return setCookies(res).find((line) => line.startsWith(`${name}=`));
+}
+
+/** The value the response set for cookie `name`; fails the test when there is none. */
+export function cookieValue(res: Response, name = 'session'): string {
+  const line = setCookieFor(res, name);
+  if (line === undefined) throw new Error(`expected a Set-Cookie for "${name}", got: ${JSON.stringify(setCookies(res))}`);
+  return line.slice(name.length + 1, line.indexOf(';'));
+}
