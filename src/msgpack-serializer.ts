@@ -32,6 +32,6 @@ export class MsgpackSerializer implements Serializer {
     const decoded: unknown = this.#unpackr.unpack(bytes);
     if (!(decoded instanceof Map)) throw new TypeError('A MessagePack session payload must be a map.');
     // The copy refuses what standard MessagePack cannot carry (msgpackr's Set, RegExp, Error extensions...).
-    return copyValue(decoded, true) as SessionRecord;
+    return copyValue(decoded, '', true) as SessionRecord;
   }
 }

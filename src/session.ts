@@ -77,7 +77,7 @@ export class Session {
       this.remove(key);
       return;
     }
-    const stored = copyValue(value);
+    const stored = copyValue(value, key);
     if (this.#data.has(key) && (typeof stored !== 'object' || stored === null) && Object.is(this.#data.get(key), stored)) {
       return;
     }

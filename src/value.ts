@@ -13,10 +13,10 @@ export const MAX_VALUE_DEPTH = 64;
  * (how MessagePack maps are decoded safely).
  *
  * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for anything else, for cycles and for nesting
- * deeper than {@link MAX_VALUE_DEPTH}.
+ * deeper than {@link MAX_VALUE_DEPTH}; the message names `path`, the value's place in the session.
  */
-export function copyValue(value: unknown, fromMaps = false): unknown {
-  return copy(value, [], '', fromMaps);
+export function copyValue(value: unknown, path = '', fromMaps = false): unknown {
+  return copy(value, [], path, fromMaps);
 }
 
 function copy(value: unknown, ancestors: object[], path: string, fromMaps: boolean): unknown {

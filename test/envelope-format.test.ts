@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { createHmac, hkdfSync } from 'node:crypto';
+import { JsonSerializer, KeyRing, MsgpackSerializer, type Serializer } from '../src/index.js';
+import { COMBINATIONS, KEY_A, backendFor } from './helpers.js';
+
+const NOW = Date.UTC(2026, 0, 1);
+const DAY = 86_400_000;
+const DATA = { user: 'ada', n: 42, tags: ['x', 'y'] };
+
+// Sealed once with KEY_A at NOW and checked in: any accidental change of the format breaks these.
+const FIXTURES = {
+  'signed json':
+    'AcM9IeABAZt8AQQAeyJ1c2VyIjoiYWRhIiwibiI6NDIsInRhZ3MiOlsieCIsInkiXX1xAxQdih8QljQ-zKCKK2MzyT3dBlUczQaczzdu_u_8lQ',
+  'signed msgpack': 'AcM9IeACAZt8AQQAg6R1c2Vyo2FkYaFuKqR0YWdzkqF4oXm6a4Rxz1UhWvLK3QXjq58-c9ejZwjsmy8GAc5s8-lceA',
+  'private json':
+    'AsM9IeABAZt8AQQAOwpNS4N4tB3xLyWh3dxsHiQbAnCsuRb5nLkDM3RO53J_djQrJRC58fudRfxtaY2Tdtg4-_682mywfHjMDKLWq9xn',
+  'private msgpack': 'AsM9IeACAZt8AQQAbipfNKq2sUs2epd7D1eNoCg8mecvmFH_WknisHJbUI3KCrk7oOQzHgtpf_4k8y4sKxGh',
+} as const;
+
+function serializerNamed(name: string): Serializer {
+  return name === 'json' ? new JsonSerializer() : new MsgpackSerializer();
+}
+
+describe('the sealed cookie format', () => {
+  describe('when opening checked-in tokens (known answers)', () => {
+    for (const [label, token] of Object.entries(FIXTURES)) {
+      const [mode, name] = label.split(' ') as ['signed' | 'private', string];
+      it(`should open the ${label} fixture to its data`, () => {
+        const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializerNamed(name), now: () => NOW + 1000 });
+        expect(backend.open(token)).to.deep.equal(DATA);
+      });
+    }
+
+    it('should seal the signed fixtures byte for byte (signed sealing is deterministic)', () => {
+      for (const name of ['json', 'msgpack']) {
+        const backend = backendFor('signed', new KeyRing([KEY_A]), { serializer: serializerNamed(name), now: () => NOW });
+        expect(backend.seal(DATA)).to.equal(FIXTURES[`signed ${name}` as keyof typeof FIXTURES]);
+      }
+    });
+
+    it('should compute the signed tag as HMAC-SHA256 over name and envelope with an HKDF sub-key', () => {
+      const envelope = Buffer.from(FIXTURES['signed json'], 'base64url');
+      const macKey = Buffer.from(hkdfSync('sha256', KEY_A, Buffer.alloc(0), 'koa-sealed-session/1 hmac-sha256', 32));
+      const name = Buffer.from('session');
+      const tag = createHmac('sha256', macKey)
+        .update(Buffer.concat([Buffer.from([name.length]), name, envelope.subarray(0, -32)]))
+        .digest();
+      expect(tag.equals(envelope.subarray(-32))).to.equal(true);
+      expect(tag.equals(createHmac('sha256', KEY_A).update(envelope.subarray(0, -32)).digest())).to.equal(false);
+    });
+  });
+
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    describe(`when sealing ${label}`, () => {
+      const make = () => backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), now: () => NOW });
+
+      it('should write one base64url token without padding', () => {
+        expect(make().seal(DATA)).to.match(/^[A-Za-z0-9_-]+$/);
+      });
+
+      it('should lay out format, key id, serializer id and expiry in a 12-byte header', () => {
+        const backend = make();
+        const envelope = Buffer.from(backend.seal(DATA), 'base64url');
+        expect(envelope[0]).to.equal(mode === 'signed' ? 1 : 2);
+        const keyId = Buffer.from(hkdfSync('sha256', KEY_A, Buffer.alloc(0), 'koa-sealed-session/1 key-id', 4)).readUInt32BE(0);
+        expect(envelope.readUInt32BE(1)).to.equal(keyId);
+        expect(envelope[5]).to.equal(serializer().id);
+        expect(envelope.readUIntBE(6, 6)).to.equal(NOW + DAY);
+        const payload = serializer().serialize(DATA);
+        const overhead = mode === 'signed' ? 12 + 32 : 12 + 12 + 16;
+        expect(envelope.length).to.equal(payload.byteLength + overhead);
+      });
+
+      it(mode === 'signed' ? 'should carry the serialized bytes unchanged' : 'should not carry the serialized bytes', () => {
+        const envelope = Buffer.from(make().seal(DATA), 'base64url');
+        const payload = Buffer.from(serializer().serialize(DATA));
+        expect(envelope.includes(payload)).to.equal(mode === 'signed');
+        expect(envelope.includes(Buffer.from('ada'))).to.equal(mode === 'signed');
+      });
+
+      if (mode === 'private') {
+        it('should use a fresh nonce for every seal', () => {
+          const backend = make();
+          const nonces = new Set(Array.from({ length: 2000 }, () => Buffer.from(backend.seal(DATA), 'base64url').subarray(12, 24).toString('hex')));
+          expect(nonces.size).to.equal(2000);
+        });
+      }
+    });
+  }
+});

@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import request from 'supertest';
+import { BROWSER_SESSION_LIFETIME_MS, KeyRing } from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
+
+describe('expiry', () => {
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    describe(`when sealed ${label}`, () => {
+      it('should stop opening a copied cookie once maxAge has passed, even if the client keeps sending it', async () => {
+        const clock = manualClock();
+        const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), maxAge: 60_000, now: clock.now });
+        const server = await listen(appWith(backend));
+        const first = await request(server).get('/').expect(200, '0');
+        const token = cookieValue(first);
+        clock.advance(59_999);
+        await request(server).get('/').set('Cookie', `session=${token}`).expect(200, '1');
+        clock.advance(1);
+        await request(server).get('/').set('Cookie', `session=${token}`).expect(200, '0');
+        expect(backend.open(token)).to.equal(undefined);
+      });
+
+      it('should give a browser-session cookie no Expires but a sealed expiry of one day', async () => {
+        const clock = manualClock();
+        const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), maxAge: 'session', now: clock.now });
+        const server = await listen(appWith(backend));
+        const res = await request(server).get('/').expect(200);
+        const line = setCookieFor(res) ?? '';
+        expect(line).not.to.match(/Expires|Max-Age/i);
+        const token = cookieValue(res);
+        clock.advance(BROWSER_SESSION_LIFETIME_MS - 1);
+        expect(backend.open(token)).to.deep.equal({ counter: 1 });
+        clock.advance(1);
+        expect(backend.open(token)).to.equal(undefined);
+      });
+    });
+  }
+
+  it('should write Max-Age and Expires from maxAge, defaulting to one day', async () => {
+    const clock = manualClock(Date.UTC(2026, 0, 1));
+    const server = await listen(appWith(backendFor('signed', new KeyRing([KEY_A]), { now: clock.now })));
+    const line = setCookieFor(await request(server).get('/')) ?? '';
+    expect(line).to.contain('; Max-Age=86400; Expires=Fri, 02 Jan 2026 00:00:00 GMT');
+  });
+
+  it('should extend the sealed expiry when the session is renewed', async () => {
+    const clock = manualClock();
+    const backend = backendFor('private', new KeyRing([KEY_A]), { maxAge: 10_000, now: clock.now });
+    const server = await listen(
+      appWith(backend, (ctx) => {
+        if (ctx.query.renew === '1') ctx.session.renew();
+        ctx.body = String(ctx.session.get('counter') ?? 'none');
+      }),
+    );
+    const token = backend.seal({ counter: 3 });
+    clock.advance(9_000);
+    const renewed = cookieValue(await request(server).get('/?renew=1').set('Cookie', `session=${token}`).expect(200, '3'));
+    clock.advance(5_000);
+    expect(backend.open(token)).to.equal(undefined);
+    expect(backend.open(renewed)).to.deep.equal({ counter: 3 });
+  });
+});
