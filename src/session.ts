@@ -68,9 +68,7 @@ export class Session {
    * current one is not a change.
    * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` when `value` is not plain data.
    */
-  set<K extends Key>(key: K, value: SessionData[K]): void;
-  set(key: string, value: unknown): void;
-  set(key: string, value: unknown): void {
+  set<K extends string>(key: K, value: K extends Key ? SessionData[K] | undefined : unknown): void {
     this.#assertActive();
     checkKey(key);
     if (value === undefined) {

@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import {
+  CookieSessionBackend,
+  JsonSerializer,
+  KeyRing,
+  SessionError,
+  session,
+  type CookieSessionOptions,
+  type SessionBackend,
+} from '../src/index.js';
+import { KEY_A } from './helpers.js';
+
+const ring = new KeyRing([KEY_A]);
+
+function failure(fn: () => unknown): SessionError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(SessionError);
+    return err as SessionError;
+  }
+  expect.fail('expected a SessionError');
+}
+
+describe('option validation', () => {
+  describe('when CookieSessionBackend gets valid options', () => {
+    const valid: CookieSessionOptions[] = [
+      {},
+      { name: 'sid', path: '/app', domain: '.example.com', secure: true, httpOnly: false, sameSite: 'strict' },
+      { sameSite: 'none', secure: 'auto' },
+      { sameSite: false, maxAge: 'session' },
+      { maxAge: 1000 },
+      { name: '__Host-session', secure: true, path: '/' },
+      { name: '__Secure-session', secure: true, domain: 'example.com' },
+      { name: 'a'.repeat(96) },
+    ];
+    for (const options of valid) {
+      it(`should accept ${JSON.stringify(options)}`, () => {
+        expect(CookieSessionBackend.signed(ring, options).mode).to.equal('signed');
+        expect(CookieSessionBackend.private(ring, options).mode).to.equal('private');
+      });
+    }
+
+    it('should not change the options object the caller passed', () => {
+      const options = Object.freeze({ name: 'sid' });
+      const backend = CookieSessionBackend.signed(ring, options);
+      expect(options).to.deep.equal({ name: 'sid' });
+      expect(Object.isFrozen(backend.cookie)).to.equal(true);
+    });
+  });
+
+  describe('when CookieSessionBackend gets invalid options', () => {
+    const invalid: [string, unknown, RegExp][] = [
+      ['a name with a space', { name: 'my session' }, /option "name"/],
+      ['a name with "="', { name: 'a=b' }, /option "name"/],
+      ['an empty name', { name: '' }, /option "name"/],
+      ['a name of 97 characters', { name: 'a'.repeat(97) }, /option "name"/],
+      ['a path with ";"', { path: '/a;b' }, /option "path"/],
+      ['a path with a control character', { path: '/a\nb' }, /option "path"/],
+      ['a domain with a space', { domain: 'exa mple.com' }, /option "domain"/],
+      ['a domain with a port', { domain: 'example.com:80' }, /option "domain"/],
+      ['secure as a string', { secure: 'yes' }, /option "secure"/],
+      ['httpOnly as a string', { httpOnly: 'true' }, /option "httpOnly"/],
+      ['sameSite in capitals', { sameSite: 'Lax' }, /option "sameSite"/],
+      ["sameSite 'none' without secure", { sameSite: 'none', secure: false }, /option "secure"/],
+      ['a maxAge under one second', { maxAge: 999 }, /option "maxAge"/],
+      ['a fractional maxAge', { maxAge: 1500.5 }, /option "maxAge"/],
+      ['a maxAge over 400 days', { maxAge: 401 * 86_400_000 }, /option "maxAge"/],
+      ['a maxAge in seconds as a string', { maxAge: '3600' }, /option "maxAge"/],
+      ['a __Host- cookie that is not secure', { name: '__Host-s' }, /option "secure"/],
+      ['a __Host- cookie with a domain', { name: '__Host-s', secure: true, domain: 'example.com' }, /option "path"/],
+      ['a __Secure- cookie that is not secure', { name: '__Secure-s', secure: 'auto' }, /option "secure"/],
+      ['a serializer without methods', { serializer: { id: 3 } }, /option "serializer"/],
+      ['a serializer id of 0', { serializer: Object.assign(new JsonSerializer(), { id: 0 }) }, /option "serializer"/],
+      ['previousSerializers that is not an array', { previousSerializers: new JsonSerializer() }, /option "previousSerializers"/],
+      ['a clock that is not a function', { now: 5 }, /option "now"/],
+      ['a misspelt option', { samesite: 'lax' }, /unknown option "samesite". Did you mean "sameSite"\?/],
+      ['an unknown option', { signed: true }, /unknown option "signed"/],
+    ];
+    for (const [label, options, message] of invalid) {
+      it(`should refuse ${label} at construction`, () => {
+        const err = failure(() => CookieSessionBackend.signed(ring, options as CookieSessionOptions));
+        expect(err.code).to.equal('ERR_SESSION_INVALID_OPTION');
+        expect(err.message).to.match(message);
+      });
+    }
+
+    it('should refuse a key ring that is not a KeyRing', () => {
+      expect(failure(() => CookieSessionBackend.private([KEY_A] as unknown as KeyRing)).code).to.equal('ERR_SESSION_INVALID_KEY');
+    });
+  });
+
+  describe('when session() gets bad arguments', () => {
+    it('should refuse a missing or wrong backend', () => {
+      expect(failure(() => session(undefined as unknown as SessionBackend)).code).to.equal('ERR_SESSION_INVALID_OPTION');
+      expect(failure(() => session({} as SessionBackend)).code).to.equal('ERR_SESSION_INVALID_OPTION');
+    });
+
+    it('should refuse unknown or mistyped options', () => {
+      const backend = CookieSessionBackend.signed(ring);
+      expect(failure(() => session(backend, { rolling: true } as never)).message).to.match(/unknown option "rolling"/);
+      expect(failure(() => session(backend, { commitOnError: 'yes' } as never)).message).to.match(/commitOnError/);
+    });
+  });
+});
