@@ -11,6 +11,7 @@ import {
   type CookieAttributes,
 } from './cookie.js';
 import { OVERHEAD, cookieContext, open, seal, type SealMode } from './envelope.js';
+import { LAZY_ENTRIES, entryCodecOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
 import { KeyRing } from './key-ring.js';
@@ -76,6 +77,7 @@ export class CookieSessionBackend implements SessionBackend {
   readonly cookie: CookieAttributes;
   readonly #ring: KeyRing;
   readonly #serializer: Serializer;
+  readonly #codec: EntryCodec | undefined;
   readonly #readers: ReadonlyMap<number, Serializer>;
   readonly #context: Buffer;
   readonly #now: () => number;
@@ -102,6 +104,7 @@ export class CookieSessionBackend implements SessionBackend {
       readers.set(serializer.id, serializer);
     }
     this.#readers = readers;
+    this.#codec = entryCodecOf(this.#serializer);
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
     this.#now = now;
@@ -123,7 +126,8 @@ export class CookieSessionBackend implements SessionBackend {
    * expired, sealed with an unknown key or for another cookie name or mode, or undecodable.
    */
   open(value: string): SessionRecord | undefined {
-    return this.#open(value, this.#now())?.data;
+    const unsealed = this.#unseal(value, this.#now());
+    return unsealed === undefined ? undefined : deserialize(unsealed.serializer, unsealed.payload);
   }
 
   /** The middleware's entry point (see {@link SessionBackend}): reads the clock, nothing else, until used. */
@@ -136,12 +140,12 @@ export class CookieSessionBackend implements SessionBackend {
         const value = readCookie(ctx.request.headers.cookie, cookie.name);
         if (value === undefined) return undefined;
         hadCookie = true;
-        return this.#open(value, now);
+        return this.#read(value, now);
       },
       write: (change: SessionWrite) => {
         if (change.status === 'purged' && !hadCookie) return;
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookie alone.
-        const value = change.status === 'purged' ? undefined : this.#seal(change.data, now);
+        const value = change.status === 'purged' ? undefined : this.#sealWrite(change, now);
         if (ctx.headerSent) {
           throw new SessionError(
             'ERR_SESSION_HEADERS_SENT',
@@ -156,16 +160,30 @@ export class CookieSessionBackend implements SessionBackend {
     };
   }
 
-  #seal(data: SessionRecord, now: number): string {
-    const payload = serialize(this.#serializer, data);
-    const sealedBytes = OVERHEAD[this.mode] + payload.byteLength;
-    const size = Math.ceil((sealedBytes * 4) / 3);
-    if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(this.#serializer, data, size);
-    const envelope = seal(this.mode, this.#ring, this.#context, this.#serializer.id, now + this.cookie.lifetime, payload);
-    return envelope.toString('base64url');
+  /** A request's session: its top-level values stay encoded until read, when the serializer allows it. */
+  #read(value: string, now: number): StoredSession | undefined {
+    const unsealed = this.#unseal(value, now);
+    if (unsealed === undefined) return undefined;
+    const { serializer, payload, stale } = unsealed;
+    const codec = serializer === this.#serializer ? this.#codec : undefined;
+    const entries = codec?.split(payload);
+    if (codec !== undefined && entries !== undefined) {
+      let data: SessionRecord | undefined;
+      const stored: WithLazyEntries<StoredSession> = {
+        get data() {
+          return (data ??= Object.fromEntries([...entries].map(([key, raw]) => [key, codec.decode(raw)])));
+        },
+        stale,
+        [LAZY_ENTRIES]: { codec, entries },
+      };
+      return stored;
+    }
+    const data = deserialize(serializer, payload);
+    return data === undefined ? undefined : { data, stale };
   }
 
-  #open(value: string, now: number): StoredSession | undefined {
+  /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
+  #unseal(value: string, now: number): { payload: Uint8Array; serializer: Serializer; stale: boolean } | undefined {
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
     const envelope = Buffer.from(value, 'base64url');
     // Node's decoder skips stray characters and accepts both base64 alphabets: only the canonical text opens.
@@ -174,14 +192,31 @@ export class CookieSessionBackend implements SessionBackend {
     if (opened === undefined || opened.expiresAt <= now) return undefined;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
-    let data: unknown;
-    try {
-      data = serializer.deserialize(opened.payload);
-    } catch {
-      return undefined;
-    }
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
-    return { data: data as SessionRecord, stale: opened.retiredKey || serializer !== this.#serializer };
+    return { payload: opened.payload, serializer, stale: opened.retiredKey || serializer !== this.#serializer };
+  }
+
+  #seal(data: SessionRecord, now: number): string {
+    const serializer = this.#serializer;
+    const entrySize = (key: string) => serializer.serialize({ [key]: data[key] }).byteLength;
+    const payload = encode(serializer.name, () => serializer.serialize(data), Object.keys(data), entrySize);
+    return this.#sealPayload(payload, now, Object.keys(data), entrySize);
+  }
+
+  /** Seals what the middleware asks to write, copying untouched values as they were encoded. */
+  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number): string {
+    const lazy = change[LAZY_ENTRIES];
+    if (lazy === undefined || lazy.codec !== this.#codec) return this.#seal(change.data, now);
+    const { codec, entries } = lazy;
+    const entrySize = (key: string) => codec.entrySize(key, entries.get(key));
+    const payload = encode(this.#serializer.name, () => codec.join(entries), [...entries.keys()], entrySize);
+    return this.#sealPayload(payload, now, [...entries.keys()], entrySize);
+  }
+
+  #sealPayload(payload: Uint8Array, now: number, keys: readonly string[], entrySize: (key: string) => number): string {
+    const size = Math.ceil(((OVERHEAD[this.mode] + payload.byteLength) * 4) / 3);
+    if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
+    const envelope = seal(this.mode, this.#ring, this.#context, this.#serializer.id, now + this.cookie.lifetime, payload);
+    return envelope.toString('base64url');
   }
 }
 
@@ -201,34 +236,43 @@ function checkSerializer(where: string, option: string, serializer: unknown): Se
   return candidate as Serializer;
 }
 
-function serialize(serializer: Serializer, data: SessionRecord): Uint8Array {
+function deserialize(serializer: Serializer, payload: Uint8Array): SessionRecord | undefined {
+  let data: unknown;
   try {
-    return serializer.serialize(data);
+    data = serializer.deserialize(payload);
+  } catch {
+    return undefined;
+  }
+  return typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as SessionRecord) : undefined;
+}
+
+/** Runs an encoder; on failure, names the first key whose value cannot be encoded. */
+function encode(serializerName: string, run: () => Uint8Array, keys: readonly string[], entrySize: (key: string) => number): Uint8Array {
+  try {
+    return run();
   } catch (cause) {
-    const culprit = Object.keys(data).find((key) => !canSerialize(serializer, key, data[key]));
+    const culprit = keys.find((key) => {
+      try {
+        entrySize(key);
+        return false;
+      } catch {
+        return true;
+      }
+    });
     const where = culprit === undefined ? 'a value' : `the value at "${culprit}"`;
     // The cause's message may quote session data, so it stays in `cause` and out of this message.
     throw new SessionError(
       'ERR_SESSION_SERIALIZE',
-      `The session could not be serialized with ${serializer.name}: ${where} is not supported by it ` +
+      `The session could not be serialized with ${serializerName}: ${where} is not supported by it ` +
         '(see err.cause). Store only the types that serializer documents.',
       { cause },
     );
   }
 }
 
-function canSerialize(serializer: Serializer, key: string, value: unknown): boolean {
-  try {
-    serializer.serialize({ [key]: value });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tooLarge(serializer: Serializer, data: SessionRecord, size: number): SessionError {
-  const largest = Object.keys(data)
-    .map((key) => ({ key, bytes: serializer.serialize({ [key]: data[key] }).byteLength }))
+function tooLarge(size: number, keys: readonly string[], entrySize: (key: string) => number): SessionError {
+  const largest = keys
+    .map((key) => ({ key, bytes: entrySize(key) }))
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, 3)
     .map(({ key, bytes }) => `"${key}" (${bytes} bytes)`);

@@ -1,3 +1,4 @@
+import { ENTRY_CODEC, RawValue, type EntryCodec } from './entries.js';
 import type { SessionRecord, Serializer } from './serializer.js';
 
 /**
@@ -16,10 +17,108 @@ export class JsonSerializer implements Serializer {
 
   deserialize(bytes: Uint8Array): SessionRecord {
     // JSON.parse defines "__proto__" as an own data property, so no prototype can be set from a payload.
-    const data: unknown = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    const data: unknown = JSON.parse(text(bytes));
     if (typeof data !== 'object' || data === null || Array.isArray(data)) {
       throw new TypeError('A JSON session payload must be an object.');
     }
     return data as SessionRecord;
+  }
+
+  readonly [ENTRY_CODEC]: EntryCodec = {
+    split: (payload) => {
+      const bounds = splitObject(payload);
+      if (bounds === undefined) return undefined;
+      const entries = new Map<string, RawValue>();
+      for (let i = 0; i < bounds.length; i += 3) {
+        const keyStart = bounds[i] as number;
+        const valueStart = bounds[i + 1] as number;
+        const keyBytes = payload.subarray(keyStart, valueStart - 1);
+        // A key without escapes is its bytes between the quotes; JSON.parse reads the rest.
+        const key = keyBytes.includes(0x5c) ? (JSON.parse(text(keyBytes)) as string) : text(keyBytes.subarray(1, -1));
+        entries.set(key, new RawValue(keyBytes, payload.subarray(valueStart, bounds[i + 2]), false));
+      }
+      return entries;
+    },
+    decode: (raw) => JSON.parse(text(raw.bytes)) as unknown,
+    join: (entries) => {
+      const parts: Uint8Array[] = [];
+      for (const [key, value] of entries) {
+        parts.push(parts.length === 0 ? OPEN : COMMA);
+        if (value instanceof RawValue) parts.push(value.key, COLON, value.bytes);
+        else parts.push(Buffer.from(`${JSON.stringify(key)}:${JSON.stringify(value)}`, 'utf8'));
+      }
+      parts.push(parts.length === 0 ? EMPTY : CLOSE);
+      return Buffer.concat(parts);
+    },
+    entrySize: (key, value) =>
+      value instanceof RawValue
+        ? value.key.byteLength + value.bytes.byteLength + 2
+        : Buffer.byteLength(`${JSON.stringify(key)}:${JSON.stringify(value)},`),
+  };
+}
+
+const OPEN = Buffer.from('{');
+const COMMA = Buffer.from(',');
+const COLON = Buffer.from(':');
+const CLOSE = Buffer.from('}');
+const EMPTY = Buffer.from('{}');
+
+function text(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Finds the top-level entries of compact JSON text (as `JSON.stringify` writes it) without parsing the values:
+ * `[keyStart, valueStart, valueEnd, ...]`, or `undefined` when the text is not a compact object, so that the
+ * caller falls back to `JSON.parse`. Linear in the text; brackets inside strings are skipped.
+ */
+function splitObject(b: Uint8Array): number[] | undefined {
+  const end = b.length;
+  if (end < 2 || b[0] !== 0x7b || b[end - 1] !== 0x7d) return undefined;
+  const bounds: number[] = [];
+  let i = 1;
+  if (end === 2) return bounds;
+  for (;;) {
+    if (b[i] !== QUOTE) return undefined;
+    const keyStart = i;
+    i = afterString(b, i + 1);
+    if (i < 0 || b[i] !== 0x3a) return undefined;
+    const valueStart = ++i;
+    let depth = 0;
+    for (;;) {
+      const c = b[i];
+      if (c === undefined) return undefined;
+      if (c === QUOTE) {
+        i = afterString(b, i + 1);
+        if (i < 0) return undefined;
+        continue;
+      }
+      if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        if (depth === 0) {
+          if (c === 0x5d) return undefined;
+          break;
+        }
+        depth--;
+      } else if (c === 0x2c && depth === 0) break;
+      i++;
+    }
+    if (i === valueStart) return undefined;
+    bounds.push(keyStart, valueStart, i);
+    if (b[i] === 0x7d) return i + 1 === end ? bounds : undefined;
+    i++;
+  }
+}
+
+/** Index just past the closing quote of a string whose content starts at `i`, or -1. */
+function afterString(b: Uint8Array, i: number): number {
+  for (;;) {
+    const c = b[i];
+    if (c === QUOTE) return i + 1;
+    if (c === undefined) return -1;
+    i += c === BACKSLASH ? 2 : 1;
   }
 }

@@ -1,4 +1,5 @@
 import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
+import { LAZY_ENTRIES, RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
 import { copyValue, define } from './value.js';
@@ -25,10 +26,12 @@ let finishSession: (session: Session, stale: boolean) => SessionWrite | undefine
  * The session of one request, at `ctx.session`.
  *
  * Values are copies: `get` returns a copy and `set` stores one, so mutating an object you got or set changes
- * nothing until you call `set` again. Only plain data is stored (see {@link copyValue}).
+ * nothing until you call `set` again. Only plain data is stored (see the README's value table).
  */
 export class Session {
-  readonly #data = new Map<string, unknown>();
+  // Values are plain data the session owns, or RawValues: still encoded, decoded afresh on every read.
+  readonly #data: Map<string, unknown>;
+  readonly #codec: EntryCodec | undefined;
   readonly #isNew: boolean;
   #status: SessionStatus = 'unchanged';
   #active = true;
@@ -36,7 +39,10 @@ export class Session {
   /** @param stored - What the backend found for this request; `undefined` starts a new, empty session. */
   constructor(stored?: StoredSession) {
     this.#isNew = stored === undefined;
-    if (stored !== undefined) {
+    const lazy = (stored as WithLazyEntries<StoredSession> | undefined)?.[LAZY_ENTRIES];
+    this.#codec = lazy?.codec;
+    this.#data = new Map(lazy?.entries);
+    if (stored !== undefined && lazy === undefined) {
       for (const key of Object.keys(stored.data)) this.#data.set(key, stored.data[key]);
     }
   }
@@ -60,7 +66,9 @@ export class Session {
   get<K extends Key>(key: K): SessionData[K] | undefined;
   get<T = unknown>(key: string): T | undefined;
   get(key: string): unknown {
-    return this.#data.has(key) ? copyValue(this.#data.get(key)) : undefined;
+    const value = this.#data.get(key);
+    if (value === undefined) return undefined;
+    return value instanceof RawValue ? this.#decode(value) : copyValue(value, key);
   }
 
   /**
@@ -76,8 +84,9 @@ export class Session {
       return;
     }
     const stored = copyValue(value, key);
-    if (this.#data.has(key) && (typeof stored !== 'object' || stored === null) && Object.is(this.#data.get(key), stored)) {
-      return;
+    const current = this.#data.get(key);
+    if (current !== undefined && (typeof stored !== 'object' || stored === null)) {
+      if (Object.is(current instanceof RawValue ? this.#decode(current) : current, stored)) return;
     }
     this.#data.set(key, stored);
     this.#touch();
@@ -130,18 +139,23 @@ export class Session {
 
   /** `[key, value]` pairs, in insertion order; each value is a copy. */
   *entries(): IterableIterator<[string, unknown]> {
-    for (const [key, value] of this.#data) yield [key, copyValue(value)];
+    for (const key of this.#data.keys()) yield [key, this.get(key)];
   }
 
   /** A copy of the data as a plain object. */
   toJSON(): SessionRecord {
-    return copyValue(this.#record()) as SessionRecord;
+    const record: SessionRecord = {};
+    for (const key of this.#data.keys()) define(record, key, this.get(key));
+    return record;
   }
 
-  #record(): SessionRecord {
-    const record: SessionRecord = {};
-    for (const [key, value] of this.#data) define(record, key, value);
-    return record;
+  #decode(raw: RawValue): unknown {
+    try {
+      return (this.#codec as EntryCodec).decode(raw);
+    } catch {
+      // Only bytes that passed authentication get here, so this means a serializer bug, not an attack.
+      return undefined;
+    }
   }
 
   #touch(): void {
@@ -164,7 +178,21 @@ export class Session {
     finishSession = (session, stale) => {
       session.#active = false;
       if (session.#status === 'unchanged' && !stale) return undefined;
-      return { status: session.#status, data: session.#record(), isNew: session.#isNew };
+      let data: SessionRecord | undefined;
+      const write: WithLazyEntries<SessionWrite> = {
+        status: session.#status,
+        isNew: session.#isNew,
+        // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
+        get data() {
+          if (data === undefined) {
+            data = {};
+            for (const [key, value] of session.#data) define(data, key, value instanceof RawValue ? session.#decode(value) : value);
+          }
+          return data;
+        },
+        [LAZY_ENTRIES]: session.#codec === undefined ? undefined : { codec: session.#codec, entries: session.#data },
+      };
+      return write;
     };
   }
 }

@@ -1,16 +1,49 @@
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
-import { JsonSerializer, KeyRing, SessionError, session, type SessionRecord } from '../src/index.js';
+import {
+  JsonSerializer,
+  KeyRing,
+  SessionError,
+  session,
+  type SessionBackend,
+  type SessionRecord,
+  type SessionWrite,
+  type Serializer,
+} from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, setCookieFor, setCookies } from './helpers.js';
 
 /** JSON, counting how often it decodes: a request that does not touch its session must not decode. */
-class CountingSerializer extends JsonSerializer {
+class CountingSerializer implements Serializer {
+  readonly id = 1;
+  readonly name = 'counting json';
+  readonly #json = new JsonSerializer();
   decoded = 0;
-  override deserialize(bytes: Uint8Array): SessionRecord {
-    this.decoded++;
-    return super.deserialize(bytes);
+  serialize(data: SessionRecord): Uint8Array {
+    return this.#json.serialize(data);
   }
+  deserialize(bytes: Uint8Array): SessionRecord {
+    this.decoded++;
+    return this.#json.deserialize(bytes);
+  }
+}
+
+/** Counts how often the middleware asks the backend to open the request's cookie. */
+function countingReads(backend: SessionBackend): SessionBackend & { reads: number } {
+  const counting = {
+    reads: 0,
+    async load(ctx: Koa.Context) {
+      const handle = await backend.load(ctx);
+      return {
+        read: () => {
+          counting.reads++;
+          return handle.read();
+        },
+        write: (change: SessionWrite) => handle.write(change),
+      };
+    },
+  };
+  return counting;
 }
 
 describe('the Set-Cookie header', () => {
@@ -92,6 +125,18 @@ describe('the Set-Cookie header', () => {
     await request(server).get('/read').set('Cookie', `session=${token}`).expect(200, '2');
     expect(serializer.decoded).to.equal(1);
   });
+
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    it(`should not open the cookie of a request that does not touch the session (${label})`, async () => {
+      const backend = countingReads(backendFor(mode, ring, { serializer: serializer() }));
+      const token = backendFor(mode, ring, { serializer: serializer() }).seal({ counter: 2 });
+      const server = await listen(appWith(backend, (ctx) => void (ctx.body = ctx.path === '/read' ? String(ctx.session.get('counter')) : 'hi')));
+      await request(server).get('/').set('Cookie', `session=${token}`).expect(200, 'hi');
+      expect(backend.reads).to.equal(0);
+      await request(server).get('/read').set('Cookie', `session=${token}`).expect(200, '2');
+      expect(backend.reads).to.equal(1);
+    });
+  }
 
   describe('attributes', () => {
     const line = async (app: Koa, headers: Record<string, string> = {}) =>
