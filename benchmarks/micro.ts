@@ -66,17 +66,18 @@ function requestCase(label: string, codec: ReturnType<typeof ours>, value: strin
   const next = async (ctx: Context) => {
     ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
   };
+  // Koa's contexts inherit from the app's context prototype; so does this stand-in.
+  const contextPrototype = { headerSent: false, secure: false };
   return {
     name: `${label} request`,
     async: true,
     run: async () => {
       const headers = new Map<string, unknown>();
-      const ctx = {
+      const ctx = Object.create(contextPrototype) as Context;
+      Object.assign(ctx, {
         request: { headers: { cookie } },
         res: { getHeader: (name: string) => headers.get(name.toLowerCase()), setHeader: (name: string, v: unknown) => headers.set(name.toLowerCase(), v) },
-        headerSent: false,
-        secure: false,
-      } as unknown as Context;
+      });
       await middleware(ctx, () => next(ctx));
       return headers.get('set-cookie');
     },

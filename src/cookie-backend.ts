@@ -183,7 +183,7 @@ export class CookieSessionBackend implements SessionBackend {
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
-  #unseal(value: string, now: number): { payload: Uint8Array; serializer: Serializer; stale: boolean } | undefined {
+  #unseal(value: string, now: number): { payload: Buffer; serializer: Serializer; stale: boolean } | undefined {
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
     const envelope = Buffer.from(value, 'base64url');
     // Node's decoder skips stray characters and accepts both base64 alphabets: only the canonical text opens.

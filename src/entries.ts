@@ -2,14 +2,17 @@
 // untouched ones as they were, so a request pays decoding and encoding only for the keys it reads or writes.
 // Internal: nothing here is exported from the package; custom serializers and backends see plain records.
 
-/** One top-level value still in its serialized form, with its key as the serializer wrote it. */
+/**
+ * One top-level entry still in its serialized form: offsets into the payload it came from, so that splitting
+ * a payload allocates no buffers. `source[keyStart, valueEnd)` is the whole entry, key then value.
+ */
 export class RawValue {
   constructor(
-    /** The key, encoded (quotes or a string header included), to write it back unchanged. */
-    readonly key: Uint8Array,
-    /** The value, encoded. */
-    readonly bytes: Uint8Array,
-    /** Set when this value needs the serializer's careful decoding (it holds a "__proto__" key, say). */
+    readonly source: Buffer,
+    readonly keyStart: number,
+    readonly valueStart: number,
+    readonly valueEnd: number,
+    /** Set when the value needs the serializer's careful decoding (it holds a "__proto__" key, say). */
     readonly careful: boolean,
   ) {}
 }
@@ -17,11 +20,11 @@ export class RawValue {
 /** What a serializer offers for lazy entries, beside its whole-payload `serialize` and `deserialize`. */
 export interface EntryCodec {
   /** The payload's top-level entries, values undecoded; `undefined` when this payload cannot be split. */
-  split(payload: Uint8Array): Map<string, RawValue> | undefined;
+  split(payload: Buffer): Map<string, RawValue> | undefined;
   /** One value, decoded into fresh plain data. Throws on bytes it did not write. */
   decode(raw: RawValue): unknown;
   /** A whole payload from entries, each either encoded already or a plain value to encode. */
-  join(entries: ReadonlyMap<string, unknown>): Uint8Array;
+  join(entries: ReadonlyMap<string, unknown>): Buffer;
   /** Bytes one entry takes in a payload; for the size-limit message. */
   entrySize(key: string, value: unknown): number;
 }
@@ -43,4 +46,61 @@ export interface LazyEntries {
 
 export function entryCodecOf(serializer: object): EntryCodec | undefined {
   return (serializer as { [ENTRY_CODEC]?: EntryCodec })[ENTRY_CODEC];
+}
+
+/** How a format lays entries out in its top-level map. */
+export interface EntryLayout {
+  readonly head: Buffer;
+  readonly tail: Buffer;
+  /** Byte written between two entries, or -1 for none. */
+  readonly separator: number;
+  /** One new entry, key and value, encoded. */
+  encode(key: string, value: unknown): Buffer;
+}
+
+/**
+ * Writes entries into one payload. Untouched entries that were neighbours in the payload they came from are
+ * copied as one run, so a request that changed one key of ten copies two or three ranges.
+ */
+export function joinEntries(entries: ReadonlyMap<string, unknown>, layout: EntryLayout): Buffer {
+  const sources: Buffer[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const gap = layout.separator < 0 ? 0 : 1;
+  let size = layout.head.length + layout.tail.length;
+  for (const [key, value] of entries) {
+    const last = sources.length - 1;
+    if (value instanceof RawValue) {
+      if (last >= 0 && sources[last] === value.source && (ends[last] as number) + gap === value.keyStart) {
+        size += value.valueEnd - (ends[last] as number);
+        ends[last] = value.valueEnd;
+        continue;
+      }
+      sources.push(value.source);
+      starts.push(value.keyStart);
+      ends.push(value.valueEnd);
+      size += value.valueEnd - value.keyStart;
+    } else {
+      const bytes = layout.encode(key, value);
+      sources.push(bytes);
+      starts.push(0);
+      ends.push(bytes.length);
+      size += bytes.length;
+    }
+    if (last >= 0) size += gap;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = layout.head.copy(out, 0);
+  for (let i = 0; i < sources.length; i++) {
+    if (i > 0 && gap === 1) out[at++] = layout.separator;
+    at += (sources[i] as Buffer).copy(out, at, starts[i], ends[i]);
+  }
+  layout.tail.copy(out, at);
+  return out;
+}
+
+/** Bytes an entry takes, separator included. */
+export function entrySize(key: string, value: unknown, layout: EntryLayout): number {
+  const gap = layout.separator < 0 ? 0 : 1;
+  return (value instanceof RawValue ? value.valueEnd - value.keyStart : layout.encode(key, value).length) + gap;
 }

@@ -36,7 +36,7 @@ const MAX_EXPIRES = 2 ** 48 - 1;
 export interface Opened {
   readonly serializerId: number;
   readonly expiresAt: number;
-  readonly payload: Uint8Array;
+  readonly payload: Buffer;
   /** The key that opened it is no longer the newest: the cookie should be sealed again. */
   readonly retiredKey: boolean;
 }
@@ -86,7 +86,7 @@ export function open(mode: SealMode, ring: KeyRing, context: Uint8Array, envelop
   const key = findKey(ring, envelope.readUInt32BE(1));
   if (key === undefined) return undefined;
   const header = envelope.subarray(0, HEADER_BYTES);
-  let payload: Uint8Array;
+  let payload: Buffer;
   if (mode === 'signed') {
     const tagAt = envelope.byteLength - MAC_BYTES;
     const expected = mac(key, context, envelope.subarray(0, tagAt));

@@ -1,4 +1,4 @@
-import { ENTRY_CODEC, RawValue, type EntryCodec } from './entries.js';
+import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
 import type { SessionRecord, Serializer } from './serializer.js';
 
 /**
@@ -32,36 +32,27 @@ export class JsonSerializer implements Serializer {
       for (let i = 0; i < bounds.length; i += 3) {
         const keyStart = bounds[i] as number;
         const valueStart = bounds[i + 1] as number;
-        const keyBytes = payload.subarray(keyStart, valueStart - 1);
+        const keyEnd = valueStart - 1; // the colon
         // A key without escapes is its bytes between the quotes; JSON.parse reads the rest.
-        const key = keyBytes.includes(0x5c) ? (JSON.parse(text(keyBytes)) as string) : text(keyBytes.subarray(1, -1));
-        entries.set(key, new RawValue(keyBytes, payload.subarray(valueStart, bounds[i + 2]), false));
+        const key = hasEscape(payload, keyStart, keyEnd)
+          ? (JSON.parse(payload.toString('utf8', keyStart, keyEnd)) as string)
+          : payload.toString('utf8', keyStart + 1, keyEnd - 1);
+        entries.set(key, new RawValue(payload, keyStart, valueStart, bounds[i + 2] as number, false));
       }
       return entries;
     },
-    decode: (raw) => JSON.parse(text(raw.bytes)) as unknown,
-    join: (entries) => {
-      const parts: Uint8Array[] = [];
-      for (const [key, value] of entries) {
-        parts.push(parts.length === 0 ? OPEN : COMMA);
-        if (value instanceof RawValue) parts.push(value.key, COLON, value.bytes);
-        else parts.push(Buffer.from(`${JSON.stringify(key)}:${JSON.stringify(value)}`, 'utf8'));
-      }
-      parts.push(parts.length === 0 ? EMPTY : CLOSE);
-      return Buffer.concat(parts);
-    },
-    entrySize: (key, value) =>
-      value instanceof RawValue
-        ? value.key.byteLength + value.bytes.byteLength + 2
-        : Buffer.byteLength(`${JSON.stringify(key)}:${JSON.stringify(value)},`),
+    decode: (raw) => JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown,
+    join: (entries) => joinEntries(entries, LAYOUT),
+    entrySize: (key, value) => entrySize(key, value, LAYOUT),
   };
 }
 
-const OPEN = Buffer.from('{');
-const COMMA = Buffer.from(',');
-const COLON = Buffer.from(':');
-const CLOSE = Buffer.from('}');
-const EMPTY = Buffer.from('{}');
+const LAYOUT: EntryLayout = {
+  head: Buffer.from('{'),
+  tail: Buffer.from('}'),
+  separator: 0x2c,
+  encode: (key, value) => Buffer.from(`${JSON.stringify(key)}:${JSON.stringify(value)}`, 'utf8'),
+};
 
 function text(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
@@ -111,6 +102,11 @@ function splitObject(b: Uint8Array): number[] | undefined {
     if (b[i] === 0x7d) return i + 1 === end ? bounds : undefined;
     i++;
   }
+}
+
+function hasEscape(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] === BACKSLASH) return true;
+  return false;
 }
 
 /** Index just past the closing quote of a string whose content starts at `i`, or -1. */

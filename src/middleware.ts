@@ -50,19 +50,12 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
   if (typeof commitOnError !== 'boolean') throw invalidOption('session', 'commitOnError', 'a boolean');
 
   return async function sessionMiddleware(ctx: Context, next: Next): Promise<void> {
-    const lifecycle = new Lifecycle(await backend.load(ctx));
-    Object.defineProperty(ctx, 'session', {
-      configurable: true,
-      enumerable: true,
-      get: () => lifecycle.session,
-      set: () => {
-        throw new SessionError(
-          'ERR_SESSION_ASSIGNMENT',
-          'ctx.session cannot be replaced. Use ctx.session.set() and remove() to change it, clear() to empty it, ' +
-            'or purge() to end it.',
-        );
-      },
-    });
+    const handle = backend.load(ctx);
+    const lifecycle = new Lifecycle(handle instanceof Promise ? await handle : handle);
+    // Koa's contexts share their app's prototype; a bare object (a test's stand-in) gets the accessor itself.
+    const proto = Object.getPrototypeOf(ctx) as object | null;
+    installAccessor(proto === null || proto === Object.prototype ? ctx : proto);
+    (ctx as unknown as Record<symbol, Lifecycle>)[LIFECYCLE] = lifecycle;
     try {
       await next();
     } catch (err) {
@@ -77,6 +70,32 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
     }
     await lifecycle.commit();
   };
+}
+
+const LIFECYCLE = Symbol('koa-sealed-session.lifecycle');
+const withAccessor = new WeakSet<object>();
+
+/**
+ * Defines `ctx.session` once on the app's context prototype, reading the request's own lifecycle: cheaper per
+ * request than defining a property on every context.
+ */
+function installAccessor(target: object): void {
+  if (withAccessor.has(target)) return;
+  withAccessor.add(target);
+  Object.defineProperty(target, 'session', {
+    configurable: true,
+    enumerable: true,
+    get(this: Record<symbol, Lifecycle | undefined>) {
+      return this[LIFECYCLE]?.session;
+    },
+    set() {
+      throw new SessionError(
+        'ERR_SESSION_ASSIGNMENT',
+        'ctx.session cannot be replaced. Use ctx.session.set() and remove() to change it, clear() to empty it, ' +
+          'or purge() to end it.',
+      );
+    },
+  });
 }
 
 /** One request's session from load to commit, apart from the user-facing {@link Session}. */

@@ -52,29 +52,45 @@ export function scanMsgpack(b: Uint8Array): Scan | undefined {
   let protoKey = false;
   for (let i = 0; i < count; i++) {
     const keyStart = pos;
-    const key = readStringHeader(b, pos);
-    if (key === undefined) return undefined;
-    const keyText = key.start;
-    pos = key.start + key.length;
+    const keyText = readStringHeader(b, pos);
+    if (keyText < 0) return undefined;
+    pos = keyText + stringLength;
     if (pos > end) return undefined;
-    if (key.length === 9 && isProto(b, keyText)) protoKey = true;
+    if (stringLength === 9 && isProto(b, keyText)) protoKey = true;
     const valueStart = pos;
-    const skipped = skipValue(b, pos);
-    if (skipped === undefined) return undefined;
-    pos = skipped.end;
-    entries.push({ keyStart, keyText, valueStart, valueEnd: pos, protoInside: skipped.proto });
+    protoSeen = false;
+    pos = skipValue(b, pos);
+    if (pos < 0) return undefined;
+    entries.push({ keyStart, keyText, valueStart, valueEnd: pos, protoInside: protoSeen });
   }
   return pos === end ? { entries, protoKey } : undefined;
 }
 
-function readStringHeader(b: Uint8Array, pos: number): { start: number; length: number } | undefined {
+// Scratch results of the readers below, instead of an object per token: the scan is on every request's path.
+let stringLength = 0;
+let protoSeen = false;
+
+/** Start of the UTF-8 bytes of the string at `pos` (its length in `stringLength`), or -1 if none is there. */
+function readStringHeader(b: Uint8Array, pos: number): number {
   const c = b[pos];
-  if (c === undefined) return undefined;
-  if (c >= 0xa0 && c <= 0xbf) return { start: pos + 1, length: c & 0x1f };
-  if (c === 0xd9 && pos + 1 < b.length) return { start: pos + 2, length: b[pos + 1] as number };
-  if (c === 0xda && pos + 2 < b.length) return { start: pos + 3, length: uint(b, pos + 1, 2) };
-  if (c === 0xdb && pos + 4 < b.length) return { start: pos + 5, length: uint(b, pos + 1, 4) };
-  return undefined;
+  if (c === undefined) return -1;
+  if (c >= 0xa0 && c <= 0xbf) {
+    stringLength = c & 0x1f;
+    return pos + 1;
+  }
+  if (c === 0xd9 && pos + 1 < b.length) {
+    stringLength = b[pos + 1] as number;
+    return pos + 2;
+  }
+  if (c === 0xda && pos + 2 < b.length) {
+    stringLength = uint(b, pos + 1, 2);
+    return pos + 3;
+  }
+  if (c === 0xdb && pos + 4 < b.length) {
+    stringLength = uint(b, pos + 1, 4);
+    return pos + 5;
+  }
+  return -1;
 }
 
 function uint(b: Uint8Array, at: number, bytes: number): number {
@@ -83,57 +99,63 @@ function uint(b: Uint8Array, at: number, bytes: number): number {
   return value;
 }
 
-// Bytes that follow a fixed-size token: floats and integers.
-const FIXED_SIZE: Record<number, number> = { 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8 };
+// Bytes that follow a scalar token whose first byte gives its size (fixints, nil, booleans, fixstr, numbers);
+// COMPLEX for containers, variable-length and extension tokens, and tokens that are refused.
+const COMPLEX = 255;
+const SKIP = new Uint8Array(256).fill(COMPLEX);
+for (let c = 0x00; c <= 0x7f; c++) SKIP[c] = 0;
+for (let c = 0xe0; c <= 0xff; c++) SKIP[c] = 0;
+for (let c = 0xa0; c <= 0xbf; c++) SKIP[c] = c & 0x1f;
+for (const [token, size] of [[0xc0, 0], [0xc2, 0], [0xc3, 0], [0xca, 4], [0xcb, 8], [0xcc, 1], [0xcd, 2], [0xce, 4], [0xcf, 8], [0xd0, 1], [0xd1, 2], [0xd2, 4], [0xd3, 8]] as const) {
+  SKIP[token] = size;
+}
 
-/** Skips one value; returns where it ends and whether a map inside it has a "__proto__" key. */
-function skipValue(b: Uint8Array, start: number): { end: number; proto: boolean } | undefined {
+// Items still to read at each open level, doubled for maps (an even count in a map means a key is next).
+// Reused across calls: the scan is synchronous and never re-entered.
+const left = new Int32Array(MAX_VALUE_DEPTH + 2);
+const isMap = new Uint8Array(MAX_VALUE_DEPTH + 2);
+
+/** Skips one value: returns where it ends, or -1; sets `protoSeen` when a map inside has a "__proto__" key. */
+function skipValue(b: Uint8Array, start: number): number {
   const end = b.length;
-  // Items still to read at each open level; for maps twice the entries, so an even count means a key is next.
-  const left: number[] = [1];
-  const isMap: boolean[] = [false];
-  let proto = false;
+  let top = 0;
+  left[0] = 1;
+  isMap[0] = 0;
   let pos = start;
-  while (left.length > 0) {
-    const top = left.length - 1;
+  while (top >= 0) {
     const remaining = left[top] as number;
     if (remaining === 0) {
-      left.pop();
-      isMap.pop();
+      top--;
       continue;
     }
-    const keyNext = (isMap[top] as boolean) && remaining % 2 === 0;
     left[top] = remaining - 1;
-    if (pos >= end) return undefined;
-    const c = b[pos] as number;
-    if (keyNext) {
-      const key = readStringHeader(b, pos);
-      if (key === undefined) return undefined;
-      if (key.length === 9 && isProto(b, key.start)) proto = true;
-      pos = key.start + key.length;
-      if (pos > end) return undefined;
+    if (pos >= end) return -1;
+    if (isMap[top] === 1 && (remaining & 1) === 0) {
+      const text = readStringHeader(b, pos);
+      if (text < 0) return -1;
+      if (stringLength === 9 && isProto(b, text)) protoSeen = true;
+      pos = text + stringLength;
       continue;
     }
-    pos++;
+    const c = b[pos++] as number;
+    const skip = SKIP[c] as number;
+    if (skip !== COMPLEX) {
+      // Most tokens: a scalar whose size the first byte tells.
+      pos += skip;
+      continue;
+    }
     let items = -1;
-    let map = false;
-    if (c <= 0x7f || c >= 0xe0 || c === 0xc0 || c === 0xc2 || c === 0xc3) {
-      // fixints, nil, false, true: nothing follows
-    } else if (c <= 0x8f) {
+    let map = 0;
+    if (c >= 0x80 && c <= 0x8f) {
       items = (c & 0x0f) * 2;
-      map = true;
-    } else if (c <= 0x9f) {
+      map = 1;
+    } else if (c >= 0x90 && c <= 0x9f) {
       items = c & 0x0f;
-    } else if (c <= 0xbf) {
-      pos += c & 0x1f;
-    } else if (FIXED_SIZE[c] !== undefined) {
-      pos += FIXED_SIZE[c];
     } else {
       switch (c) {
         case 0xc4: // bin 8, 16, 32
         case 0xd9: // str 8, 16, 32
-          if (pos >= end) return undefined;
-          pos += 1 + (b[pos] as number);
+          pos += 1 + ((b[pos] as number) ?? 0);
           break;
         case 0xc5:
         case 0xda:
@@ -153,36 +175,38 @@ function skipValue(b: Uint8Array, start: number): { end: number; proto: boolean 
           break;
         case 0xde:
           items = uint(b, pos, 2) * 2;
-          map = true;
+          map = 1;
           pos += 2;
           break;
         case 0xdf:
           items = uint(b, pos, 4) * 2;
-          map = true;
+          map = 1;
           pos += 4;
           break;
         case 0xd6: // timestamp 32: fixext 4 of type -1
-          if (b[pos] !== 0xff) return undefined;
+          if (b[pos] !== 0xff) return -1;
           pos += 5;
           break;
         case 0xd7: // timestamp 64: fixext 8 of type -1
-          if (b[pos] !== 0xff) return undefined;
+          if (b[pos] !== 0xff) return -1;
           pos += 9;
           break;
         case 0xc7: // timestamp 96: ext 8 of length 12 and type -1
-          if (b[pos] !== 12 || b[pos + 1] !== 0xff) return undefined;
+          if (b[pos] !== 12 || b[pos + 1] !== 0xff) return -1;
           pos += 14;
           break;
         default:
-          return undefined; // any other extension, or 0xc1 (never used)
+          return -1; // any other extension, or 0xc1 (never used)
       }
     }
-    if (pos > end) return undefined;
+    if (pos > end) return -1;
     if (items >= 0) {
-      if (left.length > MAX_VALUE_DEPTH) return undefined;
-      left.push(items);
-      isMap.push(map);
+      // Every item takes a byte at least: a larger count is a lie, and would overflow the counters.
+      if (items > end - pos || top >= MAX_VALUE_DEPTH) return -1;
+      top++;
+      left[top] = items;
+      isMap[top] = map;
     }
   }
-  return { end: pos, proto };
+  return pos <= end ? pos : -1;
 }

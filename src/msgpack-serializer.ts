@@ -1,5 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { ENTRY_CODEC, RawValue, type EntryCodec } from './entries.js';
+import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
 import { scanMsgpack, type Scan } from './msgpack-scan.js';
 import type { SessionRecord, Serializer } from './serializer.js';
 import { copyValue } from './value.js';
@@ -41,29 +41,29 @@ export class MsgpackSerializer implements Serializer {
     return this.#unpackr.unpack(bytes) as SessionRecord;
   }
 
+  readonly #layout: EntryLayout = {
+    head: Buffer.alloc(0),
+    tail: Buffer.alloc(0),
+    separator: -1,
+    encode: (key, value) => Buffer.concat([this.#packr.pack(key), this.#packr.pack(value)]),
+  };
+
   readonly [ENTRY_CODEC]: EntryCodec = {
     split: (payload) => {
       const scan = scanMsgpack(payload);
       if (scan === undefined) return undefined;
       const entries = new Map<string, RawValue>();
       for (const { keyStart, keyText, valueStart, valueEnd, protoInside } of scan.entries) {
-        const key = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8', keyText, valueStart);
-        entries.set(key, new RawValue(payload.subarray(keyStart, valueStart), payload.subarray(valueStart, valueEnd), protoInside));
+        entries.set(payload.toString('utf8', keyText, valueStart), new RawValue(payload, keyStart, valueStart, valueEnd, protoInside));
       }
       return entries;
     },
-    decode: (raw) =>
-      raw.careful ? copyValue(this.#carefulUnpackr.unpack(raw.bytes), '', true) : (this.#unpackr.unpack(raw.bytes) as unknown),
-    join: (entries) => {
-      const parts: Uint8Array[] = [mapHeader(entries.size)];
-      for (const [key, value] of entries) {
-        if (value instanceof RawValue) parts.push(value.key, value.bytes);
-        else parts.push(this.#packr.pack(key), this.#packr.pack(value));
-      }
-      return Buffer.concat(parts);
+    decode: (raw) => {
+      const range = { start: raw.valueStart, end: raw.valueEnd };
+      return raw.careful ? copyValue(this.#carefulUnpackr.unpack(raw.source, range), '', true) : (this.#unpackr.unpack(raw.source, range) as unknown);
     },
-    entrySize: (key, value) =>
-      value instanceof RawValue ? value.key.byteLength + value.bytes.byteLength : this.#packr.pack(key).byteLength + this.#packr.pack(value).byteLength,
+    join: (entries) => joinEntries(entries, { ...this.#layout, head: mapHeader(entries.size) }),
+    entrySize: (key, value) => entrySize(key, value, this.#layout),
   };
 }
 
@@ -75,8 +75,8 @@ function checkedScan(bytes: Uint8Array): Scan {
   return scan;
 }
 
-function mapHeader(size: number): Uint8Array {
-  if (size < 16) return Uint8Array.of(0x80 | size);
-  if (size < 0x10000) return Uint8Array.of(0xde, size >> 8, size & 0xff);
-  return Uint8Array.of(0xdf, size >>> 24, (size >> 16) & 0xff, (size >> 8) & 0xff, size & 0xff);
+function mapHeader(size: number): Buffer {
+  if (size < 16) return Buffer.of(0x80 | size);
+  if (size < 0x10000) return Buffer.of(0xde, size >> 8, size & 0xff);
+  return Buffer.of(0xdf, size >>> 24, (size >> 16) & 0xff, (size >> 8) & 0xff, size & 0xff);
 }

@@ -41,7 +41,8 @@ export class Session {
     this.#isNew = stored === undefined;
     const lazy = (stored as WithLazyEntries<StoredSession> | undefined)?.[LAZY_ENTRIES];
     this.#codec = lazy?.codec;
-    this.#data = new Map(lazy?.entries);
+    // The backend hands its freshly split entries over: no copy.
+    this.#data = lazy === undefined ? new Map() : (lazy.entries as Map<string, unknown>);
     if (stored !== undefined && lazy === undefined) {
       for (const key of Object.keys(stored.data)) this.#data.set(key, stored.data[key]);
     }

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { scanMsgpack } from '../src/msgpack-scan.js';
 import { KeyRing, MsgpackSerializer, type SessionRecord, type Serializer } from '../src/index.js';
 import { KEY_A, MODES, backendFor } from './helpers.js';
@@ -11,6 +12,37 @@ const withValue = (value: string) => hex(`81 a1 76 ${value}`);
 const rawMsgpack = (bytes: Buffer): Serializer => ({ id: 2, name: 'raw', serialize: () => bytes, deserialize: () => ({}) });
 
 describe('MessagePack payload checks', () => {
+  describe('when given random or mutated bytes', () => {
+    const serializer = new MsgpackSerializer();
+
+    it('should answer random bytes without throwing', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+          scanMsgpack(Buffer.from(bytes));
+        }),
+        { numRuns: 20_000 },
+      );
+    });
+
+    it('should accept only payloads that msgpackr then decodes, for valid payloads with one byte changed', () => {
+      let accepted = 0;
+      const mutated = fc.tuple(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 5 }), fc.nat(), fc.nat(255)).map(([record, at, value]) => {
+        const bytes = Buffer.from(serializer.serialize(JSON.parse(JSON.stringify(record)) as SessionRecord));
+        bytes[at % bytes.length] = value;
+        return bytes;
+      });
+      fc.assert(
+        fc.property(mutated, (bytes) => {
+          if (scanMsgpack(bytes) === undefined) return;
+          accepted++;
+          expect(serializer.deserialize(bytes)).to.be.an('object');
+        }),
+        { numRuns: 10_000 },
+      );
+      expect(accepted).to.be.greaterThan(1000);
+    });
+  });
+
   describe('when the payload holds standard plain data', () => {
     const accepted: [string, Buffer][] = [
       ['an empty map', hex('80')],
