@@ -1,39 +1,61 @@
-// npm run bench: micro benchmarks, then HTTP. `--smoke` runs a few iterations of everything as a check.
+// npm run bench: micro benchmarks, then HTTP. Flags: --smoke (a few iterations of everything, as a check),
+// --micro-only, --http-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runMicro, CONFIGS } from './micro.js';
+import { runHttp, summarizeHttp, type HttpCaseResult } from './http.js';
+import { CONFIGS, runMicro, type MicroResult } from './micro.js';
 
 const args = new Set(process.argv.slice(2));
 const smoke = args.has('--smoke');
 const log = (line: string) => console.log(line);
 
 const us = (ns: number) => (ns / 1000).toFixed(ns < 10_000 ? 2 : 1);
-const spread = (m: { median: number; p25: number; p75: number }) => `±${(((m.p75 - m.p25) / 2 / m.median) * 100).toFixed(1)}%`;
+const spread = (m: { median: number; p25: number; p75: number }) => `±${(((m.p75 - m.p25) / 2 / m.median) * 100).toFixed(0)}%`;
 
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, OpenSSL ${process.versions.openssl}`;
 log(`machine: ${machine}`);
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 21);
-const micro = await runMicro(smoke ? { rounds: 2, batchMs: 1 } : { rounds, batchMs: 25 }, log);
-const byName = new Map(micro.measurements.map((m) => [m.name, m]));
-
-log('\n| case | cookie bytes | seal µs | open µs | round trip µs | request µs | round-trip ops/s |');
-log('|---|---:|---:|---:|---:|---:|---:|');
-const rows = [...CONFIGS.map(({ mode, format }) => `${mode} ${format}`), ...CONFIGS.map(({ mode, format }) => `floor ${mode} ${format}`), 'koa-session', '@fastify/secure-session', '@hapi/iron', 'iron-session'];
-for (const label of rows) {
-  const get = (op: string) => byName.get(`${label} ${op}`);
-  const cell = (op: string) => {
-    const m = get(op);
-    return m === undefined ? '' : `${us(m.median)} ${spread(m)}`;
-  };
-  const rt = get('round trip');
-  log(`| ${label} | ${micro.cookieBytes[label]} | ${cell('seal')} | ${cell('open')} | ${cell('round trip')} | ${cell('request')} | ${rt === undefined ? '' : Math.round(1e9 / rt.median).toLocaleString('en')} |`);
+let micro: MicroResult | undefined;
+if (!args.has('--http-only')) {
+  micro = await runMicro(smoke ? { rounds: 2, batchMs: 1 } : { rounds: Number(process.env.BENCH_ROUNDS ?? 21), batchMs: 25 }, log);
+  const byName = new Map(micro.measurements.map((m) => [m.name, m]));
+  log('\nMedian µs per operation (± half the interquartile range), near-limit session:\n');
+  log('| case | cookie bytes | seal | open | round trip | request | round trips/s |');
+  log('|---|---:|---:|---:|---:|---:|---:|');
+  const labels = CONFIGS.map(({ mode, format }) => `${mode} ${format}`);
+  const rows = [...labels, ...labels.map((label) => `floor ${label}`), 'koa-session', '@fastify/secure-session', '@hapi/iron', 'iron-session'];
+  for (const label of rows) {
+    const cell = (op: string) => {
+      const m = byName.get(`${label} ${op}`);
+      return m === undefined ? '' : `${us(m.median)} ${spread(m)}`;
+    };
+    const rt = byName.get(`${label} round trip`);
+    log(`| ${label} | ${micro.cookieBytes[label]} | ${cell('seal')} | ${cell('open')} | ${cell('round trip')} | ${cell('request')} | ${rt === undefined ? '' : Math.round(1e9 / rt.median).toLocaleString('en')} |`);
+  }
+  log('\nRatios (median of per-round ratios; below 1 is faster):\n');
+  for (const [name, value] of Object.entries(micro.ratios)) log(`- ${name}: ${value.toFixed(2)}`);
 }
-log('\nratios (median of per-round ratios; < 1 is faster):');
-for (const [name, value] of Object.entries(micro.ratios)) log(`  ${name}: ${value.toFixed(2)}`);
 
-const results = { date: new Date().toISOString(), machine, smoke, micro };
+let http: HttpCaseResult[] | undefined;
+if (!args.has('--micro-only')) {
+  const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
+  log(smoke ? '\nhttp: checking every case once, no load' : `\nhttp: ${runs} runs of 5 s per case, 32 connections, autocannon on 127.0.0.1`);
+  http = await runHttp({ runs, seconds: 5, connections: 32, checkOnly: smoke }, log);
+  if (!smoke) {
+    const summary = summarizeHttp(http);
+    const rps = (name: string) => summary.find((s) => s.name === name)?.rps ?? NaN;
+    log('\n| HTTP case | req/s | p99 ms | × koa-session | × echo |');
+    log('|---|---:|---:|---:|---:|');
+    for (const s of summary) {
+      log(`| ${s.name} | ${Math.round(s.rps).toLocaleString('en')} | ${s.p99} | ${(s.rps / rps('koa-session')).toFixed(2)} | ${(s.rps / rps('echo')).toFixed(2)} |`);
+    }
+    const failures = http.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
+    log(`\nhttp errors and non-2xx answers: ${failures}`);
+  }
+}
+
+const results = { date: new Date().toISOString(), machine, smoke, micro, http };
 const dir = fileURLToPath(new URL('../../benchmarks/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const file = `${dir}${smoke ? 'smoke' : results.date.replace(/[:.]/g, '-')}.json`;
