@@ -10,11 +10,11 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from './cookie.js';
-import { OVERHEAD, cookieContext, open, seal, type SealMode } from './envelope.js';
-import { LAZY_ENTRIES, entryCodecOf, type EntryCodec, type WithLazyEntries } from './entries.js';
+import { OVERHEAD, open, seal, type SealMode } from './envelope.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
-import { KeyRing } from './key-ring.js';
+import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
 import { checkOptionNames, invalidOption } from './options.js';
 import type { SessionRecord, Serializer } from './serializer.js';
 
@@ -75,11 +75,10 @@ export class CookieSessionBackend implements SessionBackend {
   readonly mode: SealMode;
   /** The validated cookie attributes. */
   readonly cookie: CookieAttributes;
-  readonly #ring: KeyRing;
+  readonly #keys: ContextKeys;
   readonly #serializer: Serializer;
   readonly #codec: EntryCodec | undefined;
   readonly #readers: ReadonlyMap<number, Serializer>;
-  readonly #context: Buffer;
   readonly #now: () => number;
 
   private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
@@ -89,7 +88,6 @@ export class CookieSessionBackend implements SessionBackend {
     }
     checkOptionNames(where, options, OPTION_NAMES);
     this.mode = mode;
-    this.#ring = keyRing;
     this.cookie = resolveCookieAttributes(where, options);
     this.#serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
     const previous = options.previousSerializers ?? [];
@@ -108,7 +106,7 @@ export class CookieSessionBackend implements SessionBackend {
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
     this.#now = now;
-    this.#context = cookieContext(this.cookie.name);
+    this.#keys = keysFor(keyRing, this.cookie.name);
     Object.freeze(this);
   }
 
@@ -166,12 +164,13 @@ export class CookieSessionBackend implements SessionBackend {
     if (unsealed === undefined) return undefined;
     const { serializer, payload, stale } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
-    const entries = codec?.split(payload);
+    const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
       let data: SessionRecord | undefined;
       const stored: WithLazyEntries<StoredSession> = {
+        // For a backend wrapper that asks; the session takes the entries over and reads them lazily.
         get data() {
-          return (data ??= Object.fromEntries([...entries].map(([key, raw]) => [key, codec.decode(raw)])));
+          return (data ??= Object.fromEntries([...entries].map(([key, raw]) => [key, raw instanceof RawValue ? codec.decode(raw) : raw])));
         },
         stale,
         [LAZY_ENTRIES]: { codec, entries },
@@ -188,7 +187,7 @@ export class CookieSessionBackend implements SessionBackend {
     const envelope = Buffer.from(value, 'base64url');
     // Node's decoder skips stray characters and accepts both base64 alphabets: only the canonical text opens.
     if (envelope.toString('base64url') !== value) return undefined;
-    const opened = open(this.mode, this.#ring, this.#context, envelope);
+    const opened = open(this.mode, this.#keys, envelope);
     if (opened === undefined || opened.expiresAt <= now) return undefined;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
@@ -215,7 +214,7 @@ export class CookieSessionBackend implements SessionBackend {
   #sealPayload(payload: Uint8Array, now: number, keys: readonly string[], entrySize: (key: string) => number): string {
     const size = Math.ceil(((OVERHEAD[this.mode] + payload.byteLength) * 4) / 3);
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
-    const envelope = seal(this.mode, this.#ring, this.#context, this.#serializer.id, now + this.cookie.lifetime, payload);
+    const envelope = seal(this.mode, this.#keys, this.#serializer.id, now + this.cookie.lifetime, payload);
     return envelope.toString('base64url');
   }
 }
@@ -234,6 +233,14 @@ function checkSerializer(where: string, option: string, serializer: unknown): Se
     throw invalidOption(where, option, 'a Serializer: an object with an integer id from 1 to 255, serialize() and deserialize()');
   }
   return candidate as Serializer;
+}
+
+function split(codec: EntryCodec, payload: Buffer): Map<string, RawValue> | undefined {
+  try {
+    return codec.split(payload);
+  } catch {
+    return undefined; // the whole-payload path decides
+  }
 }
 
 function deserialize(serializer: Serializer, payload: Uint8Array): SessionRecord | undefined {

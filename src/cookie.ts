@@ -112,9 +112,22 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
 export function setCookieLine(attributes: CookieAttributes, value: string, now: number, secure: boolean): string {
   let line = `${attributes.name}=${value}${attributes.fixedAttributes}`;
   if (attributes.maxAge !== undefined) {
-    line += `; Max-Age=${Math.floor(attributes.maxAge / 1000)}; Expires=${new Date(now + attributes.maxAge).toUTCString()}`;
+    line += `; Max-Age=${Math.floor(attributes.maxAge / 1000)}; Expires=${httpDate(now + attributes.maxAge)}`;
   }
   return secure ? `${line}; Secure` : line;
+}
+
+// An HTTP date has one-second resolution: format it once per second, not once per response.
+let dateSecond = NaN;
+let dateText = '';
+
+function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(second * 1000).toUTCString();
+  }
+  return dateText;
 }
 
 /** The Set-Cookie line that deletes the cookie. */

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { findKey, sealingKey, type DerivedKey, type KeyRing } from './key-ring.js';
+import type { ContextKeys, DerivedKey } from './key-ring.js';
 
 /**
  * The sealed cookie's binary layout, version 1. Multi-byte integers are big-endian.
@@ -10,8 +10,9 @@ import { findKey, sealingKey, type DerivedKey, type KeyRing } from './key-ring.j
  * private: header | nonce (12) | AES-256-GCM ciphertext of payload | GCM tag (16)
  * ```
  *
- * The MAC (signed) or the associated data (private) covers the cookie name and the whole header, so a value
- * moved to another cookie name, another mode, another serializer or another expiry does not open.
+ * The MAC (signed) or the associated data (private) covers the whole header, and the keys are derived for the
+ * cookie name, so a value moved to another cookie name, another mode, another serializer or another expiry does
+ * not open.
  */
 export type SealMode = 'signed' | 'private';
 
@@ -41,19 +42,9 @@ export interface Opened {
   readonly retiredKey: boolean;
 }
 
-/**
- * Seals a payload into an envelope (raw bytes; the backend encodes them). `context` identifies where the value
- * may be used (the cookie name) and is authenticated without being stored.
- */
-export function seal(
-  mode: SealMode,
-  ring: KeyRing,
-  context: Uint8Array,
-  serializerId: number,
-  expiresAt: number,
-  payload: Uint8Array,
-): Buffer {
-  const key = sealingKey(ring);
+/** Seals a payload into an envelope (raw bytes; the backend encodes them) with the context's sealing key. */
+export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, expiresAt: number, payload: Uint8Array): Buffer {
+  const key = keys.sealing;
   const out = Buffer.allocUnsafe(OVERHEAD[mode] + payload.byteLength);
   out[0] = FORMAT[mode];
   out.writeUInt32BE(key.id, 1);
@@ -62,13 +53,13 @@ export function seal(
   if (mode === 'signed') {
     out.set(payload, HEADER_BYTES);
     const tagAt = HEADER_BYTES + payload.byteLength;
-    mac(key, context, out.subarray(0, tagAt)).copy(out, tagAt);
+    mac(key, out.subarray(0, tagAt)).copy(out, tagAt);
     return out;
   }
   const nonce = out.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
   takeNonce(nonce);
   const cipher = createCipheriv('aes-256-gcm', key.encKey, nonce, { authTagLength: GCM_TAG_BYTES });
-  cipher.setAAD(associatedData(context, out.subarray(0, HEADER_BYTES)));
+  cipher.setAAD(out.subarray(0, HEADER_BYTES));
   let at = HEADER_BYTES + NONCE_BYTES;
   at += cipher.update(payload).copy(out, at);
   at += cipher.final().copy(out, at);
@@ -81,15 +72,15 @@ export function seal(
  * format, unknown key, bad tag. Every failure looks the same to the caller. The expiry is returned, not checked:
  * the caller owns the clock.
  */
-export function open(mode: SealMode, ring: KeyRing, context: Uint8Array, envelope: Buffer): Opened | undefined {
+export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opened | undefined {
   if (envelope.byteLength < OVERHEAD[mode] || envelope[0] !== FORMAT[mode]) return undefined;
-  const key = findKey(ring, envelope.readUInt32BE(1));
+  const key = keys.byId.get(envelope.readUInt32BE(1));
   if (key === undefined) return undefined;
   const header = envelope.subarray(0, HEADER_BYTES);
   let payload: Buffer;
   if (mode === 'signed') {
     const tagAt = envelope.byteLength - MAC_BYTES;
-    const expected = mac(key, context, envelope.subarray(0, tagAt));
+    const expected = mac(key, envelope.subarray(0, tagAt));
     if (!timingSafeEqual(expected, envelope.subarray(tagAt))) return undefined;
     payload = envelope.subarray(HEADER_BYTES, tagAt);
   } else {
@@ -97,7 +88,7 @@ export function open(mode: SealMode, ring: KeyRing, context: Uint8Array, envelop
     const nonce = envelope.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.encKey, nonce, { authTagLength: GCM_TAG_BYTES });
-      decipher.setAAD(associatedData(context, header));
+      decipher.setAAD(header);
       decipher.setAuthTag(envelope.subarray(tagAt));
       const body = decipher.update(envelope.subarray(HEADER_BYTES + NONCE_BYTES, tagAt));
       const rest = decipher.final();
@@ -114,21 +105,8 @@ export function open(mode: SealMode, ring: KeyRing, context: Uint8Array, envelop
   };
 }
 
-function mac(key: DerivedKey, context: Uint8Array, signed: Uint8Array): Buffer {
-  return createHmac('sha256', key.macKey).update(context).update(signed).digest();
-}
-
-function associatedData(context: Uint8Array, header: Uint8Array): Buffer {
-  return Buffer.concat([context, header]);
-}
-
-/**
- * Builds the context for a cookie name: its length, then its bytes, so that no two names share a prefix
- * ambiguity when followed by the header.
- */
-export function cookieContext(name: string): Buffer {
-  const bytes = Buffer.from(name, 'latin1');
-  return Buffer.concat([Buffer.from([bytes.byteLength]), bytes]);
+function mac(key: DerivedKey, signed: Uint8Array): Buffer {
+  return createHmac('sha256', key.macKey).update(signed).digest();
 }
 
 // One CSPRNG call fills many nonces: randomFillSync per seal costs more than the AES itself at this size.

@@ -5,13 +5,14 @@ import { SessionError } from './errors.js';
 /** Shortest master key accepted, in bytes. */
 export const MIN_KEY_BYTES = 32;
 
-// HKDF labels: one master key yields independent sub-keys, so no key is ever used for two purposes.
+// HKDF labels: one master key yields independent sub-keys, so no key is ever used for two purposes, and the
+// MAC and encryption keys are derived for one context (the cookie name), which binds a cookie to its name.
 // The salt is empty on purpose: master keys are already uniformly random (RFC 5869 §3.1).
 const INFO_KEY_ID = 'koa-sealed-session/1 key-id';
-const INFO_MAC = 'koa-sealed-session/1 hmac-sha256';
-const INFO_ENC = 'koa-sealed-session/1 aes-256-gcm';
+const INFO_MAC = 'koa-sealed-session/1 hmac-sha256\0';
+const INFO_ENC = 'koa-sealed-session/1 aes-256-gcm\0';
 
-/** What the envelope needs of one key: its id in the token and its two sub-keys. */
+/** What the envelope needs of one key in one context: its id in the token and its two sub-keys. */
 export interface DerivedKey {
   /** 32-bit id written in the envelope, derived from the key (not its position, which shifts on rotation). */
   readonly id: number;
@@ -21,11 +22,24 @@ export interface DerivedKey {
   readonly encKey: KeyObject;
 }
 
-interface RingState {
+/** A ring's keys derived for one context: the key that seals, and every key by id. */
+export interface ContextKeys {
   readonly sealing: DerivedKey;
   readonly byId: ReadonlyMap<number, DerivedKey>;
+}
+
+interface MasterKey {
+  readonly id: number;
+  readonly retired: boolean;
+  readonly bytes: Buffer;
+}
+
+interface RingState {
+  /** Newest first; staged keys last. */
+  readonly masters: readonly MasterKey[];
   readonly keyCount: number;
   readonly stagedCount: number;
+  readonly contexts: Map<string, ContextKeys>;
 }
 
 const states = new WeakMap<KeyRing, RingState>();
@@ -77,30 +91,26 @@ export class KeyRing {
     if (!Array.isArray(staged)) {
       throw new SessionError('ERR_SESSION_INVALID_OPTION', 'KeyRing option "staged" must be an array of keys.');
     }
-    const all = [...keys, ...staged];
-    const seen: Buffer[] = [];
-    const byId = new Map<number, DerivedKey>();
-    all.forEach((key, index) => {
+    const masters: MasterKey[] = [];
+    [...keys, ...staged].forEach((key, index) => {
       const label = index < keys.length ? `key ${index}` : `staged key ${index - keys.length}`;
       const bytes = checkKey(key, label);
-      if (seen.some((other) => other.equals(bytes))) {
+      if (masters.some((other) => other.bytes.equals(bytes))) {
         throw new SessionError(
           'ERR_SESSION_INVALID_KEY',
           `KeyRing ${label} repeats an earlier key. Each key must be distinct; remove the duplicate.`,
         );
       }
-      seen.push(bytes);
-      const derived = derive(bytes, index > 0 && index < keys.length);
-      if (byId.has(derived.id)) {
+      const id = Buffer.from(hkdfSync('sha256', bytes, EMPTY, INFO_KEY_ID, 4)).readUInt32BE(0);
+      if (masters.some((other) => other.id === id)) {
         throw new SessionError(
           'ERR_SESSION_INVALID_KEY',
           `KeyRing ${label} derives the same key id as an earlier key. Replace it with KeyRing.generateKey().`,
         );
       }
-      byId.set(derived.id, derived);
+      masters.push({ id, retired: index > 0 && index < keys.length, bytes });
     });
-    const sealing = [...byId.values()][0] as DerivedKey;
-    states.set(this, { sealing, byId, keyCount: keys.length, stagedCount: staged.length });
+    states.set(this, { masters, keyCount: keys.length, stagedCount: staged.length, contexts: new Map() });
   }
 
   /** Number of keys that open cookies (active and staged). */
@@ -122,14 +132,19 @@ export class KeyRing {
   }
 }
 
-/** The key that seals. Internal: not exported from the package. */
-export function sealingKey(ring: KeyRing): DerivedKey {
-  return ringState(ring).sealing;
-}
-
-/** The key whose id the envelope names, in one lookup whatever the ring's length. Internal. */
-export function findKey(ring: KeyRing, id: number): DerivedKey | undefined {
-  return ringState(ring).byId.get(id);
+/**
+ * The ring's keys derived for one context (a cookie name), derived once and kept. Internal: not exported from
+ * the package.
+ */
+export function keysFor(ring: KeyRing, context: string): ContextKeys {
+  const state = ringState(ring);
+  let keys = state.contexts.get(context);
+  if (keys === undefined) {
+    const byId = new Map(state.masters.map((master) => [master.id, derive(master, context)]));
+    keys = { sealing: byId.get((state.masters[0] as MasterKey).id) as DerivedKey, byId };
+    state.contexts.set(context, keys);
+  }
+  return keys;
 }
 
 function ringState(ring: KeyRing): RingState {
@@ -163,12 +178,9 @@ function checkKey(key: unknown, label: string): Buffer {
   return Buffer.from(key);
 }
 
-function derive(master: Buffer, retired: boolean): DerivedKey {
-  const subKey = (info: string, length: number) => Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), info, length));
-  return Object.freeze({
-    id: subKey(INFO_KEY_ID, 4).readUInt32BE(0),
-    retired,
-    macKey: createSecretKey(subKey(INFO_MAC, 32)),
-    encKey: createSecretKey(subKey(INFO_ENC, 32)),
-  });
+const EMPTY = Buffer.alloc(0);
+
+function derive(master: MasterKey, context: string): DerivedKey {
+  const subKey = (info: string) => createSecretKey(Buffer.from(hkdfSync('sha256', master.bytes, EMPTY, info + context, 32)));
+  return Object.freeze({ id: master.id, retired: master.retired, macKey: subKey(INFO_MAC), encKey: subKey(INFO_ENC) });
 }
