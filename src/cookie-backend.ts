@@ -3,6 +3,7 @@ import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from 
 import {
   MAX_COOKIE_VALUE_BYTES,
   expiredCookieLine,
+  isCanonicalBase64url,
   putSetCookie,
   readCookie,
   resolveCookieAttributes,
@@ -185,8 +186,8 @@ export class CookieSessionBackend implements SessionBackend {
   #unseal(value: string, now: number): { payload: Buffer; serializer: Serializer; stale: boolean } | undefined {
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
     const envelope = Buffer.from(value, 'base64url');
-    // Node's decoder skips stray characters and accepts both base64 alphabets: only the canonical text opens.
-    if (envelope.toString('base64url') !== value) return undefined;
+    // Node's decoder is lenient (see isCanonicalBase64url): only the canonical text of a value opens.
+    if (!isCanonicalBase64url(value, envelope.length)) return undefined;
     const opened = open(this.mode, this.#keys, envelope);
     if (opened === undefined || opened.expiresAt <= now) return undefined;
     const serializer = this.#readers.get(opened.serializerId);

@@ -136,6 +136,32 @@ export function expiredCookieLine(attributes: CookieAttributes, secure: boolean)
   return secure ? `${line}; Secure` : line;
 }
 
+// The value of each base64url character, by character code; -1 for every other character.
+const BASE64URL_VALUE = new Int8Array(128).fill(-1);
+[...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].forEach((char, value) => {
+  BASE64URL_VALUE[char.charCodeAt(0)] = value;
+});
+
+/**
+ * Whether `text` is the one canonical base64url spelling (no padding) of the `decodedLength` bytes that node
+ * decoded from it. Node's decoder is lenient: it skips or stops at stray characters, reads '+' and '/' as '-'
+ * and '_', ignores the unused bits of the last character and reads only the low byte of a wide character, so
+ * many texts decode to the same bytes. Checked without allocating; equivalent to re-encoding and comparing
+ * (a property test holds it to that).
+ */
+export function isCanonicalBase64url(text: string, decodedLength: number): boolean {
+  const length = text.length;
+  // A skipped or stopping character always leaves fewer bytes than the length promises, but for a length
+  // of 4n+1, which no canonical text has.
+  if (length % 4 === 1 || decodedLength !== Math.floor((length * 3) / 4)) return false;
+  if (Buffer.byteLength(text, 'utf8') !== length) return false;
+  if (text.includes('+') || text.includes('/')) return false;
+  const last = length === 0 ? 0 : (BASE64URL_VALUE[text.charCodeAt(length - 1)] ?? -1);
+  const rest = length % 4;
+  // The last character of a 4n+2 text carries 2 bits, of a 4n+3 text 4 bits; the rest must be zero.
+  return rest === 2 ? (last & 0x0f) === 0 : rest === 3 ? (last & 0x03) === 0 : true;
+}
+
 /**
  * The value of the first cookie called `name` in a Cookie header, without surrounding quotes, or `undefined`.
  * With several cookies of one name, browsers send the most specific (longest path) first.

@@ -49,7 +49,9 @@ export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, ex
   out[0] = FORMAT[mode];
   out.writeUInt32BE(key.id, 1);
   out[5] = serializerId;
-  out.writeUIntBE(Math.min(Math.max(0, Math.floor(expiresAt)), MAX_EXPIRES), 6, 6);
+  const expires = Math.min(Math.max(0, Math.floor(expiresAt)), MAX_EXPIRES);
+  out.writeUInt16BE(Math.floor(expires / 2 ** 32), 6);
+  out.writeUInt32BE(expires % 2 ** 32, 8);
   if (mode === 'signed') {
     out.set(payload, HEADER_BYTES);
     const tagAt = HEADER_BYTES + payload.byteLength;
@@ -99,7 +101,7 @@ export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opene
   }
   return {
     serializerId: header[5] as number,
-    expiresAt: header.readUIntBE(6, 6),
+    expiresAt: header.readUInt16BE(6) * 2 ** 32 + header.readUInt32BE(8),
     payload,
     retiredKey: key.retired,
   };

@@ -13,9 +13,10 @@ export interface ScannedEntry {
 }
 
 export interface Scan {
+  /** The entries' layout; empty unless asked for. */
   readonly entries: ScannedEntry[];
-  /** Some top-level key is "__proto__". */
-  readonly protoKey: boolean;
+  /** Some key, at any depth, is "__proto__". */
+  readonly proto: boolean;
 }
 
 const PROTO = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f]; // "__proto__"
@@ -33,7 +34,7 @@ function isProto(b: Uint8Array, at: number): boolean {
  * is refused here, before msgpackr could build it. Iterative, linear in the payload: no input can overflow the
  * stack or loop.
  */
-export function scanMsgpack(b: Uint8Array): Scan | undefined {
+export function scanMsgpack(b: Uint8Array, layout: boolean): Scan | undefined {
   const end = b.length;
   if (end === 0) return undefined;
   let pos = 0;
@@ -49,21 +50,22 @@ export function scanMsgpack(b: Uint8Array): Scan | undefined {
   } else return undefined;
 
   const entries: ScannedEntry[] = [];
-  let protoKey = false;
+  let proto = false;
   for (let i = 0; i < count; i++) {
     const keyStart = pos;
     const keyText = readStringHeader(b, pos);
     if (keyText < 0) return undefined;
     pos = keyText + stringLength;
     if (pos > end) return undefined;
-    if (stringLength === 9 && isProto(b, keyText)) protoKey = true;
+    if (stringLength === 9 && isProto(b, keyText)) proto = true;
     const valueStart = pos;
     protoSeen = false;
     pos = skipValue(b, pos);
     if (pos < 0) return undefined;
-    entries.push({ keyStart, keyText, valueStart, valueEnd: pos, protoInside: protoSeen });
+    if (protoSeen) proto = true;
+    if (layout) entries.push({ keyStart, keyText, valueStart, valueEnd: pos, protoInside: protoSeen });
   }
-  return pos === end ? { entries, protoKey } : undefined;
+  return pos === end ? { entries, proto } : undefined;
 }
 
 // Scratch results of the readers below, instead of an object per token: the scan is on every request's path.

@@ -35,7 +35,7 @@ export class MsgpackSerializer implements Serializer {
 
   deserialize(bytes: Uint8Array): SessionRecord {
     const scan = checkedScan(bytes);
-    if (scan.protoKey || scan.entries.some((entry) => entry.protoInside)) {
+    if (scan.proto) {
       return copyValue(this.#carefulUnpackr.unpack(bytes), '', true) as SessionRecord;
     }
     return this.#unpackr.unpack(bytes) as SessionRecord;
@@ -50,7 +50,7 @@ export class MsgpackSerializer implements Serializer {
 
   readonly [ENTRY_CODEC]: EntryCodec = {
     split: (payload) => {
-      const scan = scanMsgpack(payload);
+      const scan = scanMsgpack(payload, true);
       if (scan === undefined) return undefined;
       const entries = new Map<string, RawValue>();
       for (const { keyStart, keyText, valueStart, valueEnd, protoInside } of scan.entries) {
@@ -68,7 +68,7 @@ export class MsgpackSerializer implements Serializer {
 }
 
 function checkedScan(bytes: Uint8Array): Scan {
-  const scan = scanMsgpack(bytes);
+  const scan = scanMsgpack(bytes, false);
   if (scan === undefined) {
     throw new TypeError('Not a session payload: a MessagePack map of standard plain data with string keys was expected.');
   }
