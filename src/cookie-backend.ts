@@ -76,7 +76,7 @@ export class CookieSessionBackend implements SessionBackend {
   readonly mode: SealMode;
   /** The validated cookie attributes. */
   readonly cookie: CookieAttributes;
-  readonly #keys: ContextKeys;
+  #keys: ContextKeys;
   readonly #serializer: Serializer;
   readonly #codec: EntryCodec | undefined;
   readonly #readers: ReadonlyMap<number, Serializer>;
@@ -109,6 +109,18 @@ export class CookieSessionBackend implements SessionBackend {
     this.#now = now;
     this.#keys = keysFor(keyRing, this.cookie.name);
     Object.freeze(this);
+  }
+
+  /**
+   * Replaces the key ring, for instance to rotate keys without restarting: requests from now on seal with the
+   * new ring's newest key and open with its keys. A request already in flight writes with the new ring.
+   * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when `keyRing` is not a KeyRing.
+   */
+  setKeyRing(keyRing: KeyRing): void {
+    if (!(keyRing instanceof KeyRing)) {
+      throw new SessionError('ERR_SESSION_INVALID_KEY', 'CookieSessionBackend.setKeyRing: the argument must be a KeyRing.');
+    }
+    this.#keys = keysFor(keyRing, this.cookie.name);
   }
 
   /**

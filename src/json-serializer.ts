@@ -1,5 +1,6 @@
 import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
 import type { SessionRecord, Serializer } from './serializer.js';
+import { MAX_VALUE_DEPTH, copyValue } from './value.js';
 
 /**
  * JSON, the default serializer. Round-trips strings, finite numbers, booleans, null, arrays and plain objects.
@@ -29,7 +30,7 @@ export class JsonSerializer implements Serializer {
       const bounds = splitObject(payload);
       if (bounds === undefined) return undefined;
       const entries = new Map<string, RawValue>();
-      for (let i = 0; i < bounds.length; i += 3) {
+      for (let i = 0; i < bounds.length; i += 4) {
         const keyStart = bounds[i] as number;
         const valueStart = bounds[i + 1] as number;
         const keyEnd = valueStart - 1; // the colon
@@ -37,11 +38,15 @@ export class JsonSerializer implements Serializer {
         const key = hasEscape(payload, keyStart, keyEnd)
           ? (JSON.parse(payload.toString('utf8', keyStart, keyEnd)) as string)
           : payload.toString('utf8', keyStart + 1, keyEnd - 1);
-        entries.set(key, new RawValue(payload, keyStart, valueStart, bounds[i + 2] as number, false));
+        entries.set(key, new RawValue(payload, keyStart, valueStart, bounds[i + 2] as number, bounds[i + 3] === 1));
       }
       return entries;
     },
-    decode: (raw) => JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown,
+    decode: (raw) => {
+      const value = JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown;
+      // Too deep to hand out: the copy refuses it with a SessionError, as a stored value read eagerly would be.
+      return raw.careful ? copyValue(value) : value;
+    },
     join: (entries) => joinEntries(entries, LAYOUT),
     entrySize: (key, value) => entrySize(key, value, LAYOUT),
   };
@@ -63,8 +68,9 @@ const BACKSLASH = 0x5c;
 
 /**
  * Finds the top-level entries of compact JSON text (as `JSON.stringify` writes it) without parsing the values:
- * `[keyStart, valueStart, valueEnd, ...]`, or `undefined` when the text is not a compact object, so that the
- * caller falls back to `JSON.parse`. Linear in the text; brackets inside strings are skipped.
+ * `[keyStart, valueStart, valueEnd, tooDeep, ...]` (`tooDeep` 1 when the value nests deeper than
+ * {@link MAX_VALUE_DEPTH}), or `undefined` when the text is not a compact object, so that the caller falls back
+ * to `JSON.parse`. Linear in the text; brackets inside strings are skipped.
  */
 function splitObject(b: Uint8Array): number[] | undefined {
   const end = b.length;
@@ -79,6 +85,7 @@ function splitObject(b: Uint8Array): number[] | undefined {
     if (i < 0 || b[i] !== 0x3a) return undefined;
     const valueStart = ++i;
     let depth = 0;
+    let deepest = 0;
     for (;;) {
       const c = b[i];
       if (c === undefined) return undefined;
@@ -87,7 +94,10 @@ function splitObject(b: Uint8Array): number[] | undefined {
         if (i < 0) return undefined;
         continue;
       }
-      if (c === 0x7b || c === 0x5b) depth++;
+      if (c === 0x7b || c === 0x5b) {
+        depth++;
+        if (depth > deepest) deepest = depth;
+      }
       else if (c === 0x7d || c === 0x5d) {
         if (depth === 0) {
           if (c === 0x5d) return undefined;
@@ -98,7 +108,7 @@ function splitObject(b: Uint8Array): number[] | undefined {
       i++;
     }
     if (i === valueStart) return undefined;
-    bounds.push(keyStart, valueStart, i);
+    bounds.push(keyStart, valueStart, i, deepest > MAX_VALUE_DEPTH ? 1 : 0);
     if (b[i] === 0x7d) return i + 1 === end ? bounds : undefined;
     i++;
   }

@@ -153,8 +153,10 @@ export class Session {
   #decode(raw: RawValue): unknown {
     try {
       return (this.#codec as EntryCodec).decode(raw);
-    } catch {
-      // Only bytes that passed authentication get here, so this means a serializer bug, not an attack.
+    } catch (err) {
+      // A value too deep to hand out is reported; anything else here means authenticated bytes that the
+      // serializer cannot read (a serializer bug, not an attack), and reads as absent.
+      if (err instanceof SessionError) throw err;
       return undefined;
     }
   }

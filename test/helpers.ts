@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Response } from 'supertest';
 import {
@@ -100,4 +100,45 @@ export function cookieValue(res: Response, name = 'session'): string {
   const line = setCookieFor(res, name);
   if (line === undefined) throw new Error(`expected a Set-Cookie for "${name}", got: ${JSON.stringify(setCookies(res))}`);
   return line.slice(name.length + 1, line.indexOf(';'));
+}
+
+/** A response read off a raw socket: status code and header lines. */
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: string[];
+  readonly body: string;
+}
+
+/**
+ * Sends one GET over a raw socket to 127.0.0.1, with header lines written byte for byte (latin1), so a test can
+ * send what no HTTP client would: stray bytes, duplicated Cookie headers, oversized headers. Bounded in time.
+ */
+export function rawGet(server: Server, headerLines: readonly string[], timeoutMs = 5000): Promise<RawResponse> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined); // a reset after node's own 4xx answer is fine; 'close' decides
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('latin1');
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const [statusLine = '', ...headers] = head.split('\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine)?.[1] ?? 0);
+      if (status === 0) reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 80))}`));
+      else resolve({ status, headers, body });
+    });
+    socket.write(Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headerLines.map((line) => `${line}\r\n`).join('')}\r\n`, 'latin1'));
+  });
+}
+
+/** The value of a Set-Cookie header line for `name` in a raw response, or undefined. */
+export function rawCookie(res: RawResponse, name = 'session'): string | undefined {
+  const line = res.headers.find((header) => header.toLowerCase().startsWith(`set-cookie: ${name}=`));
+  return line?.slice(`set-cookie: ${name}=`.length).split(';')[0];
 }
