@@ -13,6 +13,7 @@ import {
   type SealMode,
   type Serializer,
   type SessionBackend,
+  type SessionMiddlewareOptions,
 } from '../src/index.js';
 
 /** Deterministic test keys, so known-answer fixtures stay valid. Never use keys like these in an app. */
@@ -59,6 +60,25 @@ export function appWith(backend: SessionBackend, ...handlers: Koa.Middleware[]):
   app.on('error', (err: unknown) => app.errors.push(err));
   app.use(session(backend));
   for (const handler of handlers.length === 0 ? [counter] : handlers) app.use(handler);
+  return app;
+}
+
+/**
+ * An app whose outermost middleware turns every error into a response (its status, body 'handled'), in front of
+ * the session middleware: how apps answer 4xx errors without Koa's default handler dropping their headers.
+ */
+export function appWithErrorHandler(backend: SessionBackend, options: SessionMiddlewareOptions, handler: Koa.Middleware): Koa {
+  const app = new Koa();
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      ctx.status = (err as { status?: number }).status ?? 500;
+      ctx.body = 'handled';
+    }
+  });
+  app.use(session(backend, options));
+  app.use(handler);
   return app;
 }
 

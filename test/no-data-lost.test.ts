@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import Koa from 'koa';
 import request from 'supertest';
-import { KeyRing, SessionError, session } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
+import { KeyRing, SessionError } from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, appWithErrorHandler, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
 
 describe('no data lost', () => {
   for (const { mode, serializer, label } of COMBINATIONS) {
@@ -27,17 +26,7 @@ describe('no data lost', () => {
       }
 
       it('should not write changes made before a downstream error that an upstream handler turns into a 4xx', async () => {
-        const app = new Koa();
-        app.use(async (ctx, next) => {
-          try {
-            await next();
-          } catch (err) {
-            ctx.status = (err as { status?: number }).status ?? 500;
-            ctx.body = 'handled';
-          }
-        });
-        app.use(session(backend));
-        app.use((ctx) => {
+        const app = appWithErrorHandler(backend, {}, (ctx) => {
           ctx.session.set('counter', 999);
           ctx.throw(409, 'conflict');
         });

@@ -5,13 +5,12 @@ import {
   JsonSerializer,
   KeyRing,
   SessionError,
-  session,
   type SessionBackend,
   type SessionRecord,
   type SessionWrite,
   type Serializer,
 } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, setCookieFor, setCookies } from './helpers.js';
+import { COMBINATIONS, KEY_A, appWith, appWithErrorHandler, backendFor, cookieValue, listen, setCookieFor, setCookies } from './helpers.js';
 
 /** JSON, counting how often it decodes: a request that does not touch its session must not decode. */
 class CountingSerializer implements Serializer {
@@ -233,17 +232,7 @@ describe('the Set-Cookie header', () => {
 
     it('should write them with commitOnError when an upstream middleware turns the error into a response', async () => {
       const backend = backendFor('signed', ring);
-      const app = new Koa();
-      app.use(async (ctx, next) => {
-        try {
-          await next();
-        } catch (err) {
-          ctx.status = (err as { status?: number }).status ?? 500;
-          ctx.body = 'handled';
-        }
-      });
-      app.use(session(backend, { commitOnError: true }));
-      app.use(failing);
+      const app = appWithErrorHandler(backend, { commitOnError: true }, failing);
       const res = await request(await listen(app)).get('/').expect(401, 'handled');
       expect(backend.open(cookieValue(res))).to.deep.equal({ attempts: 1 });
     });
