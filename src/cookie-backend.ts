@@ -84,9 +84,7 @@ export class CookieSessionBackend implements SessionBackend {
 
   private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
     const where = `CookieSessionBackend.${mode}`;
-    if (!(keyRing instanceof KeyRing)) {
-      throw new SessionError('ERR_SESSION_INVALID_KEY', `${where}: the first argument must be a KeyRing.`);
-    }
+    checkKeyRing(where, keyRing);
     checkOptionNames(where, options, OPTION_NAMES);
     this.mode = mode;
     this.cookie = resolveCookieAttributes(where, options);
@@ -117,9 +115,7 @@ export class CookieSessionBackend implements SessionBackend {
    * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when `keyRing` is not a KeyRing.
    */
   setKeyRing(keyRing: KeyRing): void {
-    if (!(keyRing instanceof KeyRing)) {
-      throw new SessionError('ERR_SESSION_INVALID_KEY', 'CookieSessionBackend.setKeyRing: the argument must be a KeyRing.');
-    }
+    checkKeyRing('CookieSessionBackend.setKeyRing', keyRing);
     this.#keys = keysFor(keyRing, this.cookie.name);
   }
 
@@ -229,6 +225,12 @@ export class CookieSessionBackend implements SessionBackend {
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
     const envelope = seal(this.mode, this.#keys, this.#serializer.id, now + this.cookie.lifetime, payload);
     return envelope.toString('base64url');
+  }
+}
+
+function checkKeyRing(where: string, keyRing: unknown): void {
+  if (!(keyRing instanceof KeyRing)) {
+    throw new SessionError('ERR_SESSION_INVALID_KEY', `${where}: the key ring must be a KeyRing, such as new KeyRing([key]).`);
   }
 }
 

@@ -85,8 +85,10 @@ describe('option validation', () => {
       });
     }
 
-    it('should refuse a key ring that is not a KeyRing', () => {
+    it('should refuse a key ring that is not a KeyRing, at construction and in setKeyRing', () => {
       expect(failure(() => CookieSessionBackend.private([KEY_A] as unknown as KeyRing)).code).to.equal('ERR_SESSION_INVALID_KEY');
+      const backend = CookieSessionBackend.private(ring);
+      expect(failure(() => backend.setKeyRing([KEY_A] as unknown as KeyRing)).code).to.equal('ERR_SESSION_INVALID_KEY');
     });
   });
 
