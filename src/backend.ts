@@ -8,7 +8,7 @@ export type SessionStatus = 'unchanged' | 'changed' | 'renewed' | 'purged';
 export interface StoredSession {
   /** The session's data, owned by the session from now on. */
   readonly data: SessionRecord;
-  /** Write it back even if unchanged: it was stored in an older format or with a retired key. */
+  /** Write it back even if unchanged: it was stored in an older format or with a retired key, or is due for renewal. */
   readonly stale: boolean;
 }
 

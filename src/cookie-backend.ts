@@ -29,6 +29,13 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
    * @default []
    */
   readonly previousSerializers?: readonly Serializer[];
+  /**
+   * Keep active users signed in: a request that reads a session with less than half its lifetime left renews
+   * it (a new cookie with a fresh lifetime, as `ctx.session.renew()` would), at most once per half lifetime.
+   * Without it, a session expires `maxAge` after it was last written, however often it is read.
+   * @default false
+   */
+  readonly autoRenew?: boolean;
   /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
   readonly now?: () => number;
 }
@@ -43,6 +50,7 @@ const OPTION_NAMES = [
   'httpOnly',
   'sameSite',
   'maxAge',
+  'autoRenew',
   'now',
 ] as const satisfies readonly (keyof CookieSessionOptions)[];
 
@@ -81,6 +89,7 @@ export class CookieSessionBackend implements SessionBackend {
   readonly #codec: EntryCodec | undefined;
   readonly #readers: ReadonlyMap<number, Serializer>;
   readonly #now: () => number;
+  readonly #autoRenew: boolean;
 
   private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
     const where = `CookieSessionBackend.${mode}`;
@@ -105,6 +114,9 @@ export class CookieSessionBackend implements SessionBackend {
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
     this.#now = now;
+    const autoRenew = options.autoRenew ?? false;
+    if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
+    this.#autoRenew = autoRenew;
     this.#keys = keysFor(keyRing, this.cookie.name);
     Object.freeze(this);
   }
@@ -200,7 +212,8 @@ export class CookieSessionBackend implements SessionBackend {
     if (opened === undefined || opened.expiresAt <= now) return undefined;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
-    return { payload: opened.payload, serializer, stale: opened.retiredKey || serializer !== this.#serializer };
+    const renewalDue = this.#autoRenew && opened.expiresAt - now < this.cookie.lifetime / 2;
+    return { payload: opened.payload, serializer, stale: opened.retiredKey || serializer !== this.#serializer || renewalDue };
   }
 
   #seal(data: SessionRecord, now: number): string {

@@ -42,6 +42,37 @@ describe('expiry', () => {
     expect(line).to.contain('; Max-Age=86400; Expires=Fri, 02 Jan 2026 00:00:00 GMT');
   });
 
+  describe('with autoRenew', () => {
+    const reader = (ctx: { session: { get(key: string): unknown }; body: unknown }) => void (ctx.body = String(ctx.session.get('counter')));
+
+    it('should renew a session read after half its lifetime, once, and keep an active user signed in', async () => {
+      const clock = manualClock();
+      const backend = backendFor('signed', new KeyRing([KEY_A]), { maxAge: 600_000, autoRenew: true, now: clock.now });
+      const server = await listen(appWith(backend, reader));
+      const first = backend.seal({ counter: 1 });
+      clock.advance(299_000);
+      expect(setCookieFor(await request(server).get('/').set('Cookie', `session=${first}`).expect(200, '1'))).to.equal(undefined);
+      clock.advance(2_000);
+      const renewed = cookieValue(await request(server).get('/').set('Cookie', `session=${first}`).expect(200, '1'));
+      expect(Buffer.from(renewed, 'base64url').readUIntBE(6, 6) - clock.now()).to.equal(600_000);
+      expect(setCookieFor(await request(server).get('/').set('Cookie', `session=${renewed}`).expect(200, '1'))).to.equal(undefined);
+      clock.advance(500_000);
+      expect(backend.open(first)).to.equal(undefined);
+      expect(backend.open(renewed)).to.deep.equal({ counter: 1 });
+    });
+
+    it('should not renew by default: a session only read expires maxAge after its last write', async () => {
+      const clock = manualClock();
+      const backend = backendFor('signed', new KeyRing([KEY_A]), { maxAge: 600_000, now: clock.now });
+      const server = await listen(appWith(backend, reader));
+      const first = backend.seal({ counter: 1 });
+      clock.advance(599_000);
+      expect(setCookieFor(await request(server).get('/').set('Cookie', `session=${first}`).expect(200, '1'))).to.equal(undefined);
+      clock.advance(1_000);
+      await request(server).get('/').set('Cookie', `session=${first}`).expect(200, 'undefined');
+    });
+  });
+
   it('should extend the sealed expiry when the session is renewed', async () => {
     const clock = manualClock();
     const backend = backendFor('private', new KeyRing([KEY_A]), { maxAge: 10_000, now: clock.now });

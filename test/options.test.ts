@@ -29,7 +29,7 @@ describe('option validation', () => {
       { name: 'sid', path: '/app', domain: '.example.com', secure: true, httpOnly: false, sameSite: 'strict' },
       { sameSite: 'none', secure: 'auto' },
       { sameSite: false, maxAge: 'session' },
-      { maxAge: 1000 },
+      { maxAge: 1000, autoRenew: true },
       { name: '__Host-session', secure: true, path: '/' },
       { name: '__Secure-session', secure: true, domain: 'example.com' },
       { name: 'a'.repeat(96) },
@@ -74,6 +74,7 @@ describe('option validation', () => {
       ['a serializer id of 0', { serializer: Object.assign(new JsonSerializer(), { id: 0 }) }, /option "serializer"/],
       ['previousSerializers that is not an array', { previousSerializers: new JsonSerializer() }, /option "previousSerializers"/],
       ['a clock that is not a function', { now: 5 }, /option "now"/],
+      ['autoRenew as a string', { autoRenew: 'yes' }, /option "autoRenew"/],
       ['a misspelt option', { samesite: 'lax' }, /unknown option "samesite". Did you mean "sameSite"\?/],
       ['an unknown option', { signed: true }, /unknown option "signed"/],
     ];
