@@ -50,8 +50,10 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
   if (typeof commitOnError !== 'boolean') throw invalidOption('session', 'commitOnError', 'a boolean');
 
   return async function sessionMiddleware(ctx: Context, next: Next): Promise<void> {
-    const handle = backend.load(ctx);
-    const lifecycle = new Lifecycle(handle instanceof Promise ? await handle : handle);
+    const loading = backend.load(ctx);
+    // A synchronous backend (the cookie one) costs no extra turn of the event loop.
+    const handle = typeof (loading as PromiseLike<SessionHandle>).then === 'function' ? await loading : (loading as SessionHandle);
+    const lifecycle = new Lifecycle(handle);
     // Koa's contexts share their app's prototype; a bare object (a test's stand-in) gets the accessor itself.
     const proto = Object.getPrototypeOf(ctx) as object | null;
     installAccessor(proto === null || proto === Object.prototype ? ctx : proto);
@@ -63,7 +65,8 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
         try {
           await lifecycle.commit();
         } catch (commitError) {
-          ctx.app.emit('error', commitError, ctx);
+          // The request's own error goes on to the app; this one is reported beside it.
+          ctx.app?.emit('error', commitError, ctx);
         }
       }
       throw err;

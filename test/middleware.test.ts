@@ -18,6 +18,17 @@ describe('the middleware', () => {
     expect(Object.getOwnPropertyDescriptor(Object.prototype, 'session')).to.equal(undefined);
   });
 
+  it('should wait for a backend whose load returns a thenable that is not a native Promise', async () => {
+    const handle = { read: () => ({ data: { counter: 41 }, stale: false }), write: () => undefined };
+    const thenable = { load: () => ({ then: (resolve: (value: typeof handle) => void) => setTimeout(() => resolve(handle), 5) }) };
+    const ctx = {} as Koa.Context;
+    let seen: unknown;
+    await session(thenable as unknown as SessionBackend)(ctx, async () => {
+      seen = ctx.session.get('counter');
+    });
+    expect(seen).to.equal(41);
+  });
+
   it('should keep the sessions of two apps and of concurrent requests apart', async () => {
     const ring = new KeyRing([KEY_A]);
     const a = backendFor('signed', ring, { name: 'a' });
