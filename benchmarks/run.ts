@@ -33,6 +33,16 @@ if (!args.has('--http-only')) {
     const rt = byName.get(`${label} round trip`);
     log(`| ${label} | ${micro.cookieBytes[label]} | ${cell('seal')} | ${cell('open')} | ${cell('round trip')} | ${cell('request')} | ${rt === undefined ? '' : Math.round(1e9 / rt.median).toLocaleString('en')} |`);
   }
+  log('\nOperations per second (from the medians):\n');
+  log('| case | seal | open | round trip | request |');
+  log('|---|---:|---:|---:|---:|');
+  for (const label of rows) {
+    const rate = (op: string) => {
+      const m = byName.get(`${label} ${op}`);
+      return m === undefined ? '' : Math.round(1e9 / m.median).toLocaleString('en');
+    };
+    log(`| ${label} | ${rate('seal')} | ${rate('open')} | ${rate('round trip')} | ${rate('request')} |`);
+  }
   log('\nRatios (median of per-round ratios; below 1 is faster):\n');
   for (const [name, value] of Object.entries(micro.ratios)) log(`- ${name}: ${value.toFixed(2)}`);
 }
