@@ -19,6 +19,9 @@ export class RawValue {
 
 /** What a serializer offers for lazy entries, beside its whole-payload `serialize` and `deserialize`. */
 export interface EntryCodec {
+  /** The whole-payload methods this codec agrees with: a subclass that overrides them loses the codec. */
+  readonly serialize: unknown;
+  readonly deserialize: unknown;
   /** The payload's top-level entries, values undecoded; `undefined` when this payload cannot be split. */
   split(payload: Buffer): Map<string, RawValue> | undefined;
   /** One value, decoded into fresh plain data. Throws on bytes it did not write. */
@@ -44,8 +47,13 @@ export interface LazyEntries {
   readonly entries: ReadonlyMap<string, unknown>;
 }
 
-export function entryCodecOf(serializer: object): EntryCodec | undefined {
-  return (serializer as { [ENTRY_CODEC]?: EntryCodec })[ENTRY_CODEC];
+/**
+ * The serializer's codec, if it has one and still encodes as the codec does: a subclass that overrides
+ * `serialize` or `deserialize` may write something else, so its sessions are decoded whole.
+ */
+export function entryCodecOf(serializer: { serialize: unknown; deserialize: unknown }): EntryCodec | undefined {
+  const codec = (serializer as { [ENTRY_CODEC]?: EntryCodec })[ENTRY_CODEC];
+  return codec !== undefined && codec.serialize === serializer.serialize && codec.deserialize === serializer.deserialize ? codec : undefined;
 }
 
 /** How a format lays entries out in its top-level map. */

@@ -26,6 +26,8 @@ export class JsonSerializer implements Serializer {
   }
 
   readonly [ENTRY_CODEC]: EntryCodec = {
+    serialize: JsonSerializer.prototype.serialize,
+    deserialize: JsonSerializer.prototype.deserialize,
     split: (payload) => {
       const bounds = splitObject(payload);
       if (bounds === undefined) return undefined;

@@ -49,6 +49,8 @@ export class MsgpackSerializer implements Serializer {
   };
 
   readonly [ENTRY_CODEC]: EntryCodec = {
+    serialize: MsgpackSerializer.prototype.serialize,
+    deserialize: MsgpackSerializer.prototype.deserialize,
     split: (payload) => {
       const scan = scanMsgpack(payload, true);
       if (scan === undefined) return undefined;

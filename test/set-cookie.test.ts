@@ -27,6 +27,15 @@ class CountingSerializer implements Serializer {
   }
 }
 
+/** A subclass that overrides deserialize: it must be called, not bypassed by the lazy path of its base class. */
+class CountingSubclass extends JsonSerializer {
+  decoded = 0;
+  override deserialize(bytes: Uint8Array): SessionRecord {
+    this.decoded++;
+    return super.deserialize(bytes);
+  }
+}
+
 /** Counts how often the middleware asks the backend to open the request's cookie. */
 function countingReads(backend: SessionBackend): SessionBackend & { reads: number } {
   const counting = {
@@ -117,6 +126,17 @@ describe('the Set-Cookie header', () => {
   it('should cost no decoding on a request that does not touch the session', async () => {
     const serializer = new CountingSerializer();
     const backend = backendFor('signed', ring, { serializer });
+    const token = backend.seal({ counter: 2 });
+    const server = await listen(appWith(backend, (ctx) => void (ctx.body = ctx.path === '/read' ? String(ctx.session.get('counter')) : 'hi')));
+    await request(server).get('/').set('Cookie', `session=${token}`).expect(200, 'hi');
+    expect(serializer.decoded).to.equal(0);
+    await request(server).get('/read').set('Cookie', `session=${token}`).expect(200, '2');
+    expect(serializer.decoded).to.equal(1);
+  });
+
+  it('should decode through a subclass that overrides deserialize, and only when the session is touched', async () => {
+    const serializer = new CountingSubclass();
+    const backend = backendFor('private', ring, { serializer });
     const token = backend.seal({ counter: 2 });
     const server = await listen(appWith(backend, (ctx) => void (ctx.body = ctx.path === '/read' ? String(ctx.session.get('counter')) : 'hi')));
     await request(server).get('/').set('Cookie', `session=${token}`).expect(200, 'hi');
