@@ -12,7 +12,7 @@ import {
   type CookieAttributes,
 } from './cookie.js';
 import { OVERHEAD, open, seal, type SealMode } from './envelope.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, type EntryCodec, type WithLazyEntries } from './entries.js';
+import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
@@ -191,7 +191,7 @@ export class CookieSessionBackend implements SessionBackend {
       const stored: WithLazyEntries<StoredSession> = {
         // For a backend wrapper that asks; the session takes the entries over and reads them lazily.
         get data() {
-          return (data ??= Object.fromEntries([...entries].map(([key, raw]) => [key, raw instanceof RawValue ? codec.decode(raw) : raw])));
+          return (data ??= recordOf(entries, codec.decode));
         },
         stale,
         [LAZY_ENTRIES]: { codec, entries },
@@ -218,9 +218,10 @@ export class CookieSessionBackend implements SessionBackend {
 
   #seal(data: SessionRecord, now: number): string {
     const serializer = this.#serializer;
+    const keys = () => Object.keys(data);
     const entrySize = (key: string) => serializer.serialize({ [key]: data[key] }).byteLength;
-    const payload = encode(serializer.name, () => serializer.serialize(data), Object.keys(data), entrySize);
-    return this.#sealPayload(payload, now, Object.keys(data), entrySize);
+    const payload = encode(serializer.name, () => serializer.serialize(data), keys, entrySize);
+    return this.#sealPayload(payload, now, keys, entrySize);
   }
 
   /** Seals what the middleware asks to write, copying untouched values as they were encoded. */
@@ -228,12 +229,14 @@ export class CookieSessionBackend implements SessionBackend {
     const lazy = change[LAZY_ENTRIES];
     if (lazy === undefined || lazy.codec !== this.#codec) return this.#seal(change.data, now);
     const { codec, entries } = lazy;
+    const keys = () => [...entries.keys()];
     const entrySize = (key: string) => codec.entrySize(key, entries.get(key));
-    const payload = encode(this.#serializer.name, () => codec.join(entries), [...entries.keys()], entrySize);
-    return this.#sealPayload(payload, now, [...entries.keys()], entrySize);
+    const payload = encode(this.#serializer.name, () => codec.join(entries), keys, entrySize);
+    return this.#sealPayload(payload, now, keys, entrySize);
   }
 
-  #sealPayload(payload: Uint8Array, now: number, keys: readonly string[], entrySize: (key: string) => number): string {
+  /** `keys` and `entrySize` are asked only to explain a failure, never on the way to a cookie. */
+  #sealPayload(payload: Uint8Array, now: number, keys: () => readonly string[], entrySize: (key: string) => number): string {
     const size = Math.ceil(((OVERHEAD[this.mode] + payload.byteLength) * 4) / 3);
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
     const envelope = seal(this.mode, this.#keys, this.#serializer.id, now + this.cookie.lifetime, payload);
@@ -282,11 +285,11 @@ function deserialize(serializer: Serializer, payload: Uint8Array): SessionRecord
 }
 
 /** Runs an encoder; on failure, names the first key whose value cannot be encoded. */
-function encode(serializerName: string, run: () => Uint8Array, keys: readonly string[], entrySize: (key: string) => number): Uint8Array {
+function encode(serializerName: string, run: () => Uint8Array, keys: () => readonly string[], entrySize: (key: string) => number): Uint8Array {
   try {
     return run();
   } catch (cause) {
-    const culprit = keys.find((key) => {
+    const culprit = keys().find((key) => {
       try {
         entrySize(key);
         return false;
@@ -305,8 +308,8 @@ function encode(serializerName: string, run: () => Uint8Array, keys: readonly st
   }
 }
 
-function tooLarge(size: number, keys: readonly string[], entrySize: (key: string) => number): SessionError {
-  const largest = keys
+function tooLarge(size: number, keys: () => readonly string[], entrySize: (key: string) => number): SessionError {
+  const largest = keys()
     .map((key) => ({ key, bytes: entrySize(key) }))
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, 3)

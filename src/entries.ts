@@ -1,3 +1,6 @@
+import type { SessionRecord } from './serializer.js';
+import { define } from './value.js';
+
 // Lazy entries: the cookie backend hands the session its top-level values still encoded, and takes back the
 // untouched ones as they were, so a request pays decoding and encoding only for the keys it reads or writes.
 // Internal: nothing here is exported from the package; custom serializers and backends see plain records.
@@ -54,6 +57,13 @@ export interface LazyEntries {
 export function entryCodecOf(serializer: { serialize: unknown; deserialize: unknown }): EntryCodec | undefined {
   const codec = (serializer as { [ENTRY_CODEC]?: EntryCodec })[ENTRY_CODEC];
   return codec !== undefined && codec.serialize === serializer.serialize && codec.deserialize === serializer.deserialize ? codec : undefined;
+}
+
+/** A plain record of the entries, decoding the raw values with `decode`. */
+export function recordOf(entries: ReadonlyMap<string, unknown>, decode: (raw: RawValue) => unknown): SessionRecord {
+  const record: SessionRecord = {};
+  for (const [key, value] of entries) define(record, key, value instanceof RawValue ? decode(value) : value);
+  return record;
 }
 
 /** How a format lays entries out in its top-level map. */

@@ -1,5 +1,5 @@
 import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
-import { LAZY_ENTRIES, RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
+import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
 import { copyValue, define } from './value.js';
@@ -187,11 +187,7 @@ export class Session {
         isNew: session.#isNew,
         // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
         get data() {
-          if (data === undefined) {
-            data = {};
-            for (const [key, value] of session.#data) define(data, key, value instanceof RawValue ? session.#decode(value) : value);
-          }
-          return data;
+          return (data ??= recordOf(session.#data, (raw) => session.#decode(raw)));
         },
         [LAZY_ENTRIES]: session.#codec === undefined ? undefined : { codec: session.#codec, entries: session.#data },
       };
