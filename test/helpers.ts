@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import * as chai from 'chai';
 import Koa from 'koa';
 import type { Response } from 'supertest';
 import {
@@ -8,11 +9,13 @@ import {
   JsonSerializer,
   KeyRing,
   MsgpackSerializer,
+  SessionError,
   session,
   type CookieSessionOptions,
   type SealMode,
   type Serializer,
   type SessionBackend,
+  type SessionErrorCode,
   type SessionMiddlewareOptions,
 } from '../src/index.js';
 
@@ -161,4 +164,15 @@ export function rawGet(server: Server, headerLines: readonly string[], timeoutMs
 export function rawCookie(res: RawResponse, name = 'session'): string | undefined {
   const line = res.headers.find((header) => header.toLowerCase().startsWith(`set-cookie: ${name}=`));
   return line?.slice(`set-cookie: ${name}=`.length).split(';')[0];
+}
+
+/**
+ * Asserts through chai's `expect(fn).to.throw` that `fn` throws a SessionError with `code`, and returns the error
+ * for further checks of its message.
+ */
+export function expectSessionError(fn: () => unknown, code: SessionErrorCode): SessionError {
+  const assertion = chai.expect(fn).to.throw(SessionError);
+  const err = chai.util.flag(assertion, 'object') as SessionError;
+  chai.expect(err.code).to.equal(code);
+  return err;
 }

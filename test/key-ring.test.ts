@@ -1,17 +1,7 @@
 import { expect } from 'chai';
 import { inspect } from 'node:util';
 import { CookieSessionBackend, KeyRing, SessionError } from '../src/index.js';
-import { KEY_A, KEY_B, KEY_C } from './helpers.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(SessionError);
-    return (err as SessionError).code;
-  }
-  return undefined;
-}
+import { KEY_A, KEY_B, KEY_C, expectSessionError } from './helpers.js';
 
 describe('KeyRing', () => {
   describe('when built from valid keys', () => {
@@ -41,26 +31,16 @@ describe('KeyRing', () => {
     ];
     for (const [label, build] of cases) {
       it(`should refuse ${label} with ERR_SESSION_INVALID_KEY`, () => {
-        expect(codeOf(build)).to.equal('ERR_SESSION_INVALID_KEY');
+        expectSessionError(build, 'ERR_SESSION_INVALID_KEY');
       });
     }
 
     it('should say what to do, and never show key material', () => {
-      try {
-        new KeyRing([KEY_A, KEY_A]);
-        expect.fail('expected an error');
-      } catch (err) {
-        const message = (err as Error).message;
-        expect(message).to.match(/key 1 repeats an earlier key/);
-        expect(message).not.to.contain(KEY_A.toString('hex'));
-        expect(message).not.to.contain(KEY_A.toString('base64url'));
-      }
-      try {
-        new KeyRing([Buffer.alloc(16, 7)]);
-        expect.fail('expected an error');
-      } catch (err) {
-        expect((err as Error).message).to.match(/at least 32 random bytes.*KeyRing\.generateKey\(\)/);
-      }
+      const { message } = expectSessionError(() => new KeyRing([KEY_A, KEY_A]), 'ERR_SESSION_INVALID_KEY');
+      expect(message).to.match(/key 1 repeats an earlier key/);
+      expect(message).not.to.contain(KEY_A.toString('hex'));
+      expect(message).not.to.contain(KEY_A.toString('base64url'));
+      expect(() => new KeyRing([Buffer.alloc(16, 7)])).to.throw(SessionError, /at least 32 random bytes.*KeyRing\.generateKey\(\)/);
     });
   });
 

@@ -3,24 +3,13 @@ import {
   CookieSessionBackend,
   JsonSerializer,
   KeyRing,
-  SessionError,
   session,
   type CookieSessionOptions,
   type SessionBackend,
 } from '../src/index.js';
-import { KEY_A } from './helpers.js';
+import { KEY_A, expectSessionError } from './helpers.js';
 
 const ring = new KeyRing([KEY_A]);
-
-function failure(fn: () => unknown): SessionError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(SessionError);
-    return err as SessionError;
-  }
-  expect.fail('expected a SessionError');
-}
 
 describe('option validation', () => {
   describe('when CookieSessionBackend gets valid options', () => {
@@ -80,29 +69,28 @@ describe('option validation', () => {
     ];
     for (const [label, options, message] of invalid) {
       it(`should refuse ${label} at construction`, () => {
-        const err = failure(() => CookieSessionBackend.signed(ring, options as CookieSessionOptions));
-        expect(err.code).to.equal('ERR_SESSION_INVALID_OPTION');
+        const err = expectSessionError(() => CookieSessionBackend.signed(ring, options as CookieSessionOptions), 'ERR_SESSION_INVALID_OPTION');
         expect(err.message).to.match(message);
       });
     }
 
     it('should refuse a key ring that is not a KeyRing, at construction and in setKeyRing', () => {
-      expect(failure(() => CookieSessionBackend.private([KEY_A] as unknown as KeyRing)).code).to.equal('ERR_SESSION_INVALID_KEY');
+      expectSessionError(() => CookieSessionBackend.private([KEY_A] as unknown as KeyRing), 'ERR_SESSION_INVALID_KEY');
       const backend = CookieSessionBackend.private(ring);
-      expect(failure(() => backend.setKeyRing([KEY_A] as unknown as KeyRing)).code).to.equal('ERR_SESSION_INVALID_KEY');
+      expectSessionError(() => backend.setKeyRing([KEY_A] as unknown as KeyRing), 'ERR_SESSION_INVALID_KEY');
     });
   });
 
   describe('when session() gets bad arguments', () => {
     it('should refuse a missing or wrong backend', () => {
-      expect(failure(() => session(undefined as unknown as SessionBackend)).code).to.equal('ERR_SESSION_INVALID_OPTION');
-      expect(failure(() => session({} as SessionBackend)).code).to.equal('ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => session(undefined as unknown as SessionBackend), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => session({} as SessionBackend), 'ERR_SESSION_INVALID_OPTION');
     });
 
     it('should refuse unknown or mistyped options', () => {
       const backend = CookieSessionBackend.signed(ring);
-      expect(failure(() => session(backend, { rolling: true } as never)).message).to.match(/unknown option "rolling"/);
-      expect(failure(() => session(backend, { commitOnError: 'yes' } as never)).message).to.match(/commitOnError/);
+      expect(expectSessionError(() => session(backend, { rolling: true } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/unknown option "rolling"/);
+      expect(expectSessionError(() => session(backend, { commitOnError: 'yes' } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/commitOnError/);
     });
   });
 });

@@ -1,3 +1,4 @@
+import * as chai from 'chai';
 import { expect } from 'chai';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { inspect } from 'node:util';
@@ -14,14 +15,10 @@ function spellings(secret: Buffer | string): string[] {
   return [secret.toString('hex'), secret.toString('base64'), secret.toString('base64url'), secret.toString('latin1').slice(0, 16)];
 }
 
+/** The message and inspected form of the SessionError `fn` must throw. */
 function messageOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(SessionError);
-    return `${(err as Error).message}\n${inspect(err)}`;
-  }
-  return '';
+  const err = chai.util.flag(expect(fn).to.throw(SessionError), 'object') as SessionError;
+  return `${err.message}\n${inspect(err)}`;
 }
 
 describe('secrets', () => {

@@ -1,18 +1,7 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { KeyRing, Session, SessionError } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen } from './helpers.js';
-
-function expectCode(fn: () => unknown, code: string): SessionError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(SessionError);
-    expect((err as SessionError).code).to.equal(code);
-    return err as SessionError;
-  }
-  expect.fail(`expected a SessionError ${code}`);
-}
+import { KeyRing, Session } from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen } from './helpers.js';
 
 describe('Session', () => {
   describe('when values are read and written', () => {
@@ -121,31 +110,31 @@ describe('Session', () => {
     for (const [label, value] of cases) {
       it(`should refuse ${label} with ERR_SESSION_UNSUPPORTED_VALUE and stay unchanged`, () => {
         const s = new Session();
-        expectCode(() => s.set('v', value), 'ERR_SESSION_UNSUPPORTED_VALUE');
+        expectSessionError(() => s.set('v', value), 'ERR_SESSION_UNSUPPORTED_VALUE');
         expect(s.status).to.equal('unchanged');
         expect(s.has('v')).to.equal(false);
       });
     }
 
     it('should name the path of the bad value in the message', () => {
-      const err = expectCode(() => new Session().set('v', { a: [{ b: () => 1 }] }), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      const err = expectSessionError(() => new Session().set('v', { a: [{ b: () => 1 }] }), 'ERR_SESSION_UNSUPPORTED_VALUE');
       expect(err.message).to.contain('v.a[0].b');
     });
 
     it('should refuse cycles and nesting deeper than 64 levels', () => {
       const cyclic: Record<string, unknown> = {};
       cyclic.self = cyclic;
-      expect(expectCode(() => new Session().set('v', cyclic), 'ERR_SESSION_UNSUPPORTED_VALUE').message).to.contain('cycle');
+      expect(expectSessionError(() => new Session().set('v', cyclic), 'ERR_SESSION_UNSUPPORTED_VALUE').message).to.contain('cycle');
       let deep: unknown = 1;
       for (let i = 0; i < 65; i++) deep = [deep];
-      expectCode(() => new Session().set('v', deep), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      expectSessionError(() => new Session().set('v', deep), 'ERR_SESSION_UNSUPPORTED_VALUE');
       let ok: unknown = 1;
       for (let i = 0; i < 63; i++) ok = [ok];
       new Session().set('v', ok);
     });
 
     it('should refuse keys that are not strings', () => {
-      expectCode(() => new Session().set(1 as unknown as string, 1), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      expectSessionError(() => new Session().set(1 as unknown as string, 1), 'ERR_SESSION_UNSUPPORTED_VALUE');
     });
   });
 
