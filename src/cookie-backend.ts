@@ -15,9 +15,10 @@ import { OVERHEAD, open, seal, type SealMode } from './envelope.js';
 import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
+import { MsgpackSerializer } from './msgpack-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import type { SessionRecord, Serializer } from './serializer.js';
+import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from './serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
 export interface CookieSessionOptions extends CookieAttributeOptions {
@@ -39,6 +40,12 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
   /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
   readonly now?: () => number;
 }
+
+/**
+ * How far a cookie's sealed expiry may lie beyond `now + maxAge` and still open: the clocks of a fleet's servers
+ * disagree a little, and a cookie sealed by a server running ahead must not log its user out.
+ */
+export const CLOCK_SKEW_MS = 60_000;
 
 const OPTION_NAMES = [
   'serializer',
@@ -209,7 +216,10 @@ export class CookieSessionBackend implements SessionBackend {
     // Node's decoder is lenient (see isCanonicalBase64url): only the canonical text of a value opens.
     if (!isCanonicalBase64url(value, envelope.length)) return undefined;
     const opened = open(this.mode, this.#keys, envelope);
-    if (opened === undefined || opened.expiresAt <= now) return undefined;
+    // A sealed expiry beyond this backend's lifetime was written under a longer maxAge: shortening maxAge ends it.
+    if (opened === undefined || opened.expiresAt <= now || opened.expiresAt > now + this.cookie.lifetime + CLOCK_SKEW_MS) {
+      return undefined;
+    }
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
     const renewalDue = this.#autoRenew && opened.expiresAt - now < this.cookie.lifetime / 2;
@@ -262,6 +272,17 @@ function checkSerializer(where: string, option: string, serializer: unknown): Se
     (candidate.id as number) > 255
   ) {
     throw invalidOption(where, option, 'a Serializer: an object with an integer id from 1 to 255, serialize() and deserialize()');
+  }
+  // Ids below 128 name this library's formats: a cookie must never be read by a serializer that did not write it.
+  const id = candidate.id as number;
+  const ownId = candidate instanceof JsonSerializer ? 1 : candidate instanceof MsgpackSerializer ? 2 : undefined;
+  if (id < FIRST_USER_SERIALIZER_ID && id !== ownId) {
+    throw invalidOption(
+      where,
+      option,
+      `a Serializer whose id is ${FIRST_USER_SERIALIZER_ID} to 255: ids below ${FIRST_USER_SERIALIZER_ID} are reserved for ` +
+        `this library's serializers (got ${id})`,
+    );
   }
   return candidate as Serializer;
 }

@@ -23,7 +23,11 @@ export interface CookieAttributeOptions {
   readonly path?: string;
   /** @default undefined (host-only cookie) */
   readonly domain?: string;
-  /** `'auto'` sets `Secure` when the request came over HTTPS (`ctx.secure`, which honours `app.proxy`). @default 'auto' */
+  /**
+   * `'auto'` sets `Secure` when the request came over HTTPS (`ctx.secure`, which honours `app.proxy`). With
+   * `sameSite: 'none'`, `Secure` is always set, as browsers require.
+   * @default 'auto'
+   */
   readonly secure?: boolean | 'auto';
   /** @default true */
   readonly httpOnly?: boolean;
@@ -64,15 +68,16 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
     throw invalidOption(where, 'name', `an RFC 6265 token (letters, digits, !#$%&'*+-.^_\`|~) of 1 to ${MAX_COOKIE_NAME_BYTES} characters`);
   }
   const path = options.path ?? '/';
-  if (typeof path !== 'string' || !PATH_VALUE.test(path)) {
-    throw invalidOption(where, 'path', 'a non-empty string of printable ASCII without ";"');
+  // RFC 6265 §5.2.4: a Path that does not start with "/" is ignored by browsers, which then use a default path.
+  if (typeof path !== 'string' || !PATH_VALUE.test(path) || !path.startsWith('/')) {
+    throw invalidOption(where, 'path', 'a path starting with "/", of printable ASCII without ";"');
   }
   const domain = options.domain;
   if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN_VALUE.test(domain))) {
     throw invalidOption(where, 'domain', 'a host name such as "example.com"');
   }
-  const secure = options.secure ?? 'auto';
-  if (secure !== true && secure !== false && secure !== 'auto') {
+  const secureOption = options.secure ?? 'auto';
+  if (secureOption !== true && secureOption !== false && secureOption !== 'auto') {
     throw invalidOption(where, 'secure', "true, false or 'auto'");
   }
   const httpOnly = options.httpOnly ?? true;
@@ -81,17 +86,21 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none' && sameSite !== false) {
     throw invalidOption(where, 'sameSite', "'lax', 'strict', 'none' or false");
   }
-  if (sameSite === 'none' && secure === false) {
+  if (sameSite === 'none' && secureOption === false) {
     throw invalidOption(where, 'secure', "true or 'auto' with sameSite 'none' (browsers drop SameSite=None cookies without Secure)");
   }
+  // Browsers drop a SameSite=None cookie without Secure, and the line that would expire it too: never write one.
+  const secure = sameSite === 'none' ? true : secureOption;
   const maxAge = options.maxAge ?? DEFAULT_MAX_AGE_MS;
   if (maxAge !== 'session' && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 1000 || maxAge > MAX_COOKIE_AGE_MS)) {
     throw invalidOption(where, 'maxAge', `'session' or a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
   }
-  // Cookie prefixes (RFC 6265bis §4.1.3): browsers reject these names unless the attributes match.
-  if (name.startsWith('__Secure-') || name.startsWith('__Host-')) {
+  // Cookie prefixes (RFC 6265bis §4.1.3): browsers match them case-insensitively and reject these names unless
+  // the attributes match.
+  const lowerName = name.toLowerCase();
+  if (lowerName.startsWith('__secure-') || lowerName.startsWith('__host-')) {
     if (secure !== true) throw invalidOption(where, 'secure', `true for a cookie named "${name}"`);
-    if (name.startsWith('__Host-') && (path !== '/' || domain !== undefined)) {
+    if (lowerName.startsWith('__host-') && (path !== '/' || domain !== undefined)) {
       throw invalidOption(where, 'path', `"/" with no domain for a cookie named "${name}"`);
     }
   }

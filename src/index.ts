@@ -1,7 +1,7 @@
 export { session, type SessionMiddlewareOptions } from './middleware.js';
 export { Session, type SessionData } from './session.js';
 export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
-export { CookieSessionBackend, type CookieSessionOptions } from './cookie-backend.js';
+export { CLOCK_SKEW_MS, CookieSessionBackend, type CookieSessionOptions } from './cookie-backend.js';
 export {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_AGE_MS,
@@ -12,7 +12,7 @@ export {
 } from './cookie.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
 export type { SealMode } from './envelope.js';
-export type { Serializer, SessionRecord } from './serializer.js';
+export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './serializer.js';
 export { JsonSerializer } from './json-serializer.js';
 export { MsgpackSerializer } from './msgpack-serializer.js';
 export { MAX_VALUE_DEPTH } from './value.js';

@@ -1,6 +1,7 @@
 import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { SessionError } from './errors.js';
+import { checkOptionNames } from './options.js';
 
 /** Shortest master key accepted, in bytes. */
 export const MIN_KEY_BYTES = 32;
@@ -81,6 +82,13 @@ export class KeyRing {
    * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when any key is missing, short, repeated or weak.
    */
   constructor(keys: readonly Uint8Array[], options: KeyRingOptions = {}) {
+    if (keys instanceof Uint8Array || typeof keys === 'string') {
+      throw new SessionError(
+        'ERR_SESSION_INVALID_KEY',
+        'A KeyRing takes an array of keys, newest first: new KeyRing([key]), not a single key.',
+      );
+    }
+    checkOptionNames('KeyRing', options, ['staged']);
     if (!Array.isArray(keys) || keys.length === 0) {
       throw new SessionError(
         'ERR_SESSION_INVALID_KEY',
@@ -156,6 +164,14 @@ function ringState(ring: KeyRing): RingState {
 }
 
 function checkKey(key: unknown, label: string): Buffer {
+  if (key === undefined || (key instanceof Uint8Array && key.byteLength === 0)) {
+    // Most often a key read from an environment variable that is not set in this environment.
+    throw new SessionError(
+      'ERR_SESSION_INVALID_KEY',
+      `KeyRing ${label} is ${key === undefined ? 'missing (undefined)' : 'empty'}. If it is read from an environment ` +
+        'variable, that variable is not set here. Generate a key with KeyRing.generateKey().',
+    );
+  }
   if (!(key instanceof Uint8Array)) {
     const hint = typeof key === 'string' ? ' Decode a text key first, e.g. Buffer.from(text, "base64url").' : '';
     throw new SessionError('ERR_SESSION_INVALID_KEY', `KeyRing ${label} must be a Buffer or Uint8Array.${hint}`);

@@ -42,6 +42,13 @@ export interface SessionMiddlewareOptions {
  * ```
  */
 export function session(backend: SessionBackend, options: SessionMiddlewareOptions = {}): Middleware {
+  if (isKoaApp(backend) || isKoaApp(options)) {
+    throw new SessionError(
+      'ERR_SESSION_INVALID_OPTION',
+      'session() takes a backend and options, not the Koa app (koa-session\'s session(config, app) order does not ' +
+        'apply): app.use(session(CookieSessionBackend.private(keyRing), { ... })).',
+    );
+  }
   if (typeof backend !== 'object' || backend === null || typeof backend.load !== 'function') {
     throw invalidOption('session', 'backend', 'a SessionBackend, such as CookieSessionBackend.signed(keyRing)');
   }
@@ -73,6 +80,11 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
     }
     await lifecycle.commit();
   };
+}
+
+function isKoaApp(value: unknown): boolean {
+  const app = value as { use?: unknown; callback?: unknown; middleware?: unknown } | null;
+  return typeof app === 'object' && app !== null && typeof app.use === 'function' && typeof app.callback === 'function' && Array.isArray(app.middleware);
 }
 
 const LIFECYCLE = Symbol('koa-sealed-session.lifecycle');

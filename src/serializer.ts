@@ -1,3 +1,6 @@
+/** Lowest serializer id free for your own serializers; the ids below it are reserved for this library's. */
+export const FIRST_USER_SERIALIZER_ID = 128;
+
 /** A session's data as the serializers see it: a plain object of plain-data values. */
 export type SessionRecord = Record<string, unknown>;
 
@@ -10,7 +13,10 @@ export type SessionRecord = Record<string, unknown>;
  * should still throw, not crash or hang, on anything it did not write.
  */
 export interface Serializer {
-  /** Written into every envelope: 1 is JSON, 2 is MessagePack; 128–255 are free for your own serializers. */
+  /**
+   * Written into every envelope: 1 is JSON, 2 is MessagePack, 3–127 are reserved; 128–255
+   * ({@link FIRST_USER_SERIALIZER_ID} and up) are free for your own serializers.
+   */
   readonly id: number;
   /** For messages and docs, e.g. `'json'`. */
   readonly name: string;

@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { KeyRing, MsgpackSerializer, SessionError, type SessionRecord, type Serializer } from '../src/index.js';
-import { KEY_A, MODES, appWith, backendFor, listen } from './helpers.js';
+import { KeyRing, MsgpackSerializer, SessionError, type SessionRecord } from '../src/index.js';
+import { KEY_A, MODES, appWith, backendFor, listen, sealBytes } from './helpers.js';
 
 /** Seals bytes as they are under a serializer id: what only a holder of the key could send. */
 function sealedBytes(mode: 'signed' | 'private', id: number, bytes: Buffer): string {
-  const raw: Serializer = { id, name: 'raw', serialize: () => bytes, deserialize: () => ({}) };
-  return backendFor(mode, new KeyRing([KEY_A]), { serializer: raw }).seal({});
+  return sealBytes(mode, new KeyRing([KEY_A]), id, bytes);
 }
 
 const reader = (ctx: { session: { get(key: string): unknown; isNew: boolean }; body: unknown }) => {

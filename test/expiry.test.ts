@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { BROWSER_SESSION_LIFETIME_MS, KeyRing } from '../src/index.js';
+import { BROWSER_SESSION_LIFETIME_MS, CLOCK_SKEW_MS, KeyRing } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
 
 describe('expiry', () => {
@@ -17,6 +17,22 @@ describe('expiry', () => {
         clock.advance(1);
         await request(server).get('/').set('Cookie', `session=${token}`).expect(200, '0');
         expect(backend.open(token)).to.equal(undefined);
+      });
+
+      it('should refuse a cookie sealed under a longer maxAge once maxAge is shortened, allowing only CLOCK_SKEW_MS', async () => {
+        const clock = manualClock();
+        const ring = new KeyRing([KEY_A]);
+        const long = backendFor(mode, ring, { serializer: serializer(), maxAge: 400 * 86_400_000, now: clock.now });
+        const hour = backendFor(mode, ring, { serializer: serializer(), maxAge: 3_600_000, now: clock.now });
+        const token = long.seal({ counter: 1 });
+        expect(long.open(token)).to.deep.equal({ counter: 1 });
+        expect(hour.open(token)).to.equal(undefined);
+        await request(await listen(appWith(hour))).get('/').set('Cookie', `session=${token}`).expect(200, '0');
+        // A server whose clock runs up to a minute ahead seals cookies that the others still open.
+        const ahead = backendFor(mode, ring, { serializer: serializer(), maxAge: 3_600_000, now: () => clock.now() + CLOCK_SKEW_MS });
+        expect(hour.open(ahead.seal({ counter: 2 }))).to.deep.equal({ counter: 2 });
+        const further = backendFor(mode, ring, { serializer: serializer(), maxAge: 3_600_000, now: () => clock.now() + CLOCK_SKEW_MS + 1 });
+        expect(hour.open(further.seal({ counter: 3 }))).to.equal(undefined);
       });
 
       it('should give a browser-session cookie no Expires but a sealed expiry of one day', async () => {

@@ -1,15 +1,14 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { scanMsgpack } from '../src/msgpack-scan.js';
-import { KeyRing, MsgpackSerializer, type SessionRecord, type Serializer } from '../src/index.js';
-import { KEY_A, MODES, backendFor } from './helpers.js';
+import { KeyRing, MsgpackSerializer, type SessionRecord } from '../src/index.js';
+import { KEY_A, MODES, backendFor, sealBytes } from './helpers.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 // A map {"v": <value>} around the given value bytes.
 const withValue = (value: string) => hex(`81 a1 76 ${value}`);
 
 /** Seals arbitrary bytes under the MessagePack serializer's id, as only a key holder could. */
-const rawMsgpack = (bytes: Buffer): Serializer => ({ id: 2, name: 'raw', serialize: () => bytes, deserialize: () => ({}) });
 
 describe('MessagePack payload checks', () => {
   describe('when given random or mutated bytes', () => {
@@ -98,10 +97,10 @@ describe('MessagePack payload checks', () => {
       it(`should not open a correctly sealed ${mode} cookie whose payload uses a refused type`, () => {
         const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: new MsgpackSerializer() });
         for (const payload of [withValue('d4 73 90'), withValue('d5 05 00 00'), withValue(`${'91'.repeat(2900)}01`)]) {
-          const sealed = backendFor(mode, new KeyRing([KEY_A]), { serializer: rawMsgpack(payload) }).seal({});
+          const sealed = sealBytes(mode, new KeyRing([KEY_A]), 2, payload);
           expect(backend.open(sealed)).to.equal(undefined);
         }
-        const fine = backendFor(mode, new KeyRing([KEY_A]), { serializer: rawMsgpack(withValue('01')) }).seal({});
+        const fine = sealBytes(mode, new KeyRing([KEY_A]), 2, withValue('01'));
         expect(backend.open(fine)).to.deep.equal({ v: 1 } satisfies SessionRecord);
       });
     }

@@ -1,13 +1,15 @@
 import { expect } from 'chai';
+import Koa from 'koa';
 import {
   CookieSessionBackend,
   JsonSerializer,
   KeyRing,
+  MsgpackSerializer,
   session,
   type CookieSessionOptions,
   type SessionBackend,
 } from '../src/index.js';
-import { KEY_A, expectSessionError } from './helpers.js';
+import { KEY_A, KEY_B, expectSessionError } from './helpers.js';
 
 const ring = new KeyRing([KEY_A]);
 
@@ -22,6 +24,8 @@ describe('option validation', () => {
       { name: '__Host-session', secure: true, path: '/' },
       { name: '__Secure-session', secure: true, domain: 'example.com' },
       { name: 'a'.repeat(96) },
+      { serializer: { id: 128, name: 'mine', serialize: () => new Uint8Array(), deserialize: () => ({}) } },
+      { serializer: new MsgpackSerializer(), previousSerializers: [new JsonSerializer()] },
     ];
     for (const options of valid) {
       it(`should accept ${JSON.stringify(options)}`, () => {
@@ -56,6 +60,13 @@ describe('option validation', () => {
       ['a fractional maxAge', { maxAge: 1500.5 }, /option "maxAge"/],
       ['a maxAge over 400 days', { maxAge: 401 * 86_400_000 }, /option "maxAge"/],
       ['a maxAge in seconds as a string', { maxAge: '3600' }, /option "maxAge"/],
+      ['a path without a leading slash', { path: 'admin' }, /option "path".*starting with "\/"/],
+      ['a lowercase __host- cookie that is not secure', { name: '__host-s' }, /option "secure"/],
+      ['an uppercase __SECURE- cookie that is not secure', { name: '__SECURE-s' }, /option "secure"/],
+      ['a mixed-case __hOsT- cookie with a path', { name: '__hOsT-s', secure: true, path: '/app' }, /option "path"/],
+      ['a custom serializer with a reserved id', { serializer: { id: 5, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } }, /reserved.*got 5/],
+      ['a custom serializer claiming the JSON id', { serializer: { id: 1, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } }, /reserved.*got 1/],
+      ['a JsonSerializer claiming the MessagePack id', { serializer: Object.assign(new JsonSerializer(), { id: 2 }) }, /reserved.*got 2/],
       ['a __Host- cookie that is not secure', { name: '__Host-s' }, /option "secure"/],
       ['a __Host- cookie with a domain', { name: '__Host-s', secure: true, domain: 'example.com' }, /option "path"/],
       ['a __Secure- cookie that is not secure', { name: '__Secure-s', secure: 'auto' }, /option "secure"/],
@@ -87,10 +98,37 @@ describe('option validation', () => {
       expectSessionError(() => session({} as SessionBackend), 'ERR_SESSION_INVALID_OPTION');
     });
 
+    it("should say so when given the app, in koa-session's session(config, app) order or alone", () => {
+      const app = new Koa();
+      const backend = CookieSessionBackend.signed(ring);
+      for (const call of [() => session(backend, app as never), () => session(app as never), () => session({} as SessionBackend, app as never)]) {
+        expect(expectSessionError(call, 'ERR_SESSION_INVALID_OPTION').message).to.match(/not the Koa app.*app\.use\(session\(/);
+      }
+    });
+
     it('should refuse unknown or mistyped options', () => {
       const backend = CookieSessionBackend.signed(ring);
       expect(expectSessionError(() => session(backend, { rolling: true } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/unknown option "rolling"/);
       expect(expectSessionError(() => session(backend, { commitOnError: 'yes' } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/commitOnError/);
+    });
+  });
+
+  describe('when KeyRing gets bad arguments', () => {
+    it('should refuse a misspelt option, so that a staging step cannot silently disappear', () => {
+      const err = expectSessionError(() => new KeyRing([KEY_A], { stagged: [KEY_B] } as never), 'ERR_SESSION_INVALID_OPTION');
+      expect(err.message).to.match(/KeyRing: unknown option "stagged"/);
+    });
+
+    it('should say that it takes an array when given one key', () => {
+      const err = expectSessionError(() => new KeyRing(KEY_A as never), 'ERR_SESSION_INVALID_KEY');
+      expect(err.message).to.match(/takes an array of keys.*new KeyRing\(\[key\]\)/);
+    });
+
+    it('should point at an unset environment variable for a missing or empty key', () => {
+      for (const key of [undefined, Buffer.from('', 'base64url')]) {
+        const err = expectSessionError(() => new KeyRing([key as never]), 'ERR_SESSION_INVALID_KEY');
+        expect(err.message).to.match(/key 0 is (missing|empty).*environment variable/);
+      }
     });
   });
 });

@@ -14,7 +14,7 @@ import { COMBINATIONS, KEY_A, appWith, appWithErrorHandler, backendFor, cookieVa
 
 /** JSON, counting how often it decodes: a request that does not touch its session must not decode. */
 class CountingSerializer implements Serializer {
-  readonly id = 1;
+  readonly id = 130;
   readonly name = 'counting json';
   readonly #json = new JsonSerializer();
   decoded = 0;
@@ -171,6 +171,21 @@ describe('the Set-Cookie header', () => {
       expect(await line(app, { 'X-Forwarded-Proto': 'https' })).to.match(/; Secure$/);
       const untrusting = appWith(backendFor('signed', ring));
       expect(await line(untrusting, { 'X-Forwarded-Proto': 'https' })).not.to.contain('Secure');
+    });
+
+    it("should always write Secure with SameSite=None, on the cookie and on the line that expires it, also over HTTP with secure 'auto'", async () => {
+      const backend = backendFor('signed', ring, { sameSite: 'none' });
+      const server = await listen(
+        appWith(backend, (ctx) => {
+          if (ctx.path === '/logout') ctx.session.purge();
+          else ctx.session.set('a', 1);
+          ctx.body = 'ok';
+        }),
+      );
+      const written = setCookieFor(await request(server).get('/').expect(200)) ?? '';
+      expect(written).to.match(/; SameSite=None;.*; Secure$/);
+      const purged = setCookieFor(await request(server).get('/logout').set('Cookie', `session=${backend.seal({ a: 1 })}`).expect(200)) ?? '';
+      expect(purged).to.match(/^session=; .*SameSite=None;.*Max-Age=0.*; Secure$/);
     });
 
     it('should write name, path, domain and SameSite as configured', async () => {
