@@ -5,7 +5,7 @@ import {
   expiredCookieLine,
   isCanonicalBase64url,
   putSetCookie,
-  readCookie,
+  readCookies,
   resolveCookieAttributes,
   setCookieLine,
   type CookieAttributeOptions,
@@ -46,6 +46,9 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
  * disagree a little, and a cookie sealed by a server running ahead must not log its user out.
  */
 export const CLOCK_SKEW_MS = 60_000;
+
+/** How many cookies of the session's name a request's cookies are searched for one that opens. */
+export const MAX_SAME_NAME_COOKIES = 4;
 
 const OPTION_NAMES = [
   'serializer',
@@ -163,10 +166,14 @@ export class CookieSessionBackend implements SessionBackend {
     let hadCookie = false;
     return {
       read: () => {
-        const value = readCookie(ctx.request.headers.cookie, cookie.name);
-        if (value === undefined) return undefined;
-        hadCookie = true;
-        return this.#read(value, now);
+        const values = readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES);
+        hadCookie = values.length > 0;
+        // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
+        for (const value of values) {
+          const stored = this.#read(value, now);
+          if (stored !== undefined) return stored;
+        }
+        return undefined;
       },
       write: (change: SessionWrite) => {
         if (change.status === 'purged' && !hadCookie) return;

@@ -172,24 +172,28 @@ export function isCanonicalBase64url(text: string, decodedLength: number): boole
 }
 
 /**
- * The value of the first cookie called `name` in a Cookie header, without surrounding quotes, or `undefined`.
- * With several cookies of one name, browsers send the most specific (longest path) first.
+ * The values of the first `max` cookies called `name` in a Cookie header, in the order sent, without
+ * surrounding quotes. Browsers send the most specific (longest path) first, but a sibling subdomain can plant a
+ * cookie of the same name, so the caller tries them in turn. Linear in the header, whatever it holds.
  */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
+export function readCookies(header: string | undefined, name: string, max: number): string[] {
+  const values: string[] = [];
+  if (header === undefined) return values;
   const length = header.length;
   let start = 0;
-  while (start < length) {
+  // The next "=" at or after `start`: searched again only once passed, so the whole read stays linear.
+  let eq = header.indexOf('=');
+  while (start < length && eq !== -1 && values.length < max) {
     let end = header.indexOf(';', start);
     if (end === -1) end = length;
-    const eq = header.indexOf('=', start);
-    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+    if (eq < end && header.slice(start, eq).trim() === name) {
       const value = header.slice(eq + 1, end).trim();
-      return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+      values.push(value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value);
     }
     start = end + 1;
+    if (eq < start) eq = header.indexOf('=', start);
   }
-  return undefined;
+  return values;
 }
 
 /**

@@ -1,7 +1,7 @@
 export { session, type SessionMiddlewareOptions } from './middleware.js';
 export { Session, type SessionData } from './session.js';
 export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
-export { CLOCK_SKEW_MS, CookieSessionBackend, type CookieSessionOptions } from './cookie-backend.js';
+export { CLOCK_SKEW_MS, CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './cookie-backend.js';
 export {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_AGE_MS,

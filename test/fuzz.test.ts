@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Server } from 'node:http';
 import { nearLimitSession } from '../benchmarks/fixture.js';
-import { KeyRing } from '../src/index.js';
+import { readCookies } from '../src/cookie.js';
+import { KeyRing, MAX_SAME_NAME_COOKIES } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, listen, rawCookie, rawGet } from './helpers.js';
 
 const RUNS = process.env.HARDENING_LONG === '1' ? 30_000 : 3000;
@@ -58,7 +59,7 @@ describe('fuzzing the Cookie header', () => {
             if (NODE_ANSWERS.includes(res.status)) return;
             expect(res.status, res.body).to.equal(200);
             const body = JSON.parse(res.body) as { isNew: boolean; count: number | null };
-            // The valid cookie opens only when it is the first session cookie, sent as it was sealed.
+            // The valid cookie opens only as it was sealed, so the count it carries is 0.
             if (!body.isNew) expect(body.count).to.equal(0);
             const written = rawCookie(res);
             expect(written, 'every answer writes the counter').not.to.equal(undefined);
@@ -83,4 +84,41 @@ describe('fuzzing the Cookie header', () => {
       });
     });
   }
+
+  describe('when reading a Cookie header of any shape', () => {
+    /** Characters String#indexOf looks at while `read` runs: the parser's cost, counted rather than timed. */
+    function scanned(read: () => void): number {
+      const indexOf = String.prototype.indexOf;
+      let count = 0;
+      String.prototype.indexOf = function (this: string, search: string, from = 0) {
+        const at = indexOf.call(this, search, from);
+        count += (at === -1 ? this.length : at + 1) - from;
+        return at;
+      };
+      try {
+        read();
+      } finally {
+        String.prototype.indexOf = indexOf;
+      }
+      return count;
+    }
+
+    it('should cost at most a few times what an ordinary header of the same length costs', () => {
+      const size = 16_000;
+      const ordinary = Array.from({ length: 400 }, (_, i) => `c${i}=${'v'.repeat(32)}`).join('; ').slice(0, size);
+      const baseline = scanned(() => readCookies(ordinary, 'session', MAX_SAME_NAME_COOKIES));
+      const shapes = fc.array(fc.constantFrom(';', '=', ' ', 'a', '"', 'session', '\t', ',', 'session='), { minLength: 1, maxLength: 6 });
+      fc.assert(
+        fc.property(shapes, shapes, (parts, tail) => {
+          // A repeated unit, then a different tail: an "=" only at the very end is what made the old parser quadratic.
+          const unit = parts.join('');
+          const end = tail.join('');
+          const header = unit.repeat(Math.ceil(size / unit.length)).slice(0, size - end.length) + end;
+          const cost = scanned(() => readCookies(header, 'session', MAX_SAME_NAME_COOKIES));
+          expect(cost / baseline, `cost ratio for ${JSON.stringify(unit)} then ${JSON.stringify(end)}`).to.be.at.most(3);
+        }),
+        { numRuns: 300, examples: [[[';'], ['a', '=']], [[';'], [';']], [['a', ';'], ['session=']], [[' ', ';'], ['=']]] },
+      );
+    });
+  });
 });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
 import {
+  MAX_SAME_NAME_COOKIES,
   JsonSerializer,
   KeyRing,
   SessionError,
@@ -10,7 +11,7 @@ import {
   type SessionWrite,
   type Serializer,
 } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, appWithErrorHandler, backendFor, cookieValue, listen, setCookieFor, setCookies } from './helpers.js';
+import { COMBINATIONS, KEY_A, KEY_B, appWith, appWithErrorHandler, backendFor, cookieValue, listen, setCookieFor, setCookies } from './helpers.js';
 
 /** JSON, counting how often it decodes: a request that does not touch its session must not decode. */
 class CountingSerializer implements Serializer {
@@ -210,10 +211,22 @@ describe('the Set-Cookie header', () => {
       await request(server).get('/').set('Cookie', `xsession=${token}`).expect(200, 'none');
     });
 
-    it('should use the first of several cookies of the same name', async () => {
+    it('should use the first of several cookies of the same name that opens, so a planted cookie cannot push it out', async () => {
       const server = await listen(appWith(backend, echo));
       await request(server).get('/').set('Cookie', `session=${token}; session=garbage`).expect(200, '7');
-      await request(server).get('/').set('Cookie', `session=garbage; session=${token}`).expect(200, 'none');
+      await request(server).get('/').set('Cookie', `session=garbage; session=${token}`).expect(200, '7');
+      // Sealed for this name, but by another app's key: what a sibling subdomain could plant.
+      const planted = backendFor('signed', new KeyRing([KEY_B])).seal({ counter: 666 });
+      await request(server).get('/').set('Cookie', `session=${planted}; a=1; session=${token}`).expect(200, '7');
+      const other = backend.seal({ counter: 8 });
+      await request(server).get('/').set('Cookie', `session=${other}; session=${token}`).expect(200, '8');
+    });
+
+    it(`should try at most MAX_SAME_NAME_COOKIES (${MAX_SAME_NAME_COOKIES}) cookies of the same name`, async () => {
+      const server = await listen(appWith(backend, echo));
+      const garbage = (count: number) => Array.from({ length: count }, (_, i) => `session=g${i}`).join('; ');
+      await request(server).get('/').set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES - 1)}; session=${token}`).expect(200, '7');
+      await request(server).get('/').set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES)}; session=${token}`).expect(200, 'none');
     });
   });
 
