@@ -47,6 +47,10 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
  */
 export const CLOCK_SKEW_MS = 60_000;
 
+/** Where a stored session carries the id of the key that opened it (internal). */
+const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
+type Opened<T> = T & { readonly [OPENED_WITH]: number };
+
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
 export const MAX_SAME_NAME_COOKIES = 4;
 
@@ -133,7 +137,9 @@ export class CookieSessionBackend implements SessionBackend {
 
   /**
    * Replaces the key ring, for instance to rotate keys without restarting: requests from now on seal with the
-   * new ring's newest key and open with its keys. A request already in flight writes with the new ring.
+   * new ring's newest key and open with its keys. A request already in flight writes with the new ring, except
+   * that a session it opened with a key the new ring lacks is not written back: its cookie is expired, so that
+   * revoking a leaked key also ends the sessions of requests still running.
    * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when `keyRing` is not a KeyRing.
    */
   setKeyRing(keyRing: KeyRing): void {
@@ -164,6 +170,7 @@ export class CookieSessionBackend implements SessionBackend {
     const now = this.#now();
     const cookie = this.cookie;
     let hadCookie = false;
+    let openedWith: number | undefined;
     return {
       read: () => {
         const values = readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES);
@@ -171,14 +178,20 @@ export class CookieSessionBackend implements SessionBackend {
         // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
         for (const value of values) {
           const stored = this.#read(value, now);
-          if (stored !== undefined) return stored;
+          if (stored !== undefined) {
+            openedWith = stored[OPENED_WITH];
+            return stored;
+          }
         }
         return undefined;
       },
       write: (change: SessionWrite) => {
-        if (change.status === 'purged' && !hadCookie) return;
+        // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
+        // it again with the new ring would undo the revocation, so the session ends here.
+        const revoked = openedWith !== undefined && !this.#keys.byId.has(openedWith);
+        if ((change.status === 'purged' || revoked) && !hadCookie) return;
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookie alone.
-        const value = change.status === 'purged' ? undefined : this.#sealWrite(change, now);
+        const value = change.status === 'purged' || revoked ? undefined : this.#sealWrite(change, now);
         if (ctx.headerSent) {
           throw new SessionError(
             'ERR_SESSION_HEADERS_SENT',
@@ -194,30 +207,31 @@ export class CookieSessionBackend implements SessionBackend {
   }
 
   /** A request's session: its top-level values stay encoded until read, when the serializer allows it. */
-  #read(value: string, now: number): StoredSession | undefined {
+  #read(value: string, now: number): Opened<StoredSession> | undefined {
     const unsealed = this.#unseal(value, now);
     if (unsealed === undefined) return undefined;
-    const { serializer, payload, stale } = unsealed;
+    const { serializer, payload, stale, keyId } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
       let data: SessionRecord | undefined;
-      const stored: WithLazyEntries<StoredSession> = {
+      const stored: Opened<WithLazyEntries<StoredSession>> = {
         // For a backend wrapper that asks; the session takes the entries over and reads them lazily.
         get data() {
           return (data ??= recordOf(entries, codec.decode));
         },
         stale,
         [LAZY_ENTRIES]: { codec, entries },
+        [OPENED_WITH]: keyId,
       };
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? undefined : { data, stale };
+    return data === undefined ? undefined : { data, stale, [OPENED_WITH]: keyId };
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
-  #unseal(value: string, now: number): { payload: Buffer; serializer: Serializer; stale: boolean } | undefined {
+  #unseal(value: string, now: number): { payload: Buffer; serializer: Serializer; stale: boolean; keyId: number } | undefined {
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
     const envelope = Buffer.from(value, 'base64url');
     // Node's decoder is lenient (see isCanonicalBase64url): only the canonical text of a value opens.
@@ -230,7 +244,8 @@ export class CookieSessionBackend implements SessionBackend {
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
     const renewalDue = this.#autoRenew && opened.expiresAt - now < this.cookie.lifetime / 2;
-    return { payload: opened.payload, serializer, stale: opened.retiredKey || serializer !== this.#serializer || renewalDue };
+    const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue;
+    return { payload: opened.payload, serializer, stale, keyId: opened.keyId };
   }
 
   #seal(data: SessionRecord, now: number): string {

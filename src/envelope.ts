@@ -35,6 +35,8 @@ const MAX_EXPIRES = 2 ** 48 - 1;
 
 /** What an envelope said, once authenticated. */
 export interface Opened {
+  /** Id of the key that opened it. */
+  readonly keyId: number;
   readonly serializerId: number;
   readonly expiresAt: number;
   readonly payload: Buffer;
@@ -100,6 +102,7 @@ export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opene
     }
   }
   return {
+    keyId: key.id,
     serializerId: header[5] as number,
     expiresAt: header.readUInt16BE(6) * 2 ** 32 + header.readUInt32BE(8),
     payload,

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { KeyRing } from '../src/index.js';
-import { COMBINATIONS, KEY_A, KEY_B, KEY_C, appWith, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
+import type Koa from 'koa';
+import { KeyRing, type CookieSessionBackend, type CookieSessionOptions } from '../src/index.js';
+import { COMBINATIONS, KEY_A, KEY_B, KEY_C, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
 
 const keyIdOf = (token: string) => Buffer.from(token, 'base64url').readUInt32BE(1);
 
@@ -66,4 +67,64 @@ describe('key rotation', () => {
       });
     });
   }
+
+  describe('when setKeyRing revokes a key while a request that opened a session with it is in flight', () => {
+    /** An app whose handler reads the session, waits for the test to revoke, then does `after`. */
+    function slowApp(backend: CookieSessionBackend, after: (ctx: Koa.Context) => void) {
+      let reached!: () => void;
+      let release!: () => void;
+      const reading = new Promise<void>((resolve) => (reached = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const app = appWith(backend, async (ctx) => {
+        ctx.body = String(ctx.session.get('counter'));
+        reached();
+        await released;
+        after(ctx);
+      });
+      return { app, reading, release };
+    }
+
+    for (const { mode, serializer, label } of COMBINATIONS) {
+      describe(`when sealed ${label}`, () => {
+        const scenarios: [string, CookieSessionOptions, number, (ctx: Koa.Context) => void][] = [
+          ['a change', {}, 0, (ctx) => ctx.session.set('admin', true)],
+          ['renew()', {}, 0, (ctx) => ctx.session.renew()],
+          ['autoRenew and no change at all', { autoRenew: true, maxAge: 60_000 }, 45_000, () => undefined],
+        ];
+        for (const [what, options, age, after] of scenarios) {
+          it(`should expire the cookie instead of sealing the session with the new ring, after ${what}`, async () => {
+            const clock = manualClock();
+            const leaked = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), ...options, now: clock.now });
+            const forged = leaked.seal({ counter: 1 });
+            clock.advance(age);
+            const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), ...options, now: clock.now });
+            const { app, reading, release } = slowApp(backend, after);
+            const server = await listen(app);
+            const pending = request(server).get('/').set('Cookie', `session=${forged}`);
+            const response = pending.then((res) => res);
+            await reading;
+            backend.setKeyRing(new KeyRing([KEY_C]));
+            release();
+            const res = await response;
+            expect(res.status).to.equal(200);
+            expect(setCookieFor(res)).to.match(/^session=; .*Max-Age=0/);
+            expect(backend.open(forged)).to.equal(undefined);
+          });
+        }
+
+        it('should still re-seal with the new ring when the key that opened the session stays in it (control)', async () => {
+          const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() });
+          const token = backend.seal({ counter: 1 });
+          const { app, reading, release } = slowApp(backend, (ctx) => ctx.session.set('counter', 2));
+          const response = request(await listen(app)).get('/').set('Cookie', `session=${token}`).then((res) => res);
+          await reading;
+          backend.setKeyRing(new KeyRing([KEY_B, KEY_A]));
+          release();
+          const written = cookieValue(await response);
+          expect(keyIdOf(written)).to.equal(keyIdOf(backendFor(mode, new KeyRing([KEY_B])).seal({})));
+          expect(backend.open(written)).to.deep.equal({ counter: 2 });
+        });
+      });
+    }
+  });
 });
