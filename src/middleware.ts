@@ -64,7 +64,11 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
     // Koa's contexts share their app's prototype; a bare object (a test's stand-in) gets the accessor itself.
     const proto = Object.getPrototypeOf(ctx) as object | null;
     installAccessor(proto === null || proto === Object.prototype ? ctx : proto);
-    (ctx as unknown as Record<symbol, Lifecycle>)[LIFECYCLE] = lifecycle;
+    const slot = ctx as unknown as Record<symbol, Lifecycle | undefined>;
+    // With a second session() downstream (a mounted sub-app, say), code below it sees its session; once it
+    // returns, code around this one sees this one's session again, never the other's.
+    const outer = slot[LIFECYCLE];
+    slot[LIFECYCLE] = lifecycle;
     try {
       await next();
     } catch (err) {
@@ -77,6 +81,9 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
         }
       }
       throw err;
+    } finally {
+      // The outermost one stays: middleware upstream of it can still read the session, as it always could.
+      if (outer !== undefined) slot[LIFECYCLE] = outer;
     }
     await lifecycle.commit();
   };
