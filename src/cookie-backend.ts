@@ -18,6 +18,7 @@ import { JsonSerializer } from './json-serializer.js';
 import { MsgpackSerializer } from './msgpack-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
 import { checkOptionNames, invalidOption } from './options.js';
+import { VALUE_RULES, valueRulesOf, type ValueRules } from './value.js';
 import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from './serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
@@ -101,6 +102,7 @@ export class CookieSessionBackend implements SessionBackend {
   #keys: ContextKeys;
   readonly #serializer: Serializer;
   readonly #codec: EntryCodec | undefined;
+  readonly #rules: ValueRules;
   readonly #readers: ReadonlyMap<number, Serializer>;
   readonly #now: () => number;
   readonly #autoRenew: boolean;
@@ -125,6 +127,7 @@ export class CookieSessionBackend implements SessionBackend {
     }
     this.#readers = readers;
     this.#codec = entryCodecOf(this.#serializer);
+    this.#rules = valueRulesOf(this.#serializer);
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
     this.#now = now;
@@ -171,7 +174,8 @@ export class CookieSessionBackend implements SessionBackend {
     const cookie = this.cookie;
     let hadCookie = false;
     let openedWith: number | undefined;
-    return {
+    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
+      [VALUE_RULES]: this.#rules,
       read: () => {
         const values = readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES);
         hadCookie = values.length > 0;
@@ -204,6 +208,7 @@ export class CookieSessionBackend implements SessionBackend {
         putSetCookie(ctx.res, cookie.name, line);
       },
     };
+    return handle;
   }
 
   /** A request's session: its top-level values stay encoded until read, when the serializer allows it. */

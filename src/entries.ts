@@ -60,9 +60,9 @@ export function entryCodecOf(serializer: { serialize: unknown; deserialize: unkn
 }
 
 /** A plain record of the entries, decoding the raw values with `decode`. */
-export function recordOf(entries: ReadonlyMap<string, unknown>, decode: (raw: RawValue) => unknown): SessionRecord {
+export function recordOf(entries: ReadonlyMap<string, unknown>, decode: (raw: RawValue, key: string) => unknown): SessionRecord {
   const record: SessionRecord = {};
-  for (const [key, value] of entries) define(record, key, value instanceof RawValue ? decode(value) : value);
+  for (const [key, value] of entries) define(record, key, value instanceof RawValue ? decode(value, key) : value);
   return record;
 }
 

@@ -2,7 +2,8 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { Session, finish } from './session.js';
+import { Session, createSession, finish } from './session.js';
+import { VALUE_RULES, type ValueRules } from './value.js';
 
 declare module 'koa' {
   interface ExtendableContext {
@@ -132,7 +133,8 @@ class Lifecycle {
     if (this.#session === undefined) {
       const stored = this.handle.read();
       this.#stale = stored?.stale ?? false;
-      this.#session = new Session(stored);
+      // A first-party backend says what its serializer can carry, so that set() refuses what would not come back.
+      this.#session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES]);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.
       if (this.#committed) finish(this.#session, false);
     }

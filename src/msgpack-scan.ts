@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { MAX_VALUE_DEPTH } from './value.js';
 
 /** Where one top-level entry of a MessagePack map lies in the payload. */
@@ -57,6 +58,8 @@ export function scanMsgpack(b: Uint8Array, layout: boolean): Scan | undefined {
     if (keyText < 0) return undefined;
     pos = keyText + stringLength;
     if (pos > end) return undefined;
+    // Entry by entry, a key is decoded by node and whole by msgpackr, which differ on bytes that are not UTF-8.
+    if (!isUtf8Text(b, keyText, pos)) return undefined;
     if (stringLength === 9 && isProto(b, keyText)) proto = true;
     const valueStart = pos;
     protoSeen = false;
@@ -66,6 +69,13 @@ export function scanMsgpack(b: Uint8Array, layout: boolean): Scan | undefined {
     if (layout) entries.push({ keyStart, keyText, valueStart, valueEnd: pos, protoInside: protoSeen });
   }
   return pos === end ? { entries, proto } : undefined;
+}
+
+function isUtf8Text(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    if ((b[i] as number) >= 0x80) return isUtf8(b.subarray(start, end));
+  }
+  return true;
 }
 
 // Scratch results of the readers below, instead of an object per token: the scan is on every request's path.
@@ -110,6 +120,19 @@ for (let c = 0xe0; c <= 0xff; c++) SKIP[c] = 0;
 for (let c = 0xa0; c <= 0xbf; c++) SKIP[c] = c & 0x1f;
 for (const [token, size] of [[0xc0, 0], [0xc2, 0], [0xc3, 0], [0xca, 4], [0xcb, 8], [0xcc, 1], [0xcd, 2], [0xce, 4], [0xcf, 8], [0xd0, 1], [0xd1, 2], [0xd2, 4], [0xd3, 8]] as const) {
   SKIP[token] = size;
+}
+
+const MAX_NANOSECONDS = 999_999_999;
+/** Farthest a Date lies from the epoch, in milliseconds (ECMAScript's time value range). */
+const MAX_DATE_MS = 8.64e15;
+
+function isDateTimestamp96(b: Uint8Array, at: number): boolean {
+  if (at + 12 > b.length) return false;
+  const nanoseconds = uint(b, at, 4);
+  const high = uint(b, at + 4, 4);
+  const seconds = (high >= 0x80000000 ? high - 0x100000000 : high) * 2 ** 32 + uint(b, at + 8, 4);
+  const ms = seconds * 1000 + Math.floor(nanoseconds / 1e6);
+  return nanoseconds <= MAX_NANOSECONDS && Math.abs(ms) <= MAX_DATE_MS;
 }
 
 // Items still to read at each open level, doubled for maps (an even count in a map means a key is next).
@@ -185,16 +208,18 @@ function skipValue(b: Uint8Array, start: number): number {
           map = 1;
           pos += 4;
           break;
-        case 0xd6: // timestamp 32: fixext 4 of type -1
+        // Timestamps whose nanoseconds or seconds msgpackr would turn into an odd or invalid Date are refused, so
+        // every Date that opens is one that set() accepts.
+        case 0xd6: // timestamp 32: fixext 4 of type -1, unsigned seconds
           if (b[pos] !== 0xff) return -1;
           pos += 5;
           break;
-        case 0xd7: // timestamp 64: fixext 8 of type -1
-          if (b[pos] !== 0xff) return -1;
+        case 0xd7: // timestamp 64: fixext 8 of type -1, nanoseconds (30 bits) then seconds (34 bits)
+          if (b[pos] !== 0xff || uint(b, pos + 1, 4) >>> 2 > MAX_NANOSECONDS) return -1;
           pos += 9;
           break;
-        case 0xc7: // timestamp 96: ext 8 of length 12 and type -1
-          if (b[pos] !== 12 || b[pos + 1] !== 0xff) return -1;
+        case 0xc7: // timestamp 96: ext 8 of length 12 and type -1, nanoseconds (32 bits) then signed seconds (64 bits)
+          if (b[pos] !== 12 || b[pos + 1] !== 0xff || !isDateTimestamp96(b, pos + 2)) return -1;
           pos += 14;
           break;
         default:

@@ -2,15 +2,16 @@ import { Packr, Unpackr } from 'msgpackr';
 import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
 import { scanMsgpack, type Scan } from './msgpack-scan.js';
 import type { SessionRecord, Serializer } from './serializer.js';
-import { copyValue } from './value.js';
+import { VALUE_RULES, copyValue, define, type ValueRules } from './value.js';
 
 /**
  * MessagePack through msgpackr, in standard mode: no records, no shared structures and no msgpackr-only
  * extensions, so a cookie sealed by one process opens in any other and any MessagePack library can decode a
  * signed payload. Cookies are about 20% smaller than with JSON for typical session data.
  *
- * Round-trips strings, numbers (including `NaN` and `±Infinity`), booleans, null, arrays, plain objects,
- * `Date`s (MessagePack timestamps), byte arrays (returned as `Buffer`s) and BigInts within 64 bits.
+ * Round-trips strings, numbers (including `NaN` and `±Infinity`; `-0` comes back as `0`), booleans, null, arrays,
+ * plain objects, `Date`s (MessagePack timestamps), byte arrays (returned as `Buffer`s) and BigInts within 64 bits.
+ * `set()` refuses strings and keys holding a lone surrogate, which UTF-8 cannot carry.
  * Decoding refuses every extension type but timestamps, keys that are not strings and nesting deeper than
  * 64 levels.
  */
@@ -36,10 +37,16 @@ export class MsgpackSerializer implements Serializer {
   deserialize(bytes: Uint8Array): SessionRecord {
     const scan = checkedScan(bytes);
     if (scan.proto) {
-      return copyValue(this.#carefulUnpackr.unpack(bytes), '', true) as SessionRecord;
+      // Value by value, as the lazy path decodes them, so that both count depth alike.
+      const record: SessionRecord = {};
+      for (const [key, value] of this.#carefulUnpackr.unpack(bytes) as Map<string, unknown>) define(record, key, copyValue(value, '', true));
+      return record;
     }
     return this.#unpackr.unpack(bytes) as SessionRecord;
   }
+
+  /** @internal What `set()` must refuse so that every value it accepts comes back from this serializer. */
+  readonly [VALUE_RULES]: ValueRules = MSGPACK_RULES;
 
   readonly #layout: EntryLayout = {
     head: Buffer.alloc(0),
@@ -68,6 +75,9 @@ export class MsgpackSerializer implements Serializer {
     entrySize: (key, value) => entrySize(key, value, this.#layout),
   };
 }
+
+/** msgpackr writes BigInts as int 64 or uint 64, and reads those back as BigInts. */
+const MSGPACK_RULES: ValueRules = Object.freeze({ bytesDepth: 0, wellFormedStrings: true, bigint: [-(2n ** 63n), 2n ** 64n - 1n] as const });
 
 function checkedScan(bytes: Uint8Array): Scan {
   const scan = scanMsgpack(bytes, false);

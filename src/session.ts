@@ -2,7 +2,7 @@ import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
-import { copyValue, define } from './value.js';
+import { PLAIN_DATA, copyValue, define, type ValueRules } from './value.js';
 
 /**
  * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:
@@ -21,6 +21,7 @@ export interface SessionData {}
 type Key = keyof SessionData & string;
 
 let finishSession: (session: Session, stale: boolean) => SessionWrite | undefined;
+let setRules: (session: Session, rules: ValueRules) => void;
 
 /**
  * The session of one request, at `ctx.session`.
@@ -33,6 +34,8 @@ export class Session {
   readonly #data: Map<string, unknown>;
   readonly #codec: EntryCodec | undefined;
   readonly #isNew: boolean;
+  // What the backend's serializer can carry; plain data only until the middleware says which serializer writes.
+  #rules: ValueRules = PLAIN_DATA;
   #status: SessionStatus = 'unchanged';
   #active = true;
 
@@ -69,7 +72,7 @@ export class Session {
   get(key: string): unknown {
     const value = this.#data.get(key);
     if (value === undefined) return undefined;
-    return value instanceof RawValue ? this.#decode(value) : copyValue(value, key);
+    return value instanceof RawValue ? this.#decode(value, key) : copyValue(value, key);
   }
 
   /**
@@ -79,16 +82,14 @@ export class Session {
    */
   set<K extends string>(key: K, value: K extends Key ? SessionData[K] | undefined : unknown): void {
     this.#assertActive();
-    checkKey(key);
+    checkKey(key, this.#rules);
     if (value === undefined) {
       this.remove(key);
       return;
     }
-    const stored = copyValue(value, key);
+    const stored = copyValue(value, key, false, this.#rules);
     const current = this.#data.get(key);
-    if (current !== undefined && (typeof stored !== 'object' || stored === null)) {
-      if (Object.is(current instanceof RawValue ? this.#decode(current) : current, stored)) return;
-    }
+    if (current !== undefined && (typeof stored !== 'object' || stored === null) && Object.is(this.#peek(key, current), stored)) return;
     this.#data.set(key, stored);
     this.#touch();
   }
@@ -150,14 +151,28 @@ export class Session {
     return record;
   }
 
-  #decode(raw: RawValue): unknown {
+  #decode(raw: RawValue, key = ''): unknown {
     try {
       return (this.#codec as EntryCodec).decode(raw);
     } catch (err) {
-      // A value too deep to hand out is reported; anything else here means authenticated bytes that the
-      // serializer cannot read (a serializer bug, not an attack), and reads as absent.
+      // The backend checked the whole payload before handing it over, so this is a serializer bug, never an
+      // attack. Reported rather than read as absent, so that has() and get() never disagree. The cause may
+      // quote session data, so it is left out.
       if (err instanceof SessionError) throw err;
-      return undefined;
+      throw new SessionError(
+        'ERR_SESSION_UNSUPPORTED_VALUE',
+        `The stored value at "${key}" could not be decoded by its serializer. Overwrite or remove it with set() or remove().`,
+      );
+    }
+  }
+
+  /** The current value at `key`, for comparison only: one that cannot be read compares unequal, never throws. */
+  #peek(key: string, current: unknown): unknown {
+    if (!(current instanceof RawValue)) return current;
+    try {
+      return this.#decode(current, key);
+    } catch {
+      return NOT_READABLE;
     }
   }
 
@@ -178,6 +193,9 @@ export class Session {
   }
 
   static {
+    setRules = (session, rules) => {
+      session.#rules = rules;
+    };
     finishSession = (session, stale) => {
       session.#active = false;
       if (session.#status === 'unchanged' && !stale) return undefined;
@@ -187,7 +205,7 @@ export class Session {
         isNew: session.#isNew,
         // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
         get data() {
-          return (data ??= recordOf(session.#data, (raw) => session.#decode(raw)));
+          return (data ??= recordOf(session.#data, (raw, key) => session.#decode(raw, key)));
         },
         [LAZY_ENTRIES]: session.#codec === undefined ? undefined : { codec: session.#codec, entries: session.#data },
       };
@@ -204,8 +222,26 @@ export function finish(session: Session, stale: boolean): SessionWrite | undefin
   return finishSession(session, stale);
 }
 
-function checkKey(key: unknown): void {
+/**
+ * A session for the middleware, whose `set()` also refuses what `rules` say the backend's serializer cannot carry.
+ * Internal: used by the middleware only.
+ */
+export function createSession(stored: StoredSession | undefined, rules: ValueRules | undefined): Session {
+  const session = new Session(stored);
+  if (rules !== undefined) setRules(session, rules);
+  return session;
+}
+
+const NOT_READABLE = Symbol('not readable');
+
+function checkKey(key: unknown, rules: ValueRules): void {
   if (typeof key !== 'string') {
     throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `Session keys must be strings, got a ${typeof key}.`);
+  }
+  if (rules.wellFormedStrings && !(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new SessionError(
+      'ERR_SESSION_UNSUPPORTED_VALUE',
+      'A session key holds a lone surrogate, which this serializer (UTF-8) cannot carry: it would come back as another key.',
+    );
   }
 }

@@ -4,6 +4,30 @@ import { SessionError } from './errors.js';
 export const MAX_VALUE_DEPTH = 64;
 
 /**
+ * What a serializer cannot carry, beyond what no serializer can: `set()` refuses it, so that every value it
+ * accepts comes back on the next request. Internal: first-party serializers hold theirs under {@link VALUE_RULES}.
+ */
+export interface ValueRules {
+  /** Levels of nesting a byte array takes when written (JSON writes `{"type":"Buffer","data":[...]}`). */
+  readonly bytesDepth: number;
+  /** Strings and keys must be well-formed UTF-16: UTF-8 cannot carry a lone surrogate. */
+  readonly wellFormedStrings: boolean;
+  /** The BigInts it carries, or `undefined` for none; `null` for any (a serializer of the app's own). */
+  readonly bigint: readonly [min: bigint, max: bigint] | undefined | null;
+}
+
+/** The property of a first-party serializer that holds its {@link ValueRules}. */
+export const VALUE_RULES = Symbol('koa-sealed-session.valueRules');
+
+/** The rules of a serializer of the app's own: plain data only; its own `serialize` decides the rest at commit. */
+export const PLAIN_DATA: ValueRules = Object.freeze({ bytesDepth: 0, wellFormedStrings: false, bigint: null });
+
+/** A serializer's value rules. */
+export function valueRulesOf(serializer: object): ValueRules {
+  return (serializer as { [VALUE_RULES]?: ValueRules })[VALUE_RULES] ?? PLAIN_DATA;
+}
+
+/**
  * Returns a deep copy of a session value, made only of plain data: null, booleans, numbers, strings, BigInts,
  * arrays, plain objects, Dates and byte arrays (copied as Buffers).
  *
@@ -15,25 +39,41 @@ export const MAX_VALUE_DEPTH = 64;
  * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for anything else, for cycles and for nesting
  * deeper than {@link MAX_VALUE_DEPTH}; the message names `path`, the value's place in the session.
  */
-export function copyValue(value: unknown, path = '', fromMaps = false): unknown {
-  return copy(value, [], path, fromMaps);
+export function copyValue(value: unknown, path = '', fromMaps = false, rules: ValueRules = PLAIN_DATA): unknown {
+  return copy(value, [], path, fromMaps, rules);
 }
 
-function copy(value: unknown, ancestors: object[], path: string, fromMaps: boolean): unknown {
+function copy(value: unknown, ancestors: object[], path: string, fromMaps: boolean, rules: ValueRules): unknown {
   switch (typeof value) {
     case 'string':
+      if (rules.wellFormedStrings && !isWellFormed(value)) throw unsupported(path, 'a string with a lone surrogate, which UTF-8 cannot carry');
+      return value;
     case 'number':
     case 'boolean':
-    case 'bigint':
       return value;
+    case 'bigint': {
+      const range = rules.bigint;
+      if (range === undefined) throw unsupported(path, 'a BigInt, which this serializer cannot carry (MessagePack can)');
+      if (range !== null && (value < range[0] || value > range[1])) throw unsupported(path, 'a BigInt beyond 64 bits');
+      return value;
+    }
     case 'object':
       break;
     default:
       throw unsupported(path, `a ${typeof value}`);
   }
   if (value === null) return null;
-  if (value instanceof Date) return new Date(value.getTime());
-  if (value instanceof Uint8Array) return Buffer.from(value);
+  if (value instanceof Date) {
+    const time = value.getTime();
+    if (Number.isNaN(time)) throw unsupported(path, 'an invalid Date');
+    return new Date(time);
+  }
+  if (value instanceof Uint8Array) {
+    if (ancestors.length + rules.bytesDepth > MAX_VALUE_DEPTH) {
+      throw unsupported(path, `a byte array nested so deep that, as this serializer writes it, it nests deeper than ${MAX_VALUE_DEPTH} levels`);
+    }
+    return Buffer.from(value);
+  }
   if (ancestors.includes(value)) throw unsupported(path, 'a reference to one of its own parents (a cycle)');
   if (ancestors.length >= MAX_VALUE_DEPTH) throw unsupported(path, `nesting deeper than ${MAX_VALUE_DEPTH} levels`);
   ancestors.push(value);
@@ -42,14 +82,15 @@ function copy(value: unknown, ancestors: object[], path: string, fromMaps: boole
     const out: unknown[] = new Array<unknown>(value.length);
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      out[i] = item === undefined ? null : copy(item, ancestors, `${path}[${i}]`, fromMaps);
+      out[i] = item === undefined ? null : copy(item, ancestors, `${path}[${i}]`, fromMaps, rules);
     }
     result = out;
   } else if (fromMaps && value instanceof Map) {
     const out: Record<string, unknown> = {};
     for (const [key, item] of value as Map<unknown, unknown>) {
       if (typeof key !== 'string') throw unsupported(path, 'a map with a key that is not a string');
-      if (item !== undefined) define(out, key, copy(item, ancestors, childPath(path, key), fromMaps));
+      checkKey(key, path, rules);
+      if (item !== undefined) define(out, key, copy(item, ancestors, childPath(path, key), fromMaps, rules));
     }
     result = out;
   } else {
@@ -62,7 +103,8 @@ function copy(value: unknown, ancestors: object[], path: string, fromMaps: boole
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(source)) {
       const item = source[key];
-      if (item !== undefined) define(out, key, copy(item, ancestors, childPath(path, key), fromMaps));
+      checkKey(key, path, rules);
+      if (item !== undefined) define(out, key, copy(item, ancestors, childPath(path, key), fromMaps, rules));
     }
     result = out;
   }
@@ -77,6 +119,18 @@ export function define(target: Record<string, unknown>, key: string, item: unkno
   } else {
     target[key] = item;
   }
+}
+
+/** Throws unless the serializer can write `key` (a session key, or a key of an object inside a value). */
+export function checkKey(key: string, path: string, rules: ValueRules): void {
+  if (rules.wellFormedStrings && !isWellFormed(key)) {
+    throw unsupported(path, 'an object with a key holding a lone surrogate, which UTF-8 cannot carry');
+  }
+}
+
+// String.prototype.isWellFormed (Node 20) is not in the ES2022 lib this package compiles against.
+function isWellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 function childPath(path: string, key: string): string {

@@ -95,15 +95,17 @@ describe('lazy entries', () => {
       });
     }
 
-    it('should fall back to whole decoding for JSON that is not compact', () => {
+    it('should split JSON with whitespace, and refuse what is not a JSON object', () => {
       const codec = codecOf(new JsonSerializer());
-      for (const text of ['{ "a": 1 }', '{"a" :1}', '{"a":[1],"b":2]', '[1]', '{"a":', '{"a"}', '{"a":1,}']) {
+      for (const text of ['{"a":[1],"b":2]', '[1]', '{"a":', '{"a"}', '{"a":1,}', '{"a":1 2}', '{"a":tru}', '{"a\n":1}', '{"a":01}', '{"a":"\\x"}']) {
         expect(codec.split(Buffer.from(text)), text).to.equal(undefined);
       }
       expect([...(codec.split(Buffer.from('{}')) ?? [])]).to.deep.equal([]);
+      const spaced = codec.split(Buffer.from(' {\n "a" : [ 1 , 2 ] ,\t"b":{ } } ')) ?? new Map<string, RawValue>();
+      expect([...spaced].map(([key, raw]) => [key, codec.decode(raw)])).to.deep.equal([['a', [1, 2]], ['b', {}]]);
     });
 
-    it('should open a sealed JSON payload that is not compact, through the whole-payload path', async () => {
+    it('should open a sealed JSON payload that is not compact', async () => {
       const token = sealBytes('signed', new KeyRing([KEY_A]), 1, Buffer.from(JSON.stringify({ counter: 4, a: { b: [1] } }, null, 2)));
       const backend = backendFor('signed', new KeyRing([KEY_A]));
       const res = await request(await listen(appWith(backend))).get('/').set('Cookie', `session=${token}`).expect(200, '4');

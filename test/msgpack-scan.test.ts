@@ -8,8 +8,6 @@ const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 // A map {"v": <value>} around the given value bytes.
 const withValue = (value: string) => hex(`81 a1 76 ${value}`);
 
-/** Seals arbitrary bytes under the MessagePack serializer's id, as only a key holder could. */
-
 describe('MessagePack payload checks', () => {
   describe('when given random or mutated bytes', () => {
     const serializer = new MsgpackSerializer();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { JsonSerializer, KeyRing, MsgpackSerializer, SessionError } from '../src/index.js';
+import { JsonSerializer, KeyRing, MsgpackSerializer, SessionError, type SessionRecord, type Serializer } from '../src/index.js';
 import { KEY_A, MODES, appWith, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
 
 const ring = new KeyRing([KEY_A]);
@@ -38,29 +38,87 @@ describe('value types', () => {
     });
   }
 
-  describe('when a value cannot be serialized at commit', () => {
+  describe('when set() gets a value the serializer cannot carry', () => {
     const cases = [
-      { label: 'a BigInt with JSON', serializer: () => new JsonSerializer(), value: 10n },
-      { label: 'a BigInt beyond 64 bits with MessagePack', serializer: () => new MsgpackSerializer(), value: 2n ** 70n },
+      { label: 'a BigInt with JSON', serializer: () => new JsonSerializer(), value: 10n as unknown },
+      { label: 'a BigInt beyond 64 bits with MessagePack', serializer: () => new MsgpackSerializer(), value: 2n ** 64n },
+      { label: 'a BigInt below -2^63 with MessagePack', serializer: () => new MsgpackSerializer(), value: -(2n ** 63n) - 1n },
+      { label: 'an invalid Date with MessagePack', serializer: () => new MsgpackSerializer(), value: new Date('x') },
+      { label: 'an invalid Date with JSON', serializer: () => new JsonSerializer(), value: { when: [new Date(Number.NaN)] } },
+      { label: 'a lone surrogate with MessagePack', serializer: () => new MsgpackSerializer(), value: 'pref:\ud800' },
+      { label: 'a lone surrogate in a nested key with MessagePack', serializer: () => new MsgpackSerializer(), value: { a: { '\udc00': 1 } } },
     ];
     for (const { label, serializer, value } of cases) {
-      it(`should answer 500 with ERR_SESSION_SERIALIZE for ${label}, write no cookie and lose nothing`, async () => {
+      it(`should refuse ${label} with ERR_SESSION_UNSUPPORTED_VALUE: a 500, no cookie, nothing lost`, async () => {
         const backend = backendFor('private', ring, { serializer: serializer() });
         const app = appWith(backend, (ctx) => {
-          if (ctx.query.bad === '1') ctx.session.set('bad', value);
           ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
+          if (ctx.query.bad === '1') ctx.session.set('bad', value);
           ctx.body = String(ctx.session.get('counter'));
         });
         const server = await listen(app);
         const good = cookieValue(await request(server).get('/').expect(200, '1'));
         const failed = await request(server).get('/?bad=1').set('Cookie', `session=${good}`).expect(500);
         expect(setCookieFor(failed)).to.equal(undefined);
-        const err = app.errors[0] as SessionError;
-        expect(err.code).to.equal('ERR_SESSION_SERIALIZE');
-        expect(err.message).to.contain('"bad"');
-        expect(err.cause).to.be.instanceOf(Error);
+        expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_UNSUPPORTED_VALUE');
         await request(server).get('/').set('Cookie', `session=${good}`).expect(200, '2');
       });
     }
+
+    it('should accept the extremes MessagePack carries, and read them back on the next request', async () => {
+      const backend = backendFor('signed', ring, { serializer: new MsgpackSerializer() });
+      const extremes = { low: -(2n ** 63n), high: 2n ** 64n - 1n, first: new Date(-8.64e15), last: new Date(8.64e15), pair: '\ud83d\ude00' };
+      const app = appWith(backend, (ctx) => {
+        if (ctx.query.set === '1') for (const [key, value] of Object.entries(extremes)) ctx.session.set(key, value);
+        ctx.body = 'ok';
+      });
+      const server = await listen(app);
+      const token = cookieValue(await request(server).get('/?set=1').expect(200));
+      expect(backend.open(token)).to.deep.equal(extremes);
+    });
+
+    it('should keep keys that differ only in a lone surrogate apart under JSON, which writes them escaped', async () => {
+      const backend = backendFor('signed', ring);
+      const app = appWith(backend, (ctx) => {
+        ctx.session.set('pref:\ud800', 1);
+        ctx.session.set('pref:\udc00', 2);
+        ctx.body = 'ok';
+      });
+      const token = cookieValue(await request(await listen(app)).get('/').expect(200));
+      const reader = appWith(backend, (ctx) => void (ctx.body = [ctx.session.get('pref:\ud800'), ctx.session.get('pref:\udc00')]));
+      await request(await listen(reader)).get('/').set('Cookie', `session=${token}`).expect(200, [1, 2]);
+    });
+  });
+
+  describe('when a serializer of the app\'s own cannot encode a value at commit', () => {
+    /** JSON under a user id: set() knows nothing of what it carries, so its failure shows at commit. */
+    class OwnJson implements Serializer {
+      readonly id = 200;
+      readonly name = 'own json';
+      serialize(data: SessionRecord): Uint8Array {
+        return Buffer.from(JSON.stringify(data));
+      }
+      deserialize(bytes: Uint8Array): SessionRecord {
+        return JSON.parse(Buffer.from(bytes).toString()) as SessionRecord;
+      }
+    }
+
+    it('should answer 500 with ERR_SESSION_SERIALIZE, write no cookie and lose nothing', async () => {
+      const backend = backendFor('private', ring, { serializer: new OwnJson() });
+      const app = appWith(backend, (ctx) => {
+        if (ctx.query.bad === '1') ctx.session.set('bad', 10n);
+        ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
+        ctx.body = String(ctx.session.get('counter'));
+      });
+      const server = await listen(app);
+      const good = cookieValue(await request(server).get('/').expect(200, '1'));
+      const failed = await request(server).get('/?bad=1').set('Cookie', `session=${good}`).expect(500);
+      expect(setCookieFor(failed)).to.equal(undefined);
+      const err = app.errors[0] as SessionError;
+      expect(err.code).to.equal('ERR_SESSION_SERIALIZE');
+      expect(err.message).to.contain('"bad"');
+      expect(err.cause).to.be.instanceOf(Error);
+      await request(server).get('/').set('Cookie', `session=${good}`).expect(200, '2');
+    });
   });
 });
