@@ -34,6 +34,11 @@ export interface Codec {
 
 export type Format = 'json' | 'msgpack';
 
+// Rows that time a package's scheme written again here (its crypto and encoding, through the same libraries),
+// not the package itself: named so, wherever they are shown.
+export const KOA_SESSION_SCHEME = 'koa-session (scheme, re-implemented)';
+export const SECURE_SESSION_SCHEME = '@fastify/secure-session (scheme, re-implemented)';
+
 const secret = randomBytes(32);
 const password = randomBytes(32).toString('base64url');
 
@@ -95,7 +100,7 @@ export function koaSession(): Codec {
   const keys = new Keygrip([secret.toString('base64url')]);
   const maxAge = 86_400_000;
   return {
-    label: 'koa-session',
+    label: KOA_SESSION_SCHEME,
     async: false,
     seal(data) {
       const record = { ...data, _expire: Date.now() + maxAge, _maxAge: maxAge };
@@ -138,7 +143,7 @@ export function secureSession(): Codec {
   const key = Buffer.alloc(sodium.crypto_secretbox_KEYBYTES);
   sodium.randombytes_buf(key);
   return {
-    label: '@fastify/secure-session',
+    label: SECURE_SESSION_SCHEME,
     async: false,
     seal(data) {
       const message = Buffer.from(JSON.stringify(data));

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runHttp, summarizeHttp, type HttpCaseResult } from './http.js';
+import { KOA_SESSION_SCHEME, SECURE_SESSION_SCHEME } from './codecs.js';
 import { CONFIGS, runMicro, type MicroResult } from './micro.js';
 
 const args = new Set(process.argv.slice(2));
@@ -24,7 +25,7 @@ if (!args.has('--http-only')) {
   log('| case | cookie bytes | seal | open | round trip | request | round trips/s |');
   log('|---|---:|---:|---:|---:|---:|---:|');
   const labels = CONFIGS.map(({ mode, format }) => `${mode} ${format}`);
-  const rows = [...labels, ...labels.map((label) => `floor ${label}`), 'koa-session', '@fastify/secure-session', '@hapi/iron', 'iron-session'];
+  const rows = [...labels, ...labels.map((label) => `floor ${label}`), KOA_SESSION_SCHEME, SECURE_SESSION_SCHEME, '@hapi/iron', 'iron-session'];
   for (const label of rows) {
     const cell = (op: string) => {
       const m = byName.get(`${label} ${op}`);
