@@ -189,6 +189,17 @@ describe('the Set-Cookie header', () => {
       expect(purged).to.match(/^session=; .*SameSite=None;.*Max-Age=0.*; Secure$/);
     });
 
+    it("should work with a __Host- name behind a TLS-terminating proxy, as the README recommends", async () => {
+      const backend = backendFor('private', ring, { name: '__Host-session', secure: true });
+      const app = appWith(backend);
+      app.proxy = true;
+      const server = await listen(app);
+      const first = await request(server).get('/').set('X-Forwarded-Proto', 'https').expect(200, '0');
+      expect(setCookieFor(first, '__Host-session')).to.match(/^__Host-session=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Expires=[^;]+; Secure$/);
+      const cookie = `__Host-session=${cookieValue(first, '__Host-session')}`;
+      await request(server).get('/').set('X-Forwarded-Proto', 'https').set('Cookie', cookie).expect(200, '1');
+    });
+
     it('should write name, path, domain and SameSite as configured', async () => {
       const backend = backendFor('private', ring, { name: 'sid', path: '/app', domain: 'example.com', sameSite: 'strict', httpOnly: false });
       const app = appWith(backend);
