@@ -56,27 +56,37 @@ export function scanJson(b: Uint8Array): number[] | undefined {
 }
 
 function skipWhitespace(b: Uint8Array, i: number): number {
+  // Compact JSON, what serializers write, has none: one look and out.
   while (WHITESPACE[b[i] as number] === 1) i++;
   return i;
 }
 
+// Bytes a string may hold as they are: all but control characters, the quote and the backslash.
+const PLAIN_IN_STRING = new Uint8Array(256).fill(1);
+PLAIN_IN_STRING.fill(0, 0, 0x20);
+PLAIN_IN_STRING[QUOTE] = 0;
+PLAIN_IN_STRING[BACKSLASH] = 0;
+
 /** Index just past the closing quote of a string whose content starts at `i`, or -1 if it is not valid. */
 function afterString(b: Uint8Array, i: number): number {
   for (;;) {
+    // Past the end, b[i] is undefined and the loop stops there.
+    while (PLAIN_IN_STRING[b[i] as number] === 1) i++;
     const c = b[i];
     if (c === QUOTE) return i + 1;
-    if (c === undefined || c < 0x20) return -1; // unterminated, or a raw control character
-    if (c === BACKSLASH) {
-      const e = b[i + 1] as number;
-      if (SIMPLE_ESCAPE[e] === 1) i += 2;
-      else if (e === 0x75 && HEX[b[i + 2] as number] === 1 && HEX[b[i + 3] as number] === 1 && HEX[b[i + 4] as number] === 1 && HEX[b[i + 5] as number] === 1) i += 6;
-      else return -1;
-    } else i++;
+    if (c !== BACKSLASH) return -1; // unterminated, or a raw control character
+    const e = b[i + 1] as number;
+    if (SIMPLE_ESCAPE[e] === 1) i += 2;
+    else if (e === 0x75 && HEX[b[i + 2] as number] === 1 && HEX[b[i + 3] as number] === 1 && HEX[b[i + 4] as number] === 1 && HEX[b[i + 5] as number] === 1) i += 6;
+    else return -1;
   }
 }
 
+const DIGIT = new Uint8Array(256);
+DIGIT.fill(1, 0x30, 0x3a);
+
 function afterDigits(b: Uint8Array, i: number): number {
-  while ((b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+  while (DIGIT[b[i] as number] === 1) i++;
   return i;
 }
 
@@ -84,7 +94,7 @@ function afterDigits(b: Uint8Array, i: number): number {
 function afterNumber(b: Uint8Array, i: number): number {
   if (b[i] === 0x2d) i++;
   if (b[i] === 0x30) i++;
-  else if ((b[i] as number) >= 0x31 && (b[i] as number) <= 0x39) i = afterDigits(b, i + 1);
+  else if (DIGIT[b[i] as number] === 1) i = afterDigits(b, i + 1);
   else return -1;
   if (b[i] === 0x2e) {
     const start = i + 1;
@@ -101,14 +111,12 @@ function afterNumber(b: Uint8Array, i: number): number {
   return i;
 }
 
-function afterWord(b: Uint8Array, i: number, word: readonly number[]): number {
-  for (let k = 0; k < word.length; k++) if (b[i + k] !== word[k]) return -1;
-  return i + word.length;
+/** The index after `true`, `false` or `null` starting at `i` (whose first letter the caller saw), or -1. */
+function afterWord(b: Uint8Array, i: number, c: number): number {
+  if (c === 0x74) return b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65 ? i + 4 : -1;
+  if (c === 0x66) return b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65 ? i + 5 : -1;
+  return b[i + 1] === 0x75 && b[i + 2] === 0x6c && b[i + 3] === 0x6c ? i + 4 : -1;
 }
-
-const TRUE = [0x74, 0x72, 0x75, 0x65];
-const FALSE = [0x66, 0x61, 0x6c, 0x73, 0x65];
-const NULL = [0x6e, 0x75, 0x6c, 0x6c];
 
 // The open containers of the value being walked: 1 for an object, 0 for an array. Reused: never re-entered.
 const open = new Uint8Array(MAX_VALUE_DEPTH);
@@ -130,9 +138,7 @@ function afterValue(b: Uint8Array, i: number): number {
         depth--;
       } else opened = true;
     } else if (c === QUOTE) i = afterString(b, i + 1);
-    else if (c === 0x74) i = afterWord(b, i, TRUE);
-    else if (c === 0x66) i = afterWord(b, i, FALSE);
-    else if (c === 0x6e) i = afterWord(b, i, NULL);
+    else if (c === 0x74 || c === 0x66 || c === 0x6e) i = afterWord(b, i, c);
     else i = afterNumber(b, i);
     if (i < 0) return -1;
     if (opened) {
@@ -146,10 +152,11 @@ function afterValue(b: Uint8Array, i: number): number {
     // A value ended: close what it ends, or move on to the next member.
     for (;;) {
       if (depth === 0) return i;
-      i = skipWhitespace(b, i);
+      if (WHITESPACE[b[i] as number] === 1) i = skipWhitespace(b, i);
       const isObject = open[depth - 1] === 1;
       if (b[i] === COMMA) {
-        i = skipWhitespace(b, i + 1);
+        i++;
+        if (WHITESPACE[b[i] as number] === 1) i = skipWhitespace(b, i);
         if (isObject) {
           i = afterKey(b, i);
           if (i < 0) return -1;

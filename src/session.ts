@@ -2,7 +2,7 @@ import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
-import { PLAIN_DATA, copyValue, define, type ValueRules } from './value.js';
+import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
 
 /**
  * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:
@@ -238,7 +238,7 @@ function checkKey(key: unknown, rules: ValueRules): void {
   if (typeof key !== 'string') {
     throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `Session keys must be strings, got a ${typeof key}.`);
   }
-  if (rules.wellFormedStrings && !(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+  if (rules.wellFormedStrings && !isWellFormed(key as string)) {
     throw new SessionError(
       'ERR_SESSION_UNSUPPORTED_VALUE',
       'A session key holds a lone surrogate, which this serializer (UTF-8) cannot carry: it would come back as another key.',

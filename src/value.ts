@@ -129,7 +129,7 @@ export function checkKey(key: string, path: string, rules: ValueRules): void {
 }
 
 // String.prototype.isWellFormed (Node 20) is not in the ES2022 lib this package compiles against.
-function isWellFormed(text: string): boolean {
+export function isWellFormed(text: string): boolean {
   return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
