@@ -64,7 +64,7 @@ export interface KeyRingOptions {
  *
  * @example
  * ```ts
- * const keyRing = new KeyRing([Buffer.from(process.env.SESSION_KEY!, 'base64url')]);
+ * const keyRing = new KeyRing([Buffer.from(process.env.SESSION_KEY ?? '', 'base64url')]);
  * ```
  */
 export class KeyRing {
