@@ -29,6 +29,8 @@ export interface EntryCodec {
   split(payload: Buffer): Map<string, RawValue> | undefined;
   /** One value, decoded into fresh plain data. Throws on bytes it did not write. */
   decode(raw: RawValue): unknown;
+  /** One plain value as the payload would hold it, to compare with a {@link RawValue}'s bytes. */
+  encodeValue(value: unknown): Uint8Array;
   /** A whole payload from entries, each either encoded already or a plain value to encode. */
   join(entries: ReadonlyMap<string, unknown>): Buffer;
   /** Bytes one entry takes in a payload; for the size-limit message. */

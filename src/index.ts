@@ -1,5 +1,5 @@
 export { session, type SessionMiddlewareOptions } from './middleware.js';
-export { Session, type SessionData } from './session.js';
+export { Session, type SessionData, type SessionView } from './session.js';
 export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
 export { CLOCK_SKEW_MS, CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './cookie-backend.js';
 export {

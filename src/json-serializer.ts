@@ -52,6 +52,7 @@ export class JsonSerializer implements Serializer {
       return entries;
     },
     decode: (raw) => JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown,
+    encodeValue: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
     join: (entries) => joinEntries(entries, LAYOUT),
     entrySize: (key, value) => entrySize(key, value, LAYOUT),
   };

@@ -2,13 +2,18 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { Session, createSession, finish } from './session.js';
+import { attachWriter, createSession, finish, markWritten, saveNow, viewOf, type Session, type SessionView } from './session.js';
 import { VALUE_RULES, type ValueRules } from './value.js';
 
 declare module 'koa' {
   interface ExtendableContext {
-    /** This request's session, loaded on first access. Installed by the `session()` middleware. */
-    readonly session: Session;
+    /**
+     * This request's session, loaded on first access. Installed by the `session()` middleware. Its methods and,
+     * as in koa-session, its data as properties. Assign `null` to end it (as `purge()`), or a plain object to
+     * replace its data.
+     */
+    get session(): SessionView;
+    set session(value: SessionView | Record<string, unknown> | null);
   }
 }
 
@@ -111,11 +116,23 @@ function installAccessor(target: object): void {
     get(this: Record<symbol, Lifecycle | undefined>) {
       return this[LIFECYCLE]?.session;
     },
-    set() {
+    set(this: Record<symbol, Lifecycle | undefined>, value: unknown) {
+      const view = this[LIFECYCLE]?.session;
+      // koa-session's ways: null ends the session, a plain object replaces its data.
+      if (view !== undefined && value === null) {
+        view.purge();
+        return;
+      }
+      if (view !== undefined && value === view) return;
+      if (view !== undefined && typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+        view.clear();
+        for (const key of Object.keys(value)) (view as unknown as Record<string, unknown>)[key] = (value as Record<string, unknown>)[key];
+        return;
+      }
       throw new SessionError(
         'ERR_SESSION_ASSIGNMENT',
-        'ctx.session cannot be replaced. Use ctx.session.set() and remove() to change it, clear() to empty it, ' +
-          'or purge() to end it.',
+        'ctx.session can be set to null (to end the session) or to a plain object (to replace its data), nothing ' +
+          'else. Use ctx.session.set() and remove() to change it, clear() to empty it, or purge() to end it.',
       );
     },
   });
@@ -124,21 +141,34 @@ function installAccessor(target: object): void {
 /** One request's session from load to commit, apart from the user-facing {@link Session}. */
 class Lifecycle {
   #session: Session | undefined;
+  #view: SessionView | undefined;
   #stale = false;
   #committed = false;
 
   constructor(private readonly handle: SessionHandle) {}
 
-  get session(): Session {
-    if (this.#session === undefined) {
+  get session(): SessionView {
+    if (this.#view === undefined) {
       const stored = this.handle.read();
       this.#stale = stored?.stale ?? false;
       // A first-party backend says what its serializer can carry, so that set() refuses what would not come back.
-      this.#session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES]);
+      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES]);
+      attachWriter(session, () => this.#saveNow(session));
+      this.#session = session;
+      this.#view = viewOf(session);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.
-      if (this.#committed) finish(this.#session, false);
+      if (this.#committed) finish(session, false);
     }
-    return this.#session;
+    return this.#view;
+  }
+
+  /** `save()`: writes what the session holds now; the end of the request writes again only what changes later. */
+  async #saveNow(session: Session): Promise<void> {
+    const change = saveNow(session, this.#stale);
+    if (change === undefined) return;
+    await this.handle.write(change);
+    this.#stale = false;
+    markWritten(session, change);
   }
 
   async commit(): Promise<void> {

@@ -71,6 +71,7 @@ export class MsgpackSerializer implements Serializer {
       const range = { start: raw.valueStart, end: raw.valueEnd };
       return raw.careful ? copyValue(this.#carefulUnpackr.unpack(raw.source, range), '', true) : (this.#unpackr.unpack(raw.source, range) as unknown);
     },
+    encodeValue: (value) => this.#packr.pack(value),
     join: (entries) => joinEntries(entries, { ...this.#layout, head: mapHeader(entries.size) }),
     entrySize: (key, value) => entrySize(key, value, this.#layout),
   };

@@ -1,5 +1,6 @@
 import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
+import { isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
 import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
@@ -20,8 +21,22 @@ export interface SessionData {}
 
 type Key = keyof SessionData & string;
 
-let finishSession: (session: Session, stale: boolean) => SessionWrite | undefined;
+let finishSession: (session: Session, stale: boolean, close: boolean) => SessionWrite | undefined;
 let setRules: (session: Session, rules: ValueRules) => void;
+let setWriter: (session: Session, writer: () => Promise<void>) => void;
+let markSessionWritten: (session: Session, write: SessionWrite) => void;
+let liveGet: (session: Session, key: string) => unknown;
+let liveSet: (session: Session, key: string, value: unknown) => void;
+
+/** A value handed out by property access: compared at commit with what it was read from. */
+interface Live {
+  /** The encoded value it was decoded from; compared byte for byte. */
+  raw?: RawValue;
+  /** A copy of the plain value it was read as, when it was not encoded. */
+  snapshot?: unknown;
+  /** Assigned by property access: the session changed already, and the value is checked at commit. */
+  assigned?: boolean;
+}
 
 /**
  * The session of one request, at `ctx.session`.
@@ -38,6 +53,11 @@ export class Session {
   #rules: ValueRules = PLAIN_DATA;
   #status: SessionStatus = 'unchanged';
   #active = true;
+  // Set when a save() wrote a purge: values set afterwards start a new session.
+  #purgeWritten = false;
+  // Values handed out live by property access (koa-session's style), by key; created on first use.
+  #live: Map<string, Live> | undefined;
+  #writer: (() => Promise<void>) | undefined;
 
   /** @param stored - What the backend found for this request; `undefined` starts a new, empty session. */
   constructor(stored?: StoredSession) {
@@ -66,6 +86,16 @@ export class Session {
     return this.#data.size;
   }
 
+  /** Number of keys, as koa-session names it. */
+  get length(): number {
+    return this.#data.size;
+  }
+
+  /** Whether the session holds any key (koa-session's `populated`). */
+  get populated(): boolean {
+    return this.#data.size > 0;
+  }
+
   /** A copy of the value at `key`, or `undefined`. */
   get<K extends Key>(key: K): SessionData[K] | undefined;
   get<T = unknown>(key: string): T | undefined;
@@ -89,6 +119,7 @@ export class Session {
     }
     const stored = copyValue(value, key, false, this.#rules);
     const current = this.#data.get(key);
+    this.#live?.delete(key);
     if (current !== undefined && (typeof stored !== 'object' || stored === null) && Object.is(this.#peek(key, current), stored)) return;
     this.#data.set(key, stored);
     this.#touch();
@@ -102,6 +133,7 @@ export class Session {
   /** Removes `key`; returns whether it was there. */
   remove(key: string): boolean {
     this.#assertActive();
+    this.#live?.delete(key);
     const removed = this.#data.delete(key);
     if (removed) this.#touch();
     return removed;
@@ -111,6 +143,7 @@ export class Session {
   clear(): void {
     this.#assertActive();
     if (this.#data.size === 0) return;
+    this.#live?.clear();
     this.#data.clear();
     this.#touch();
   }
@@ -121,6 +154,7 @@ export class Session {
    */
   purge(): void {
     this.#assertActive();
+    this.#live?.clear();
     this.#data.clear();
     this.#status = 'purged';
   }
@@ -132,6 +166,58 @@ export class Session {
   renew(): void {
     this.#assertActive();
     this.#status = 'renewed';
+  }
+
+  /**
+   * Writes the session now (the response's cookie, for the cookie backend), as koa-session and express-session
+   * do; changes made later in the request are written at its end as usual. Returns a promise, or calls
+   * `callback` with an error or nothing.
+   * @throws (rejects) {@link SessionError} as the end of the request would: too large, unsupported value.
+   */
+  save(): Promise<void>;
+  save(callback: (err?: unknown) => void): void;
+  save(callback?: (err?: unknown) => void): Promise<void> | void {
+    let saving: Promise<void>;
+    try {
+      this.#assertActive();
+      saving = this.#writer === undefined ? Promise.resolve() : this.#writer();
+    } catch (err) {
+      saving = Promise.reject(err);
+    }
+    if (callback === undefined) return saving;
+    saving.then(() => callback(), callback);
+  }
+
+  /**
+   * `renew()`, then `save()`: a new cookie (and, for a server-side store, a new id) at once. The data is kept, as
+   * koa-session keeps it, so a `returnTo`, a CSRF secret or a flash message survives login. passport calls it at
+   * login and logout.
+   */
+  regenerate(): Promise<void>;
+  regenerate(callback: (err?: unknown) => void): void;
+  regenerate(callback?: (err?: unknown) => void): Promise<void> | void {
+    try {
+      this.renew();
+    } catch (err) {
+      if (callback === undefined) return Promise.reject(err);
+      callback(err);
+      return;
+    }
+    return callback === undefined ? this.save() : this.save(callback);
+  }
+
+  /** `purge()`, then `save()`: ends the session now (express-session's `destroy`). */
+  destroy(): Promise<void>;
+  destroy(callback: (err?: unknown) => void): void;
+  destroy(callback?: (err?: unknown) => void): Promise<void> | void {
+    try {
+      this.purge();
+    } catch (err) {
+      if (callback === undefined) return Promise.reject(err);
+      callback(err);
+      return;
+    }
+    return callback === undefined ? this.save() : this.save(callback);
   }
 
   /** The keys, in insertion order. */
@@ -177,9 +263,70 @@ export class Session {
   }
 
   #touch(): void {
-    if (this.#status === 'unchanged') this.#status = 'changed';
+    if (this.#status === 'unchanged') this.#status = this.#purgeWritten ? 'renewed' : 'changed';
     // After purge, new data is a new session: the backend writes it under a fresh identity.
     else if (this.#status === 'purged') this.#status = 'renewed';
+  }
+
+  /** The value at `key` itself, not a copy: what property access reads, and what it may change in place. */
+  #liveGet(key: string): unknown {
+    const value = this.#data.get(key);
+    if (value === undefined) return undefined;
+    const live = (this.#live ??= new Map());
+    if (live.has(key)) return value;
+    if (value instanceof RawValue) {
+      const decoded = this.#decode(value, key);
+      if (typeof decoded !== 'object' || decoded === null) return decoded; // nothing to change in place
+      this.#data.set(key, decoded);
+      live.set(key, { raw: value });
+      return decoded;
+    }
+    if (typeof value === 'object' && value !== null) live.set(key, { snapshot: copyValue(value, key) });
+    return value;
+  }
+
+  /** Property assignment: the value is kept as given (changes to it count) and checked at commit. */
+  #liveSet(key: string, value: unknown): void {
+    this.#assertActive();
+    checkKey(key, this.#rules);
+    if (value === undefined) {
+      this.remove(key);
+      return;
+    }
+    if (typeof value !== 'object' || value === null) {
+      this.set(key, value);
+      return;
+    }
+    this.#data.set(key, value);
+    (this.#live ??= new Map()).set(key, { assigned: true });
+    this.#touch();
+  }
+
+  /**
+   * Checks every live value and compares it with what it was read from: a value whose bytes (or, when it was not
+   * encoded, whose data) did not change is written as it was. Returns the entries to write; the live values stay
+   * live, with what is written now as their new baseline.
+   * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for a live value that is not plain data.
+   */
+  #settleLive(): Map<string, unknown> {
+    const live = this.#live as Map<string, Live>;
+    const checked = new Map<string, unknown>();
+    // Check them all before changing anything, so that a failure leaves the session as it was.
+    for (const key of live.keys()) checked.set(key, copyValue(this.#data.get(key), key, false, this.#rules));
+    const entries = new Map(this.#data);
+    let changed = false;
+    for (const [key, entry] of live) {
+      const value = checked.get(key);
+      const same =
+        entry.raw !== undefined
+          ? this.#codec !== undefined && sameBytes(this.#codec.encodeValue(value), entry.raw)
+          : entry.assigned !== true && isDeepStrictEqual(entry.snapshot, value);
+      entries.set(key, same && entry.raw !== undefined ? entry.raw : value);
+      if (!same && entry.assigned !== true) changed = true;
+      live.set(key, { snapshot: value });
+    }
+    if (changed) this.#touch();
+    return entries;
   }
 
   #assertActive(): void {
@@ -196,8 +343,19 @@ export class Session {
     setRules = (session, rules) => {
       session.#rules = rules;
     };
-    finishSession = (session, stale) => {
-      session.#active = false;
+    setWriter = (session, writer) => {
+      session.#writer = writer;
+    };
+    markSessionWritten = (session, write) => {
+      session.#purgeWritten = write.status === 'purged' || (session.#purgeWritten && write.status === 'unchanged');
+      session.#status = 'unchanged';
+    };
+    liveGet = (session, key) => session.#liveGet(key);
+    liveSet = (session, key, value) => session.#liveSet(key, value);
+    finishSession = (session, stale, close) => {
+      // Checked before the session closes: a live value that cannot be stored fails the commit, nothing lost.
+      const entries = session.#live === undefined || session.#live.size === 0 ? session.#data : session.#settleLive();
+      if (close) session.#active = false;
       if (session.#status === 'unchanged' && !stale) return undefined;
       let data: SessionRecord | undefined;
       const write: WithLazyEntries<SessionWrite> = {
@@ -205,9 +363,9 @@ export class Session {
         isNew: session.#isNew,
         // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
         get data() {
-          return (data ??= recordOf(session.#data, (raw, key) => session.#decode(raw, key)));
+          return (data ??= recordOf(entries, (raw, key) => session.#decode(raw, key)));
         },
-        [LAZY_ENTRIES]: session.#codec === undefined ? undefined : { codec: session.#codec, entries: session.#data },
+        [LAZY_ENTRIES]: session.#codec === undefined ? undefined : { codec: session.#codec, entries },
       };
       return write;
     };
@@ -219,7 +377,91 @@ export class Session {
  * Internal: used by the middleware only.
  */
 export function finish(session: Session, stale: boolean): SessionWrite | undefined {
-  return finishSession(session, stale);
+  return finishSession(session, stale, true);
+}
+
+/**
+ * What `save()` writes now, leaving the session open; afterwards the session counts as unchanged, and changes
+ * made from then on are written at the end. Internal: used by the middleware only.
+ */
+export function saveNow(session: Session, stale: boolean): SessionWrite | undefined {
+  return finishSession(session, stale, false);
+}
+
+/** Marks a session as written: unchanged from here on. Internal: used by the middleware only. */
+export function markWritten(session: Session, write: SessionWrite): void {
+  markSessionWritten(session, write);
+}
+
+/** Lets `save()` write through the middleware. Internal. */
+export function attachWriter(session: Session, writer: () => Promise<void>): void {
+  setWriter(session, writer);
+}
+
+/** Property access on `ctx.session`, as koa-session apps and middleware (passport, koa-csrf, grant) use it. */
+export type SessionView = Session & Partial<SessionData>;
+
+/** The Session's own members: property access reaches these, never data keys of the same names. */
+const MEMBERS = new Set<string | symbol>(Reflect.ownKeys(Session.prototype));
+
+const VIEW_HANDLER: ProxyHandler<Session> = {
+  get(target, key) {
+    if (typeof key === 'symbol' || MEMBERS.has(key)) {
+      const member: unknown = Reflect.get(target, key, target);
+      // Methods run on the session itself: its private state is not reachable through the proxy.
+      return typeof member === 'function' && typeof key === 'string' && key !== 'constructor'
+        ? boundMethod(target, key, member as (...args: unknown[]) => unknown)
+        : member;
+    }
+    return liveGet(target, key);
+  },
+  set(target, key, value) {
+    if (typeof key === 'symbol' || MEMBERS.has(key)) return Reflect.set(target, key, value, target);
+    liveSet(target, key, value);
+    return true;
+  },
+  deleteProperty(target, key) {
+    if (typeof key === 'symbol' || MEMBERS.has(key)) return Reflect.deleteProperty(target, key);
+    target.remove(key);
+    return true;
+  },
+  has(target, key) {
+    return (typeof key === 'string' && target.has(key)) || Reflect.has(target, key);
+  },
+  ownKeys(target) {
+    return [...target.keys()];
+  },
+  getOwnPropertyDescriptor(target, key) {
+    if (typeof key !== 'string' || MEMBERS.has(key) || !target.has(key)) return undefined;
+    return { value: liveGet(target, key), writable: true, enumerable: true, configurable: true };
+  },
+  defineProperty(target, key, descriptor) {
+    if (typeof key === 'symbol' || MEMBERS.has(key) || !('value' in descriptor)) return false;
+    liveSet(target, key, descriptor.value);
+    return true;
+  },
+};
+
+const bound = new WeakMap<Session, Map<string, unknown>>();
+
+/** The method bound to the session, once per session and method, so `ctx.session.get === ctx.session.get`. */
+function boundMethod(target: Session, key: string, method: (...args: unknown[]) => unknown): unknown {
+  let methods = bound.get(target);
+  if (methods === undefined) bound.set(target, (methods = new Map()));
+  let fn = methods.get(key);
+  if (fn === undefined) methods.set(key, (fn = method.bind(target)));
+  return fn;
+}
+
+/** The object at `ctx.session`: the session, with its data also readable and writable as properties. */
+export function viewOf(session: Session): SessionView {
+  return new Proxy(session, VIEW_HANDLER) as SessionView;
+}
+
+function sameBytes(encoded: Uint8Array, raw: RawValue): boolean {
+  const length = raw.valueEnd - raw.valueStart;
+  if (encoded.byteLength !== length) return false;
+  return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength).equals(raw.source.subarray(raw.valueStart, raw.valueEnd));
 }
 
 /**

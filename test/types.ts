@@ -18,12 +18,22 @@ app.use((ctx) => {
   s.set('userId', 'ada');
   // @ts-expect-error a declared key takes its declared type
   s.set('userId', 42);
-  // @ts-expect-error ctx.session is read-only
-  ctx.session = s;
+  // Property access, typed from SessionData.
+  const viaProperty: string | undefined = ctx.session.userId;
+  ctx.session.userId = 'grace';
+  // @ts-expect-error a declared key takes its declared type by property too
+  ctx.session.userId = 42;
+  // @ts-expect-error a key SessionData does not declare is not a property (declare it, or use get/set)
+  ctx.session.views = 1;
+  ctx.session = null;
+  // @ts-expect-error only null or a plain object can be assigned
+  ctx.session = 5;
+  void ctx.session.save().then(() => ctx.session.regenerate());
+  const n: number = ctx.session.length + (ctx.session.populated ? 1 : 0);
   const status: SessionStatus = s.status;
   // @ts-expect-error status is one of four strings
   const wrong: typeof status = 'deleted';
   // @ts-expect-error the modes are constructors, not flags
   CookieSessionBackend.signed(new KeyRing([KeyRing.generateKey()]), { signed: true });
-  ctx.body = [count, user, wrong];
+  ctx.body = [count, user, wrong, viaProperty, n];
 });
