@@ -2,7 +2,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { attachWriter, createSession, finish, markWritten, saveNow, viewOf, type Session, type SessionView } from './session.js';
+import { createSession, finish, markWritten, saveNow, viewOf, type Session, type SessionView, type SessionWriter } from './session.js';
 import { VALUE_RULES, type ValueRules } from './value.js';
 
 declare module 'koa' {
@@ -139,7 +139,7 @@ function installAccessor(target: object): void {
 }
 
 /** One request's session from load to commit, apart from the user-facing {@link Session}. */
-class Lifecycle {
+class Lifecycle implements SessionWriter {
   #session: Session | undefined;
   #view: SessionView | undefined;
   #stale = false;
@@ -152,8 +152,7 @@ class Lifecycle {
       const stored = this.handle.read();
       this.#stale = stored?.stale ?? false;
       // A first-party backend says what its serializer can carry, so that set() refuses what would not come back.
-      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES]);
-      attachWriter(session, () => this.#saveNow(session));
+      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES], this);
       this.#session = session;
       this.#view = viewOf(session);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.
@@ -163,7 +162,7 @@ class Lifecycle {
   }
 
   /** `save()`: writes what the session holds now; the end of the request writes again only what changes later. */
-  async #saveNow(session: Session): Promise<void> {
+  async saveNow(session: Session): Promise<void> {
     const change = saveNow(session, this.#stale);
     if (change === undefined) return;
     await this.handle.write(change);

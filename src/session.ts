@@ -22,9 +22,14 @@ export interface SessionData {}
 type Key = keyof SessionData & string;
 
 let finishSession: (session: Session, stale: boolean, close: boolean) => SessionWrite | undefined;
-let setRules: (session: Session, rules: ValueRules) => void;
-let setWriter: (session: Session, writer: () => Promise<void>) => void;
+let setup: (session: Session, rules: ValueRules, writer: SessionWriter | undefined) => void;
+
+/** What `save()` writes through: the middleware's per-request lifecycle. Internal. */
+export interface SessionWriter {
+  saveNow(session: Session): Promise<void>;
+}
 let markSessionWritten: (session: Session, write: SessionWrite) => void;
+let boundMethods: (session: Session) => Map<string, unknown>;
 let liveGet: (session: Session, key: string) => unknown;
 let liveSet: (session: Session, key: string, value: unknown) => void;
 
@@ -57,7 +62,9 @@ export class Session {
   #purgeWritten = false;
   // Values handed out live by property access (koa-session's style), by key; created on first use.
   #live: Map<string, Live> | undefined;
-  #writer: (() => Promise<void>) | undefined;
+  #writer: SessionWriter | undefined;
+  // The methods property access hands out, bound to this session; kept here, not in a WeakMap, which costs GC time.
+  #bound: Map<string, unknown> | undefined;
 
   /** @param stored - What the backend found for this request; `undefined` starts a new, empty session. */
   constructor(stored?: StoredSession) {
@@ -180,7 +187,7 @@ export class Session {
     let saving: Promise<void>;
     try {
       this.#assertActive();
-      saving = this.#writer === undefined ? Promise.resolve() : this.#writer();
+      saving = this.#writer === undefined ? Promise.resolve() : this.#writer.saveNow(this);
     } catch (err) {
       saving = Promise.reject(err);
     }
@@ -340,12 +347,11 @@ export class Session {
   }
 
   static {
-    setRules = (session, rules) => {
+    setup = (session, rules, writer) => {
       session.#rules = rules;
-    };
-    setWriter = (session, writer) => {
       session.#writer = writer;
     };
+    boundMethods = (session) => (session.#bound ??= new Map());
     markSessionWritten = (session, write) => {
       session.#purgeWritten = write.status === 'purged' || (session.#purgeWritten && write.status === 'unchanged');
       session.#status = 'unchanged';
@@ -393,10 +399,6 @@ export function markWritten(session: Session, write: SessionWrite): void {
   markSessionWritten(session, write);
 }
 
-/** Lets `save()` write through the middleware. Internal. */
-export function attachWriter(session: Session, writer: () => Promise<void>): void {
-  setWriter(session, writer);
-}
 
 /** Property access on `ctx.session`, as koa-session apps and middleware (passport, koa-csrf, grant) use it. */
 export type SessionView = Session & Partial<SessionData>;
@@ -442,12 +444,9 @@ const VIEW_HANDLER: ProxyHandler<Session> = {
   },
 };
 
-const bound = new WeakMap<Session, Map<string, unknown>>();
-
 /** The method bound to the session, once per session and method, so `ctx.session.get === ctx.session.get`. */
 function boundMethod(target: Session, key: string, method: (...args: unknown[]) => unknown): unknown {
-  let methods = bound.get(target);
-  if (methods === undefined) bound.set(target, (methods = new Map()));
+  const methods = boundMethods(target);
   let fn = methods.get(key);
   if (fn === undefined) methods.set(key, (fn = method.bind(target)));
   return fn;
@@ -468,9 +467,9 @@ function sameBytes(encoded: Uint8Array, raw: RawValue): boolean {
  * A session for the middleware, whose `set()` also refuses what `rules` say the backend's serializer cannot carry.
  * Internal: used by the middleware only.
  */
-export function createSession(stored: StoredSession | undefined, rules: ValueRules | undefined): Session {
+export function createSession(stored: StoredSession | undefined, rules: ValueRules | undefined, writer?: SessionWriter): Session {
   const session = new Session(stored);
-  if (rules !== undefined) setRules(session, rules);
+  setup(session, rules ?? PLAIN_DATA, writer);
   return session;
 }
 
