@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type Koa from 'koa';
 import request from 'supertest';
 import { KeyRing, type SessionError } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
 
 /** ctx.session as untyped koa-session code sees it. */
 const sessionOf = (ctx: Koa.Context) => ctx.session as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -129,8 +129,12 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
       });
 
       it('should regenerate() with a new cookie for the same data, by promise or callback, and count length and populated', async () => {
-        const token = backend.seal({ returnTo: '/cart', csrf: 's3cret' });
-        const app = appWith(backend, async (ctx) => {
+        // A minute later than the seal below, so that even a signed cookie of the same data differs.
+        const clock = manualClock();
+        const timed = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), now: clock.now });
+        const token = timed.seal({ returnTo: '/cart', csrf: 's3cret' });
+        clock.advance(60_000);
+        const app = appWith(timed, async (ctx) => {
           const before = { length: ctx.session.length, populated: ctx.session.populated };
           if (ctx.query.style === 'callback') await new Promise<void>((resolve, reject) => ctx.session.regenerate((err) => (err ? reject(err) : resolve())));
           else await ctx.session.regenerate();
@@ -142,7 +146,7 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           expect(res.body).to.deep.equal({ before: { length: 2, populated: true }, status: 'unchanged' });
           const renewed = cookieValue(res);
           expect(renewed).not.to.equal(token);
-          expect(backend.open(renewed)).to.deep.equal({ returnTo: '/cart', csrf: 's3cret' });
+          expect(timed.open(renewed)).to.deep.equal({ returnTo: '/cart', csrf: 's3cret' });
         }
       });
 
