@@ -188,17 +188,7 @@ export class Session {
   save(): Promise<void>;
   save(callback: (err?: unknown) => void): void;
   save(callback?: (err?: unknown) => void): Promise<void> | void {
-    let saving: Promise<void>;
-    try {
-      this.#assertActive();
-      const writer = activeWriter;
-      activeWriter = undefined;
-      saving = writer === undefined ? Promise.resolve() : writer.saveNow(this);
-    } catch (err) {
-      saving = Promise.reject(err);
-    }
-    if (callback === undefined) return saving;
-    saving.then(() => callback(), callback);
+    return this.#settle(() => this.#writeNow(), callback);
   }
 
   /**
@@ -209,28 +199,40 @@ export class Session {
   regenerate(): Promise<void>;
   regenerate(callback: (err?: unknown) => void): void;
   regenerate(callback?: (err?: unknown) => void): Promise<void> | void {
-    try {
+    return this.#settle(() => {
       this.renew();
-    } catch (err) {
-      if (callback === undefined) return Promise.reject(err);
-      callback(err);
-      return;
-    }
-    return callback === undefined ? this.save() : this.save(callback);
+      return this.#writeNow();
+    }, callback);
   }
 
   /** `purge()`, then `save()`: ends the session now (express-session's `destroy`). */
   destroy(): Promise<void>;
   destroy(callback: (err?: unknown) => void): void;
   destroy(callback?: (err?: unknown) => void): Promise<void> | void {
-    try {
+    return this.#settle(() => {
       this.purge();
+      return this.#writeNow();
+    }, callback);
+  }
+
+  /** Writes through the writer the view set for this call; a session used on its own has none. */
+  #writeNow(): Promise<void> {
+    this.#assertActive();
+    const writer = activeWriter;
+    activeWriter = undefined;
+    return writer === undefined ? Promise.resolve() : writer.saveNow(this);
+  }
+
+  /** Runs `start` and answers as koa-session does: a promise, or `callback` with an error or nothing. */
+  #settle(start: () => Promise<void>, callback: ((err?: unknown) => void) | undefined): Promise<void> | void {
+    let running: Promise<void>;
+    try {
+      running = start();
     } catch (err) {
-      if (callback === undefined) return Promise.reject(err);
-      callback(err);
-      return;
+      running = Promise.reject(err);
     }
-    return callback === undefined ? this.save() : this.save(callback);
+    if (callback === undefined) return running;
+    running.then(() => callback(), callback);
   }
 
   /** The keys, in insertion order. */

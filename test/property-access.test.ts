@@ -150,6 +150,19 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         }
       });
 
+      it('should reject save(), or pass the callback the error, when the session cannot be written, losing nothing', async () => {
+        const token = backend.seal({ views: 1 });
+        const app = appWith(backend, async (ctx) => {
+          sessionOf(ctx).pad = 'x'.repeat(5000);
+          const viaPromise = await ctx.session.save().then(() => 'saved', (err: SessionError) => err.code);
+          const viaCallback = await new Promise((resolve) => ctx.session.save((err) => resolve((err as SessionError | undefined)?.code ?? 'saved')));
+          ctx.session.remove('pad');
+          ctx.body = [viaPromise, viaCallback];
+        });
+        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, ['ERR_SESSION_TOO_LARGE', 'ERR_SESSION_TOO_LARGE']);
+        expect(backend.open(cookieValue(res))).to.deep.equal({ views: 1 });
+      });
+
       it('should destroy() the session now', async () => {
         const token = backend.seal({ user: 'ada' });
         const app = appWith(backend, async (ctx) => {
