@@ -17,6 +17,7 @@ import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
 import { MsgpackSerializer } from './msgpack-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
+import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption } from './options.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from './value.js';
 import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from './serializer.js';
@@ -40,6 +41,12 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
   readonly autoRenew?: boolean;
   /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Cookies of the session library the app used before, read when a request has no cookie of this one, written
+   * back in this library's format in the same response, and expired: `koaSessionCookies({ keys: app.keys })`.
+   * @default undefined
+   */
+  readonly legacy?: LegacyCookies;
 }
 
 /**
@@ -67,6 +74,7 @@ const OPTION_NAMES = [
   'maxAge',
   'autoRenew',
   'now',
+  'legacy',
 ] as const satisfies readonly (keyof CookieSessionOptions)[];
 
 /**
@@ -106,6 +114,7 @@ export class CookieSessionBackend implements SessionBackend {
   readonly #readers: ReadonlyMap<number, Serializer>;
   readonly #now: () => number;
   readonly #autoRenew: boolean;
+  readonly #legacy: LegacyCookies | undefined;
 
   private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
     const where = `CookieSessionBackend.${mode}`;
@@ -134,6 +143,11 @@ export class CookieSessionBackend implements SessionBackend {
     const autoRenew = options.autoRenew ?? false;
     if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
     this.#autoRenew = autoRenew;
+    const legacy = options.legacy;
+    if (legacy !== undefined && (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function')) {
+      throw invalidOption(where, 'legacy', "the result of koaSessionCookies({ keys: app.keys })");
+    }
+    this.#legacy = legacy;
     this.#keys = keysFor(keyRing, this.cookie.name);
     Object.freeze(this);
   }
@@ -174,10 +188,12 @@ export class CookieSessionBackend implements SessionBackend {
     const cookie = this.cookie;
     let hadCookie = false;
     let openedWith: number | undefined;
+    let legacyOpened = false;
     const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
       [VALUE_RULES]: this.#rules,
       read: () => {
-        const values = readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES);
+        const header = ctx.request.headers.cookie;
+        const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
         hadCookie = values.length > 0;
         // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
         for (const value of values) {
@@ -187,15 +203,20 @@ export class CookieSessionBackend implements SessionBackend {
             return stored;
           }
         }
-        return undefined;
+        // No cookie of ours: a session of the library the app used before is moved over (stale: written now).
+        const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
+        if (moved === undefined) return undefined;
+        legacyOpened = true;
+        return { data: moved, stale: true };
       },
       write: (change: SessionWrite) => {
         // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
         // it again with the new ring would undo the revocation, so the session ends here.
         const revoked = openedWith !== undefined && !this.#keys.byId.has(openedWith);
-        if ((change.status === 'purged' || revoked) && !hadCookie) return;
-        // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookie alone.
-        const value = change.status === 'purged' || revoked ? undefined : this.#sealWrite(change, now);
+        const ending = change.status === 'purged' || revoked;
+        if (ending && !hadCookie && !legacyOpened) return;
+        // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookies alone.
+        const value = ending ? undefined : this.#sealWrite(change, now);
         if (ctx.headerSent) {
           throw new SessionError(
             'ERR_SESSION_HEADERS_SENT',
@@ -203,6 +224,8 @@ export class CookieSessionBackend implements SessionBackend {
               'Change the session before streaming or flushing the response.',
           );
         }
+        if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
+        if (ending && !hadCookie) return;
         const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
         const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure);
         putSetCookie(ctx.res, cookie.name, line);
@@ -278,6 +301,14 @@ export class CookieSessionBackend implements SessionBackend {
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
     const envelope = seal(this.mode, this.#keys, this.#serializer.id, now + this.cookie.lifetime, payload);
     return envelope.toString('base64url');
+  }
+}
+
+/** Expires the cookies of the library the app used before, once their session moved to this one. */
+function expireLegacy(ctx: Context, legacy: LegacyCookies): void {
+  const domain = legacy.domain === undefined ? '' : `; Domain=${legacy.domain}`;
+  for (const name of legacy.names) {
+    putSetCookie(ctx.res, name, `${name}=; Path=${legacy.path}${domain}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`);
   }
 }
 

@@ -11,6 +11,7 @@ export {
   type CookieAttributes,
 } from './cookie.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
+export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './koa-session-cookies.js';
 export type { SealMode } from './envelope.js';
 export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './serializer.js';
 export { JsonSerializer } from './json-serializer.js';

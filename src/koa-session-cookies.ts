@@ -1,0 +1,89 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { nestsDeeperThan } from './json-scan.js';
+import { checkOptionNames, invalidOption } from './options.js';
+import type { SessionRecord } from './serializer.js';
+import { MAX_VALUE_DEPTH } from './value.js';
+import { readCookies } from './cookie.js';
+
+/** Options of {@link koaSessionCookies}: koa-session's own names for the cookie it wrote. */
+export interface KoaSessionCookiesOptions {
+  /** The keys koa-session signed with: the app's `app.keys`, newest first. */
+  readonly keys: readonly (string | Uint8Array)[];
+  /** koa-session's `key` option, the cookie's name. @default 'koa.sess' */
+  readonly key?: string;
+  /** The `path` koa-session wrote the cookie with, so that the line expiring it matches. @default '/' */
+  readonly path?: string;
+  /** The `domain` koa-session wrote the cookie with, if any. */
+  readonly domain?: string;
+}
+
+/**
+ * Cookies written by koa-session, read once so that an app moving to this library logs nobody out. Internal
+ * shape: give it to `CookieSessionBackend`'s `legacy` option.
+ */
+export interface LegacyCookies {
+  /** The cookie names to expire once the session was moved: the value and its signature. */
+  readonly names: readonly string[];
+  readonly path: string;
+  readonly domain: string | undefined;
+  /** The session data of a valid, unexpired koa-session cookie in `header`, or `undefined`. */
+  open(header: string | undefined, now: number): SessionRecord | undefined;
+}
+
+/**
+ * Reads the cookies koa-session wrote with its defaults (signed with keygrip: HMAC-SHA1 over `name=value` in a
+ * `.sig` cookie; the value base64 JSON with `_expire` and `_maxAge` beside the data).
+ *
+ * @example
+ * ```ts
+ * CookieSessionBackend.private(keyRing, { legacy: koaSessionCookies({ keys: app.keys, key: 'koa.sess' }) });
+ * ```
+ */
+export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCookies {
+  const where = 'koaSessionCookies';
+  checkOptionNames(where, options, ['keys', 'key', 'path', 'domain']);
+  const keys = options?.keys;
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string' || key instanceof Uint8Array)) {
+    throw invalidOption(where, 'keys', "koa-session's signing keys (the app's app.keys), a non-empty array");
+  }
+  const name = options.key ?? 'koa.sess';
+  if (typeof name !== 'string' || name.length === 0) throw invalidOption(where, 'key', "koa-session's cookie name, such as 'koa.sess'");
+  const signatureName = `${name}.sig`;
+  const secrets = keys.map((key) => (typeof key === 'string' ? Buffer.from(key) : Buffer.from(key)));
+  return Object.freeze({
+    names: Object.freeze([name, signatureName]),
+    path: options.path ?? '/',
+    domain: options.domain,
+    open(header: string | undefined, now: number): SessionRecord | undefined {
+      const [value] = readCookies(header, name, 1);
+      const [signature] = readCookies(header, signatureName, 1);
+      if (value === undefined || signature === undefined || value.length > 4096) return undefined;
+      if (!secrets.some((secret) => sameText(keygripSign(secret, `${name}=${value}`), signature))) return undefined;
+      let data: unknown;
+      try {
+        data = JSON.parse(Buffer.from(value, 'base64').toString('utf8'));
+      } catch {
+        return undefined;
+      }
+      if (typeof data !== 'object' || data === null || Array.isArray(data) || nestsDeeperThan(data, MAX_VALUE_DEPTH + 1)) return undefined;
+      const record = data as SessionRecord;
+      if (typeof record._expire === 'number' && record._expire < now) return undefined;
+      // koa-session's metadata, mixed into its data: not the app's.
+      delete record._expire;
+      delete record._maxAge;
+      delete record._session;
+      return record;
+    },
+  });
+}
+
+/** keygrip's signature: HMAC-SHA1, base64 with `/`, `+` and `=` made URL-safe. */
+function keygripSign(secret: Buffer, data: string): string {
+  return createHmac('sha1', secret).update(data).digest('base64').replace(/\/|\+|=/g, (c) => (c === '/' ? '_' : c === '+' ? '-' : ''));
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}

@@ -1,0 +1,81 @@
+import { expect } from 'chai';
+import Koa from 'koa';
+import koaSession from 'koa-session';
+import request from 'supertest';
+import { KeyRing, koaSessionCookies } from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, setCookieFor, setCookies } from './helpers.js';
+
+const APP_KEYS = ['an old app key', 'an older app key'];
+
+/** The Cookie header a browser would send after the real koa-session wrote `data`, signed with `signingKey`. */
+async function koaSessionCookie(data: Record<string, unknown>, signingKey = APP_KEYS[0] as string, maxAge = 86_400_000): Promise<string> {
+  const app = new Koa();
+  app.keys = [signingKey];
+  app.use(koaSession({ maxAge }, app));
+  app.use((ctx) => {
+    Object.assign(ctx.session as object, data);
+    ctx.body = 'ok';
+  });
+  const res = await request(await listen(app)).get('/').expect(200);
+  return setCookies(res)
+    .map((line) => line.slice(0, line.indexOf(';')))
+    .join('; ');
+}
+
+describe('moving from koa-session without logging anyone out', () => {
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    describe(`when sealed ${label}`, () => {
+      const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), legacy: koaSessionCookies({ keys: APP_KEYS }) });
+      const reader = appWith(backend, (ctx) => {
+        ctx.body = { views: ctx.session.get('views') ?? null, isNew: ctx.session.isNew };
+        if (ctx.path === '/count') ctx.session.set('views', ((ctx.session.get('views') as number | undefined) ?? 0) + 1);
+        if (ctx.path === '/logout') ctx.session.purge();
+      });
+
+      it("should open the real koa-session's cookie, rewrite it in this format and expire the old cookies", async () => {
+        const old = await koaSessionCookie({ views: 3, user: { name: 'ada' } });
+        const res = await request(await listen(reader)).get('/count').set('Cookie', old).expect(200, { views: 3, isNew: false });
+        expect(backend.open(cookieValue(res))).to.deep.equal({ views: 4, user: { name: 'ada' } });
+        expect(setCookieFor(res, 'koa.sess')).to.match(/^koa\.sess=; Path=\/; Max-Age=0/);
+        expect(setCookieFor(res, 'koa.sess.sig')).to.match(/^koa\.sess\.sig=; Path=\/; Max-Age=0/);
+      });
+
+      it('should move a session that is only read, and accept an older app key', async () => {
+        const old = await koaSessionCookie({ views: 7 }, APP_KEYS[1]);
+        const res = await request(await listen(reader)).get('/').set('Cookie', old).expect(200, { views: 7, isNew: false });
+        expect(backend.open(cookieValue(res))).to.deep.equal({ views: 7 });
+      });
+
+      it('should expire the old cookies on logout too', async () => {
+        const old = await koaSessionCookie({ views: 1 });
+        const res = await request(await listen(reader)).get('/logout').set('Cookie', old).expect(200);
+        expect(setCookieFor(res, 'koa.sess')).to.match(/Max-Age=0/);
+        expect(setCookieFor(res)).to.equal(undefined);
+      });
+
+      it('should refuse a forged signature, another key, and an expired koa-session cookie', async () => {
+        const server = await listen(reader);
+        const forged = (await koaSessionCookie({ views: 1 })).replace(/koa\.sess=[^;]+/, `koa.sess=${Buffer.from('{"views":99}').toString('base64')}`);
+        const foreign = await koaSessionCookie({ views: 1 }, 'somebody else');
+        const expired = await koaSessionCookie({ views: 1 }, APP_KEYS[0], 1000);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        for (const cookie of [forged, foreign, expired]) {
+          const res = await request(server).get('/').set('Cookie', cookie).expect(200, { views: null, isNew: true });
+          expect(setCookieFor(res, 'koa.sess')).to.equal(undefined);
+        }
+      });
+
+      it('should prefer a cookie of this library when both are sent', async () => {
+        const old = await koaSessionCookie({ views: 100 });
+        const res = await request(await listen(reader)).get('/').set('Cookie', `${old}; session=${backend.seal({ views: 5 })}`).expect(200, { views: 5, isNew: false });
+        expect(setCookieFor(res, 'koa.sess')).to.equal(undefined);
+      });
+    });
+  }
+
+  it('should refuse options that cannot work', () => {
+    expectSessionError(() => koaSessionCookies({ keys: [] }), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, maxAge: 1 } as never), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => backendFor('signed', new KeyRing([KEY_A]), { legacy: {} as never }), 'ERR_SESSION_INVALID_OPTION');
+  });
+});
