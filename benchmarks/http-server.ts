@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { CookieSessionBackend, JsonSerializer, KeyRing, MsgpackSerializer, session, type SessionRecord } from '../src/index.js';
 import { nearLimitSession } from './fixture.js';
 
-export const HTTP_CASES = ['none', 'echo', 'koa-session', 'signed json', 'signed msgpack', 'private json', 'private msgpack'] as const;
+export const HTTP_CASES = ['none', 'echo', 'koa-session', 'signed json', 'signed msgpack', 'private json', 'private msgpack', 'signed json, property access'] as const;
 export type HttpCase = (typeof HTTP_CASES)[number];
 
 const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toString('base64url'), 'base64url');
@@ -30,6 +30,18 @@ function appFor(name: HttpCase, data: SessionRecord): Koa {
   if (name === 'koa-session') {
     app.keys = [secret.toString('base64url')];
     app.use(koaSession({ maxAge: 86_400_000, signed: true }, app));
+    app.use((ctx) => {
+      const s = ctx.session as unknown as Record<string, unknown>;
+      if (ctx.path === '/seed') Object.assign(s, data);
+      const count = ((s.counter as number | undefined) ?? 0) + 1;
+      s.counter = count;
+      ctx.body = String(count);
+    });
+    return app;
+  }
+  if (name === 'signed json, property access') {
+    // The same handler as koa-session's case above, word for word, on this library.
+    app.use(session(CookieSessionBackend.signed(new KeyRing([secret]))));
     app.use((ctx) => {
       const s = ctx.session as unknown as Record<string, unknown>;
       if (ctx.path === '/seed') Object.assign(s, data);
