@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import { createRequire } from 'node:module';
 import request from 'supertest';
-import { KeyRing, session } from '../src/index.js';
-import { COMBINATIONS, KEY_A, backendFor, cookieValue, listen } from './helpers.js';
+import { KeyRing } from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 type Done = (err: unknown, user?: unknown) => void;
@@ -46,13 +46,7 @@ function passportApp(mode: 'signed' | 'private', serializer: () => import('../sr
   );
   passport.serializeUser((user, done) => done(null, user.id));
   passport.deserializeUser((id, done) => done(null, { id }));
-  const app = new Koa();
-  app.silent = true;
-  app.use(session(backend));
-  app.use(formBody);
-  app.use(passport.initialize());
-  app.use(passport.session());
-  app.use(async (ctx, next) => {
+  const app = appWith(backend, formBody, passport.initialize(), passport.session(), async (ctx, next) => {
     if (ctx.path === '/login' && ctx.method === 'POST') {
       ctx.session.set('returnTo', '/cart'); // must survive login's regenerate
       return passport.authenticate('local', { successRedirect: '/me', failureRedirect: '/login' })(ctx, next);
@@ -106,12 +100,7 @@ describe('compatibility with middleware written for koa-session', () => {
   describe('koa-csrf', () => {
     it('should accept the token of a form and refuse a forged one', async () => {
       const backend = backendFor('private', new KeyRing([KEY_A]));
-      const app = new Koa();
-      app.silent = true;
-      app.use(session(backend));
-      app.use(formBody);
-      app.use(new CSRF());
-      app.use((ctx) => {
+      const app = appWith(backend, formBody, new CSRF(), (ctx) => {
         ctx.body = ctx.method === 'GET' ? String(ctx.state._csrf) : 'posted';
       });
       const server = await listen(app);
@@ -128,12 +117,8 @@ describe('compatibility with middleware written for koa-session', () => {
   describe('grant (OAuth)', () => {
     it('should send the provider a state that the session holds, and refuse a callback with another state', async () => {
       const backend = backendFor('private', new KeyRing([KEY_A]));
-      const app = new Koa();
-      app.silent = true;
-      app.use(session(backend));
-      app.use(formBody);
-      app.use(grant.koa({ defaults: { origin: 'http://127.0.0.1', transport: 'session', state: true }, github: { key: 'client-id', secret: 'client-secret', callback: '/done' } }));
-      app.use((ctx) => void (ctx.body = { grant: ctx.session.get('grant') ?? null }));
+      const config = { defaults: { origin: 'http://127.0.0.1', transport: 'session', state: true }, github: { key: 'client-id', secret: 'client-secret', callback: '/done' } };
+      const app = appWith(backend, formBody, grant.koa(config), (ctx) => void (ctx.body = { grant: ctx.session.get('grant') ?? null }));
       const server = await listen(app);
       const redirect = await request(server).get('/connect/github').expect(302);
       const location = new URL(String(redirect.headers.location));
