@@ -1,6 +1,6 @@
 import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
-import { isDeepStrictEqual } from 'node:util';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
 import type { SessionRecord } from './serializer.js';
 import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
@@ -245,6 +245,11 @@ export class Session {
     for (const key of this.#data.keys()) yield [key, this.get(key)];
   }
 
+  /** Shows the keys and the state, never the values: a logged session must not leak its data. */
+  [inspect.custom](): string {
+    return `Session { keys: ${inspect([...this.#data.keys()])}, status: '${this.#status}', isNew: ${this.#isNew} }`;
+  }
+
   /** A copy of the data as a plain object. */
   toJSON(): SessionRecord {
     const record: SessionRecord = {};
@@ -414,16 +419,29 @@ export type SessionView = Session & Partial<SessionData>;
 const MEMBERS = new Set<string | symbol>(Reflect.ownKeys(Session.prototype));
 
 /** What a view wraps: the session, and the lifecycle its save() writes through. */
-interface ViewTarget {
-  readonly session: Session;
-  readonly writer: SessionWriter | undefined;
+class ViewTarget {
+  constructor(
+    readonly session: Session,
+    readonly writer: SessionWriter | undefined,
+  ) {}
+
+  /**
+   * util.inspect looks this up on a view's target but calls it on the view: show the session, not this wrapper.
+   */
+  [inspect.custom](this: ViewTarget | SessionView): string {
+    return inspect(this instanceof ViewTarget ? this.session : (this as unknown as Record<symbol, Session>)[VIEW_SESSION]);
+  }
 }
 
 /** The members that write now: called through the view, they write through its lifecycle. */
 const WRITING = new Set<string | symbol>(['save', 'regenerate', 'destroy']);
 
+/** The key under which a view gives its session to ViewTarget's inspect method. */
+const VIEW_SESSION = Symbol('koa-sealed-session.viewSession');
+
 const VIEW_HANDLER: ProxyHandler<ViewTarget> = {
   get({ session, writer }, key) {
+    if (key === VIEW_SESSION) return session;
     if (typeof key === 'symbol' || MEMBERS.has(key)) {
       if (WRITING.has(key)) {
         const method = (session as unknown as Record<string, (callback?: unknown) => unknown>)[key as string] as (callback?: unknown) => unknown;
@@ -484,7 +502,7 @@ function boundMethod(target: Session, key: string, method: (...args: unknown[]) 
 
 /** The object at `ctx.session`: the session, with its data also readable and writable as properties. */
 export function viewOf(session: Session, writer?: SessionWriter): SessionView {
-  return new Proxy<ViewTarget>({ session, writer }, VIEW_HANDLER) as unknown as SessionView;
+  return new Proxy<ViewTarget>(new ViewTarget(session, writer), VIEW_HANDLER) as unknown as SessionView;
 }
 
 function sameBytes(encoded: Uint8Array, raw: RawValue): boolean {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type Koa from 'koa';
+import { inspect } from 'node:util';
 import request from 'supertest';
 import { KeyRing, type SessionError } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
@@ -161,6 +162,13 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         });
         const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, ['ERR_SESSION_TOO_LARGE', 'ERR_SESSION_TOO_LARGE']);
         expect(backend.open(cookieValue(res))).to.deep.equal({ views: 1 });
+      });
+
+      it('should show keys and state in util.inspect, never the values', async () => {
+        const token = backend.seal({ user: 'ada', token: 'do-not-log-me' });
+        const app = appWith(backend, (ctx) => void (ctx.body = inspect(ctx.session) + inspect(ctx.session.get('user'))));
+        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200);
+        expect(res.text).to.equal("Session { keys: [ 'user', 'token' ], status: 'unchanged', isNew: false }'ada'");
       });
 
       it('should destroy() the session now', async () => {
