@@ -144,7 +144,7 @@ export class CookieSessionBackend implements SessionBackend {
     if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
     this.#autoRenew = autoRenew;
     const legacy = options.legacy;
-    if (legacy !== undefined && (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function')) {
+    if (legacy !== undefined && (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function' || !Array.isArray(legacy.expired))) {
       throw invalidOption(where, 'legacy', "the result of koaSessionCookies({ keys: app.keys })");
     }
     this.#legacy = legacy;
@@ -306,10 +306,7 @@ export class CookieSessionBackend implements SessionBackend {
 
 /** Expires the cookies of the library the app used before, once their session moved to this one. */
 function expireLegacy(ctx: Context, legacy: LegacyCookies): void {
-  const domain = legacy.domain === undefined ? '' : `; Domain=${legacy.domain}`;
-  for (const name of legacy.names) {
-    putSetCookie(ctx.res, name, `${name}=; Path=${legacy.path}${domain}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`);
-  }
+  for (const [name, line] of legacy.expired) putSetCookie(ctx.res, name, line);
 }
 
 function checkKeyRing(where: string, keyRing: unknown): void {

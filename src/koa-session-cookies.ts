@@ -3,7 +3,7 @@ import { nestsDeeperThan } from './json-scan.js';
 import { checkOptionNames, invalidOption } from './options.js';
 import type { SessionRecord } from './serializer.js';
 import { MAX_VALUE_DEPTH } from './value.js';
-import { readCookies } from './cookie.js';
+import { expiredCookieLine, readCookies, resolveCookieAttributes } from './cookie.js';
 
 /** Options of {@link koaSessionCookies}: koa-session's own names for the cookie it wrote. */
 export interface KoaSessionCookiesOptions {
@@ -22,10 +22,8 @@ export interface KoaSessionCookiesOptions {
  * shape: give it to `CookieSessionBackend`'s `legacy` option.
  */
 export interface LegacyCookies {
-  /** The cookie names to expire once the session was moved: the value and its signature. */
-  readonly names: readonly string[];
-  readonly path: string;
-  readonly domain: string | undefined;
+  /** The cookies to expire once the session was moved, the value and its signature: name and Set-Cookie line. */
+  readonly expired: readonly (readonly [name: string, line: string])[];
   /** The session data of a valid, unexpired koa-session cookie in `header`, or `undefined`. */
   open(header: string | undefined, now: number): SessionRecord | undefined;
 }
@@ -49,11 +47,14 @@ export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCook
   const name = options.key ?? 'koa.sess';
   if (typeof name !== 'string' || name.length === 0) throw invalidOption(where, 'key', "koa-session's cookie name, such as 'koa.sess'");
   const signatureName = `${name}.sig`;
-  const secrets = keys.map((key) => (typeof key === 'string' ? Buffer.from(key) : Buffer.from(key)));
+  // The lines that expire them, made (and their path and domain checked) as the session cookie's own are.
+  const expired = [name, signatureName].map((cookie) => {
+    const attributes = resolveCookieAttributes(where, { name: cookie, path: options.path, domain: options.domain, httpOnly: false, sameSite: false });
+    return Object.freeze([cookie, expiredCookieLine(attributes, false)] as const);
+  });
+  const secrets = keys.map((key) => (typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key)));
   return Object.freeze({
-    names: Object.freeze([name, signatureName]),
-    path: options.path ?? '/',
-    domain: options.domain,
+    expired: Object.freeze(expired),
     open(header: string | undefined, now: number): SessionRecord | undefined {
       const [value] = readCookies(header, name, 1);
       const [signature] = readCookies(header, signatureName, 1);

@@ -411,7 +411,6 @@ export function markWritten(session: Session, write: SessionWrite): void {
   markSessionWritten(session, write);
 }
 
-
 /** Property access on `ctx.session`, as koa-session apps and middleware (passport, koa-csrf, grant) use it. */
 export type SessionView = Session & Partial<SessionData>;
 
