@@ -10,6 +10,8 @@ export interface StoredSession {
   readonly data: SessionRecord;
   /** Write it back even if unchanged: it was stored in an older format or with a retired key, or is due for renewal. */
   readonly stale: boolean;
+  /** The session's own lifetime, when it was given one (`ctx.session.maxAge`, `renew({ maxAge })`). */
+  readonly maxAge?: number | 'session';
 }
 
 /** What the middleware asks a backend to store at the end of a request. */
@@ -20,6 +22,8 @@ export interface SessionWrite {
   readonly data: SessionRecord;
   /** True when no stored session was found for this request. */
   readonly isNew: boolean;
+  /** The session's own lifetime, or `undefined` for the backend's. A backend that has no lifetimes ignores it. */
+  readonly maxAge?: number | 'session';
 }
 
 /**
@@ -28,6 +32,8 @@ export interface SessionWrite {
  * middleware finished, and only when the session changed or is stale.
  */
 export interface SessionHandle {
+  /** The lifetime a session has unless given its own: what `ctx.session.maxAge` reads then. */
+  readonly maxAge?: number | 'session';
   read(): StoredSession | undefined;
   write(change: SessionWrite): void | Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from './backend.js';
 import {
+  BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
   expiredCookieLine,
   isCanonicalBase64url,
@@ -11,14 +12,14 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from './cookie.js';
-import { OVERHEAD, open, seal, type SealMode } from './envelope.js';
+import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from './envelope.js';
 import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { SessionError } from './errors.js';
 import { JsonSerializer } from './json-serializer.js';
 import { MsgpackSerializer } from './msgpack-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { checkOptionNames, invalidOption } from './options.js';
+import { checkOptionNames, invalidOption, isLifetime } from './options.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from './value.js';
 import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from './serializer.js';
 
@@ -55,9 +56,21 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
  */
 export const CLOCK_SKEW_MS = 60_000;
 
-/** Where a stored session carries the id of the key that opened it (internal). */
+/** Where a stored session carries the id of the key that opened it and when it began (internal). */
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
-type Opened<T> = T & { readonly [OPENED_WITH]: number };
+const CREATED_AT = Symbol('koa-sealed-session.createdAt');
+type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined };
+
+/** What an authenticated, unexpired cookie carries. */
+interface Unsealed {
+  readonly payload: Buffer;
+  readonly serializer: Serializer;
+  readonly stale: boolean;
+  readonly keyId: number;
+  /** `undefined` for a version 1 cookie. */
+  readonly createdAt: number | undefined;
+  readonly maxAge: OwnLifetime;
+}
 
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
 export const MAX_SAME_NAME_COOKIES = 4;
@@ -170,7 +183,8 @@ export class CookieSessionBackend implements SessionBackend {
    * @throws {@link SessionError} `ERR_SESSION_SERIALIZE` or `ERR_SESSION_TOO_LARGE`.
    */
   seal(data: SessionRecord): string {
-    return this.#seal(data, this.#now());
+    const now = this.#now();
+    return this.#seal(data, now, now, undefined);
   }
 
   /**
@@ -188,9 +202,11 @@ export class CookieSessionBackend implements SessionBackend {
     const cookie = this.cookie;
     let hadCookie = false;
     let openedWith: number | undefined;
+    let createdAt: number | undefined;
     let legacyOpened = false;
     const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
       [VALUE_RULES]: this.#rules,
+      maxAge: cookie.maxAge ?? 'session',
       read: () => {
         const header = ctx.request.headers.cookie;
         const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
@@ -200,6 +216,7 @@ export class CookieSessionBackend implements SessionBackend {
           const stored = this.#read(value, now);
           if (stored !== undefined) {
             openedWith = stored[OPENED_WITH];
+            createdAt = stored[CREATED_AT];
             return stored;
           }
         }
@@ -207,7 +224,9 @@ export class CookieSessionBackend implements SessionBackend {
         const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
         if (moved === undefined) return undefined;
         legacyOpened = true;
-        return { data: moved, stale: true };
+        // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
+        const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
+        return { data: moved.data, stale: true, maxAge: own };
       },
       write: (change: SessionWrite) => {
         // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
@@ -216,7 +235,9 @@ export class CookieSessionBackend implements SessionBackend {
         const ending = change.status === 'purged' || revoked;
         if (ending && !hadCookie && !legacyOpened) return;
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookies alone.
-        const value = ending ? undefined : this.#sealWrite(change, now);
+        // A new or explicitly renewed session begins now; a version 1 cookie, which lacks the time, begins when first seen.
+        const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
+        const value = ending ? undefined : this.#sealWrite(change, now, began);
         if (ctx.headerSent) {
           throw new SessionError(
             'ERR_SESSION_HEADERS_SENT',
@@ -227,7 +248,8 @@ export class CookieSessionBackend implements SessionBackend {
         if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
         if (ending && !hadCookie) return;
         const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
-        const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure);
+        const line =
+          value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure, cookieMaxAge(cookie, change.maxAge));
         putSetCookie(ctx.res, cookie.name, line);
       },
     };
@@ -238,7 +260,7 @@ export class CookieSessionBackend implements SessionBackend {
   #read(value: string, now: number): Opened<StoredSession> | undefined {
     const unsealed = this.#unseal(value, now);
     if (unsealed === undefined) return undefined;
-    const { serializer, payload, stale, keyId } = unsealed;
+    const { serializer, payload, stale, keyId, createdAt, maxAge } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
@@ -249,59 +271,79 @@ export class CookieSessionBackend implements SessionBackend {
           return (data ??= recordOf(entries, codec.decode));
         },
         stale,
+        maxAge,
         [LAZY_ENTRIES]: { codec, entries },
         [OPENED_WITH]: keyId,
+        [CREATED_AT]: createdAt,
       };
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? undefined : { data, stale, [OPENED_WITH]: keyId };
+    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt };
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
-  #unseal(value: string, now: number): { payload: Buffer; serializer: Serializer; stale: boolean; keyId: number } | undefined {
+  #unseal(value: string, now: number): Unsealed | undefined {
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
     const envelope = Buffer.from(value, 'base64url');
     // Node's decoder is lenient (see isCanonicalBase64url): only the canonical text of a value opens.
     if (!isCanonicalBase64url(value, envelope.length)) return undefined;
     const opened = open(this.mode, this.#keys, envelope);
-    // A sealed expiry beyond this backend's lifetime was written under a longer maxAge: shortening maxAge ends it.
-    if (opened === undefined || opened.expiresAt <= now || opened.expiresAt > now + this.cookie.lifetime + CLOCK_SKEW_MS) {
-      return undefined;
-    }
+    if (opened === undefined || (opened.maxAge !== undefined && !isLifetime(opened.maxAge))) return undefined;
+    const lifetime = this.#lifetime(opened.maxAge);
+    // A sealed expiry beyond the session's lifetime was written under a longer maxAge: shortening maxAge ends it.
+    if (opened.expiresAt <= now || opened.expiresAt > now + lifetime + CLOCK_SKEW_MS) return undefined;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
-    const renewalDue = this.#autoRenew && opened.expiresAt - now < this.cookie.lifetime / 2;
-    const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue;
-    return { payload: opened.payload, serializer, stale, keyId: opened.keyId };
+    const renewalDue = this.#autoRenew && opened.expiresAt - now < lifetime / 2;
+    // A version 1 cookie is rewritten as version 2, which carries its creation time.
+    const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue || opened.createdAt === undefined;
+    return { payload: opened.payload, serializer, stale, keyId: opened.keyId, createdAt: opened.createdAt, maxAge: opened.maxAge };
   }
 
-  #seal(data: SessionRecord, now: number): string {
+  /** How long a session with this own lifetime lasts on the server. */
+  #lifetime(maxAge: OwnLifetime): number {
+    return maxAge === undefined ? this.cookie.lifetime : maxAge === 'session' ? BROWSER_SESSION_LIFETIME_MS : maxAge;
+  }
+
+  #seal(data: SessionRecord, now: number, createdAt: number, maxAge: OwnLifetime): string {
     const serializer = this.#serializer;
     const keys = () => Object.keys(data);
     const entrySize = (key: string) => serializer.serialize({ [key]: data[key] }).byteLength;
     const payload = encode(serializer.name, () => serializer.serialize(data), keys, entrySize);
-    return this.#sealPayload(payload, now, keys, entrySize);
+    return this.#sealPayload(payload, { now, createdAt, maxAge }, keys, entrySize);
   }
 
   /** Seals what the middleware asks to write, copying untouched values as they were encoded. */
-  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number): string {
+  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number, createdAt: number): string {
     const lazy = change[LAZY_ENTRIES];
-    if (lazy === undefined || lazy.codec !== this.#codec) return this.#seal(change.data, now);
+    const maxAge = change.maxAge;
+    if (lazy === undefined || lazy.codec !== this.#codec) return this.#seal(change.data, now, createdAt, maxAge);
     const { codec, entries } = lazy;
     const keys = () => [...entries.keys()];
     const entrySize = (key: string) => codec.entrySize(key, entries.get(key));
     const payload = encode(this.#serializer.name, () => codec.join(entries), keys, entrySize);
-    return this.#sealPayload(payload, now, keys, entrySize);
+    return this.#sealPayload(payload, { now, createdAt, maxAge }, keys, entrySize);
   }
 
   /** `keys` and `entrySize` are asked only to explain a failure, never on the way to a cookie. */
-  #sealPayload(payload: Uint8Array, now: number, keys: () => readonly string[], entrySize: (key: string) => number): string {
+  #sealPayload(
+    payload: Uint8Array,
+    { now, createdAt, maxAge }: { now: number; createdAt: number; maxAge: OwnLifetime },
+    keys: () => readonly string[],
+    entrySize: (key: string) => number,
+  ): string {
     const size = Math.ceil(((OVERHEAD[this.mode] + payload.byteLength) * 4) / 3);
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
-    const envelope = seal(this.mode, this.#keys, this.#serializer.id, now + this.cookie.lifetime, payload);
+    const times = { expiresAt: now + this.#lifetime(maxAge), createdAt, maxAge };
+    const envelope = seal(this.mode, this.#keys, this.#serializer.id, times, payload);
     return envelope.toString('base64url');
   }
+}
+
+/** The cookie's Max-Age for a session's own lifetime: `undefined` makes a browser-session cookie. */
+function cookieMaxAge(cookie: CookieAttributes, maxAge: OwnLifetime): number | undefined {
+  return maxAge === undefined ? cookie.maxAge : maxAge === 'session' ? undefined : maxAge;
 }
 
 /** Expires the cookies of the library the app used before, once their session moved to this one. */

@@ -1,12 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { invalidOption } from './options.js';
+import { LIFETIME_TEXT, invalidOption, isLifetime } from './options.js';
 
 /** Largest cookie value written, in bytes: under every browser's 4096-byte limit for name and value. */
 export const MAX_COOKIE_VALUE_BYTES = 4000;
 /** Longest cookie name, so that name and a full-size value stay within 4096 bytes. */
 export const MAX_COOKIE_NAME_BYTES = 96;
-/** Longest lifetime browsers keep a cookie (Chrome caps Max-Age at 400 days). */
-export const MAX_COOKIE_AGE_MS = 400 * 24 * 60 * 60 * 1000;
+export { MAX_COOKIE_AGE_MS } from './options.js';
 
 // RFC 6265 §4.1.1: cookie-name = token (RFC 2616 §2.2): 1*<any CHAR except CTLs or separators>
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -92,9 +91,7 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   // Browsers drop a SameSite=None cookie without Secure, and the line that would expire it too: never write one.
   const secure = sameSite === 'none' ? true : secureOption;
   const maxAge = options.maxAge ?? DEFAULT_MAX_AGE_MS;
-  if (maxAge !== 'session' && (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 1000 || maxAge > MAX_COOKIE_AGE_MS)) {
-    throw invalidOption(where, 'maxAge', `'session' or a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
-  }
+  if (!isLifetime(maxAge)) throw invalidOption(where, 'maxAge', LIFETIME_TEXT);
   // Cookie prefixes (RFC 6265bis §4.1.3): browsers match them case-insensitively and reject these names unless
   // the attributes match.
   const lowerName = name.toLowerCase();
@@ -117,11 +114,11 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   });
 }
 
-/** The Set-Cookie line for a session value. */
-export function setCookieLine(attributes: CookieAttributes, value: string, now: number, secure: boolean): string {
+/** The Set-Cookie line for a session value that lives `maxAge` milliseconds (`undefined`: a browser-session cookie). */
+export function setCookieLine(attributes: CookieAttributes, value: string, now: number, secure: boolean, maxAge: number | undefined): string {
   let line = `${attributes.name}=${value}${attributes.fixedAttributes}`;
-  if (attributes.maxAge !== undefined) {
-    line += `; Max-Age=${Math.floor(attributes.maxAge / 1000)}; Expires=${httpDate(now + attributes.maxAge)}`;
+  if (maxAge !== undefined) {
+    line += `; Max-Age=${Math.floor(maxAge / 1000)}; Expires=${httpDate(now + maxAge)}`;
   }
   return secure ? `${line}; Secure` : line;
 }

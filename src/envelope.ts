@@ -2,24 +2,29 @@ import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSaf
 import type { ContextKeys, DerivedKey } from './key-ring.js';
 
 /**
- * The sealed cookie's binary layout, version 1. Multi-byte integers are big-endian.
+ * The sealed cookie's binary layout. Multi-byte integers are big-endian; times are milliseconds since the epoch.
  *
  * ```
- * header (12 bytes): format (1) | key id (4) | serializer id (1) | expires at, ms since epoch (6)
+ * header, version 2 (23 bytes): format (1) | key id (4) | serializer id (1) | expires at (6) | created at (6)
+ *                               | own lifetime (5): 0 for the backend's maxAge, 1 for 'session', else milliseconds
+ * header, version 1 (12 bytes): format (1) | key id (4) | serializer id (1) | expires at (6)   (read, never written)
  * signed:  header | payload (serialized bytes, unchanged) | HMAC-SHA256 tag (32)
  * private: header | nonce (12) | AES-256-GCM ciphertext of payload | GCM tag (16)
  * ```
  *
  * The MAC (signed) or the associated data (private) covers the whole header, and the keys are derived for the
- * cookie name, so a value moved to another cookie name, another mode, another serializer or another expiry does
- * not open.
+ * cookie name, so a value moved to another cookie name, another mode, another serializer, another expiry or
+ * another lifetime does not open.
  */
 export type SealMode = 'signed' | 'private';
 
-/** First byte of the envelope: the format version and mode in one. */
-export const FORMAT = { signed: 0x01, private: 0x02 } as const satisfies Record<SealMode, number>;
+/** First byte of the envelope: the format version (high nibble, 0 for version 1) and the mode (low nibble). */
+export const FORMAT = { signed: 0x21, private: 0x22 } as const satisfies Record<SealMode, number>;
+/** The first byte of version 1 envelopes, which still open. */
+export const FORMAT_V1 = { signed: 0x01, private: 0x02 } as const satisfies Record<SealMode, number>;
 
-export const HEADER_BYTES = 12;
+export const HEADER_BYTES = 23;
+const HEADER_BYTES_V1 = 12;
 const MAC_BYTES = 32;
 const NONCE_BYTES = 12;
 const GCM_TAG_BYTES = 16;
@@ -30,8 +35,24 @@ export const OVERHEAD: Readonly<Record<SealMode, number>> = {
   private: HEADER_BYTES + NONCE_BYTES + GCM_TAG_BYTES,
 };
 
-/** Latest expiry a 6-byte field holds; far beyond any cookie's lifetime. */
-const MAX_EXPIRES = 2 ** 48 - 1;
+/** Latest time a 6-byte field holds; far beyond any cookie's lifetime. */
+const MAX_TIME = 2 ** 48 - 1;
+/** The own-lifetime field's codes below any valid lifetime (which is at least a second). */
+const LIFETIME_DEFAULT = 0;
+const LIFETIME_SESSION = 1;
+/** Longest lifetime the 5-byte field holds (34 years; browsers keep a cookie 400 days at most). */
+const MAX_LIFETIME = 2 ** 40 - 1;
+
+/** A session's own lifetime: milliseconds, `'session'` (a browser-session cookie), or `undefined` (the backend's). */
+export type OwnLifetime = number | 'session' | undefined;
+
+/** The times a seal carries besides the payload. */
+export interface SealTimes {
+  readonly expiresAt: number;
+  /** When the session began; an explicit renewal begins a new one. */
+  readonly createdAt: number;
+  readonly maxAge: OwnLifetime;
+}
 
 /** What an envelope said, once authenticated. */
 export interface Opened {
@@ -39,21 +60,25 @@ export interface Opened {
   readonly keyId: number;
   readonly serializerId: number;
   readonly expiresAt: number;
+  /** `undefined` in a version 1 envelope, which did not carry it. */
+  readonly createdAt: number | undefined;
+  readonly maxAge: OwnLifetime;
   readonly payload: Buffer;
   /** The key that opened it is no longer the newest: the cookie should be sealed again. */
   readonly retiredKey: boolean;
 }
 
 /** Seals a payload into an envelope (raw bytes; the backend encodes them) with the context's sealing key. */
-export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, expiresAt: number, payload: Uint8Array): Buffer {
+export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, times: SealTimes, payload: Uint8Array): Buffer {
   const key = keys.sealing;
   const out = Buffer.allocUnsafe(OVERHEAD[mode] + payload.byteLength);
   out[0] = FORMAT[mode];
   out.writeUInt32BE(key.id, 1);
   out[5] = serializerId;
-  const expires = Math.min(Math.max(0, Math.floor(expiresAt)), MAX_EXPIRES);
-  out.writeUInt16BE(Math.floor(expires / 2 ** 32), 6);
-  out.writeUInt32BE(expires % 2 ** 32, 8);
+  out.writeUIntBE(clamp(times.expiresAt, MAX_TIME), 6, 6);
+  out.writeUIntBE(clamp(times.createdAt, MAX_TIME), 12, 6);
+  const { maxAge } = times;
+  out.writeUIntBE(maxAge === undefined ? LIFETIME_DEFAULT : maxAge === 'session' ? LIFETIME_SESSION : clamp(maxAge, MAX_LIFETIME), 18, 5);
   if (mode === 'signed') {
     out.set(payload, HEADER_BYTES);
     const tagAt = HEADER_BYTES + payload.byteLength;
@@ -77,24 +102,26 @@ export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, ex
  * the caller owns the clock.
  */
 export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opened | undefined {
-  if (envelope.byteLength < OVERHEAD[mode] || envelope[0] !== FORMAT[mode]) return undefined;
+  const format = envelope[0];
+  const headerBytes = format === FORMAT[mode] ? HEADER_BYTES : format === FORMAT_V1[mode] ? HEADER_BYTES_V1 : 0;
+  if (headerBytes === 0 || envelope.byteLength < OVERHEAD[mode] - HEADER_BYTES + headerBytes) return undefined;
   const key = keys.byId.get(envelope.readUInt32BE(1));
   if (key === undefined) return undefined;
-  const header = envelope.subarray(0, HEADER_BYTES);
+  const header = envelope.subarray(0, headerBytes);
   let payload: Buffer;
   if (mode === 'signed') {
     const tagAt = envelope.byteLength - MAC_BYTES;
     const expected = mac(key, envelope.subarray(0, tagAt));
     if (!timingSafeEqual(expected, envelope.subarray(tagAt))) return undefined;
-    payload = envelope.subarray(HEADER_BYTES, tagAt);
+    payload = envelope.subarray(headerBytes, tagAt);
   } else {
     const tagAt = envelope.byteLength - GCM_TAG_BYTES;
-    const nonce = envelope.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
+    const nonce = envelope.subarray(headerBytes, headerBytes + NONCE_BYTES);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.encKey, nonce, { authTagLength: GCM_TAG_BYTES });
       decipher.setAAD(header);
       decipher.setAuthTag(envelope.subarray(tagAt));
-      const body = decipher.update(envelope.subarray(HEADER_BYTES + NONCE_BYTES, tagAt));
+      const body = decipher.update(envelope.subarray(headerBytes + NONCE_BYTES, tagAt));
       const rest = decipher.final();
       payload = rest.byteLength === 0 ? body : Buffer.concat([body, rest]);
     } catch {
@@ -104,10 +131,20 @@ export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opene
   return {
     keyId: key.id,
     serializerId: header[5] as number,
-    expiresAt: header.readUInt16BE(6) * 2 ** 32 + header.readUInt32BE(8),
+    expiresAt: header.readUIntBE(6, 6),
+    createdAt: headerBytes === HEADER_BYTES ? header.readUIntBE(12, 6) : undefined,
+    maxAge: headerBytes === HEADER_BYTES ? ownLifetime(header.readUIntBE(18, 5)) : undefined,
     payload,
     retiredKey: key.retired,
   };
+}
+
+function ownLifetime(code: number): OwnLifetime {
+  return code === LIFETIME_DEFAULT ? undefined : code === LIFETIME_SESSION ? 'session' : code;
+}
+
+function clamp(value: number, max: number): number {
+  return Math.min(Math.max(0, Math.floor(value)), max);
 }
 
 function mac(key: DerivedKey, signed: Uint8Array): Buffer {

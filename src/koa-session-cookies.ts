@@ -24,8 +24,11 @@ export interface KoaSessionCookiesOptions {
 export interface LegacyCookies {
   /** The cookies to expire once the session was moved, the value and its signature: name and Set-Cookie line. */
   readonly expired: readonly (readonly [name: string, line: string])[];
-  /** The session data of a valid, unexpired koa-session cookie in `header`, or `undefined`. */
-  open(header: string | undefined, now: number): SessionRecord | undefined;
+  /**
+   * The session data of a valid, unexpired koa-session cookie in `header`, with the lifetime koa-session kept
+   * beside it (`_maxAge`, or `'session'` for `_session`), or `undefined`.
+   */
+  open(header: string | undefined, now: number): { readonly data: SessionRecord; readonly maxAge?: unknown } | undefined;
 }
 
 /**
@@ -55,7 +58,7 @@ export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCook
   const secrets = keys.map((key) => (typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key)));
   return Object.freeze({
     expired: Object.freeze(expired),
-    open(header: string | undefined, now: number): SessionRecord | undefined {
+    open(header: string | undefined, now: number): { data: SessionRecord; maxAge?: unknown } | undefined {
       const [value] = readCookies(header, name, 1);
       const [signature] = readCookies(header, signatureName, 1);
       if (value === undefined || signature === undefined || value.length > 4096) return undefined;
@@ -69,11 +72,12 @@ export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCook
       if (typeof data !== 'object' || data === null || Array.isArray(data) || nestsDeeperThan(data, MAX_VALUE_DEPTH + 1)) return undefined;
       const record = data as SessionRecord;
       if (typeof record._expire === 'number' && record._expire < now) return undefined;
-      // koa-session's metadata, mixed into its data: not the app's.
+      // koa-session's metadata, mixed into its data: not the app's. Its lifetime carries over.
+      const maxAge = record._session === true ? 'session' : record._maxAge;
       delete record._expire;
       delete record._maxAge;
       delete record._session;
-      return record;
+      return { data: record, maxAge };
     },
   });
 }

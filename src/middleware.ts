@@ -152,7 +152,7 @@ class Lifecycle implements SessionWriter {
       const stored = this.handle.read();
       this.#stale = stored?.stale ?? false;
       // A first-party backend says what its serializer can carry, so that set() refuses what would not come back.
-      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES]);
+      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES], this.handle.maxAge);
       this.#session = session;
       this.#view = viewOf(session, this);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.

@@ -2,6 +2,7 @@ import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
+import { LIFETIME_TEXT, isLifetime } from './options.js';
 import type { SessionRecord } from './serializer.js';
 import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
 
@@ -22,7 +23,7 @@ export interface SessionData {}
 type Key = keyof SessionData & string;
 
 let finishSession: (session: Session, stale: boolean, close: boolean) => SessionWrite | undefined;
-let setup: (session: Session, rules: ValueRules) => void;
+let setup: (session: Session, rules: ValueRules, defaultMaxAge: number | 'session' | undefined) => void;
 
 /** What `save()` writes through: the middleware's per-request lifecycle. Internal. */
 export interface SessionWriter {
@@ -63,6 +64,9 @@ export class Session {
   #rules: ValueRules = PLAIN_DATA;
   #status: SessionStatus = 'unchanged';
   #active = true;
+  // The session's own lifetime (koa-session's per-session maxAge), or undefined for the backend's.
+  #maxAge: number | 'session' | undefined;
+  #defaultMaxAge: number | 'session' | undefined;
   // Set when a save() wrote a purge: values set afterwards start a new session.
   #purgeWritten = false;
   // Values handed out live by property access (koa-session's style), by key; created on first use.
@@ -73,6 +77,7 @@ export class Session {
   /** @param stored - What the backend found for this request; `undefined` starts a new, empty session. */
   constructor(stored?: StoredSession) {
     this.#isNew = stored === undefined;
+    this.#maxAge = stored?.maxAge;
     const lazy = (stored as WithLazyEntries<StoredSession> | undefined)?.[LAZY_ENTRIES];
     this.#codec = lazy?.codec;
     // The backend hands its freshly split entries over: no copy.
@@ -90,6 +95,28 @@ export class Session {
   /** What this request did to the session so far. */
   get status(): SessionStatus {
     return this.#status;
+  }
+
+  /**
+   * This session's lifetime in milliseconds, or `'session'` for a browser-session cookie: its own when it was
+   * given one, else the backend's (`undefined` for a backend without lifetimes). Setting it gives this session its
+   * own lifetime from now on, kept across requests and written at the end of this one, as koa-session's
+   * `ctx.session.maxAge` does; `undefined` returns it to the backend's.
+   * @throws {@link SessionError} `ERR_SESSION_INVALID_OPTION` for anything but `'session'`, `undefined` or whole
+   * milliseconds from 1 s to 400 days.
+   */
+  get maxAge(): number | 'session' | undefined {
+    return this.#maxAge ?? this.#defaultMaxAge;
+  }
+
+  set maxAge(value: number | 'session' | undefined) {
+    this.#assertActive();
+    if (value !== undefined && !isLifetime(value)) {
+      throw new SessionError('ERR_SESSION_INVALID_OPTION', `ctx.session.maxAge must be undefined, ${LIFETIME_TEXT}.`);
+    }
+    if (value === this.#maxAge) return;
+    this.#maxAge = value;
+    this.#touch();
   }
 
   /** Number of keys. */
@@ -160,22 +187,27 @@ export class Session {
   }
 
   /**
-   * Ends the session: its data is dropped and the response expires the cookie. Setting values afterwards
-   * starts a fresh session, written as if renewed.
+   * Ends the session: its data and its own lifetime are dropped and the response expires the cookie. Setting
+   * values afterwards starts a fresh session, written as if renewed.
    */
   purge(): void {
     this.#assertActive();
     this.#live?.clear();
     this.#data.clear();
+    this.#maxAge = undefined;
     this.#status = 'purged';
   }
 
   /**
    * Issues a new cookie for the same data, with a fresh lifetime (and, for a server-side store, a new id: call it
-   * after login to prevent session fixation).
+   * after login to prevent session fixation). It begins a new session: its creation time is now.
+   * @param options - `maxAge`: this session's own lifetime from now on (remember me), as setting
+   * {@link Session.maxAge} gives it; without it, the session keeps the lifetime it had.
+   * @throws {@link SessionError} `ERR_SESSION_INVALID_OPTION` for a `maxAge` that `Session.maxAge` refuses.
    */
-  renew(): void {
+  renew(options?: { readonly maxAge?: number | 'session' }): void {
     this.#assertActive();
+    if (options !== undefined && options !== null && 'maxAge' in options) this.maxAge = options.maxAge;
     this.#status = 'renewed';
   }
 
@@ -360,8 +392,9 @@ export class Session {
   }
 
   static {
-    setup = (session, rules) => {
+    setup = (session, rules, defaultMaxAge) => {
       session.#rules = rules;
+      session.#defaultMaxAge = defaultMaxAge;
     };
     boundMethods = (session) => (session.#bound ??= new Map());
     markSessionWritten = (session, write) => {
@@ -379,6 +412,7 @@ export class Session {
       const write: WithLazyEntries<SessionWrite> = {
         status: session.#status,
         isNew: session.#isNew,
+        maxAge: session.#maxAge,
         // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
         get data() {
           return (data ??= recordOf(entries, (raw, key) => session.#decode(raw, key)));
@@ -514,9 +548,9 @@ function sameBytes(encoded: Uint8Array, raw: RawValue): boolean {
  * A session for the middleware, whose `set()` also refuses what `rules` say the backend's serializer cannot carry.
  * Internal: used by the middleware only.
  */
-export function createSession(stored: StoredSession | undefined, rules: ValueRules | undefined): Session {
+export function createSession(stored: StoredSession | undefined, rules: ValueRules | undefined, defaultMaxAge?: number | 'session'): Session {
   const session = new Session(stored);
-  setup(session, rules ?? PLAIN_DATA);
+  setup(session, rules ?? PLAIN_DATA, defaultMaxAge);
   return session;
 }
 

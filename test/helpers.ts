@@ -184,5 +184,5 @@ export function expectSessionError(fn: () => unknown, code: SessionErrorCode): S
  * sealed cookies. Expires an hour after `now`.
  */
 export function sealBytes(mode: SealMode, ring: KeyRing, serializerId: number, payload: Uint8Array, name = 'session', now = Date.now()): string {
-  return seal(mode, keysFor(ring, name), serializerId, now + 3_600_000, payload).toString('base64url');
+  return seal(mode, keysFor(ring, name), serializerId, { expiresAt: now + 3_600_000, createdAt: now, maxAge: undefined }, payload).toString('base64url');
 }

@@ -8,12 +8,18 @@ import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionErr
 const APP_KEYS = ['an old app key', 'an older app key'];
 
 /** The Cookie header a browser would send after the real koa-session wrote `data`, signed with `signingKey`. */
-async function koaSessionCookie(data: Record<string, unknown>, signingKey = APP_KEYS[0] as string, maxAge = 86_400_000): Promise<string> {
+async function koaSessionCookie(
+  data: Record<string, unknown>,
+  signingKey = APP_KEYS[0] as string,
+  maxAge = 86_400_000,
+  sessionMaxAge?: number | 'session',
+): Promise<string> {
   const app = new Koa();
   app.keys = [signingKey];
   app.use(koaSession({ maxAge }, app));
   app.use((ctx) => {
     Object.assign(ctx.session as object, data);
+    if (sessionMaxAge !== undefined) (ctx.session as { maxAge: number | 'session' }).maxAge = sessionMaxAge;
     ctx.body = 'ok';
   });
   const res = await request(await listen(app)).get('/').expect(200);
@@ -63,6 +69,21 @@ describe('moving from koa-session without logging anyone out', () => {
           const res = await request(server).get('/').set('Cookie', cookie).expect(200, { views: null, isNew: true });
           expect(setCookieFor(res, 'koa.sess')).to.equal(undefined);
         }
+      });
+
+      it("should carry a session's own lifetime over from koa-session's ctx.session.maxAge", async () => {
+        const lifetimes = appWith(backend, (ctx) => void (ctx.body = { maxAge: ctx.session.maxAge ?? null, views: ctx.session.get('views') ?? null }));
+        const server = await listen(lifetimes);
+        const remembered = await koaSessionCookie({ views: 2 }, APP_KEYS[0], 86_400_000, 30 * 86_400_000);
+        const res = await request(server).get('/').set('Cookie', remembered).expect(200, { maxAge: 30 * 86_400_000, views: 2 });
+        expect(setCookieFor(res)).to.include(`Max-Age=${30 * 86_400}`);
+        const browser = await koaSessionCookie({ views: 3 }, APP_KEYS[0], 86_400_000, 'session');
+        const moved = await request(server).get('/').set('Cookie', browser).expect(200, { maxAge: 'session', views: 3 });
+        expect(setCookieFor(moved)).not.to.match(/Max-Age|Expires/);
+        await request(server).get('/').set('Cookie', `session=${cookieValue(moved)}`).expect(200, { maxAge: 'session', views: 3 });
+        // koa-session records every session's lifetime: one equal to this backend's maxAge stays the backend's.
+        const plain = await request(server).get('/').set('Cookie', await koaSessionCookie({ views: 4 })).expect(200, { maxAge: 86_400_000, views: 4 });
+        expect(Buffer.from(cookieValue(plain), 'base64url').readUIntBE(18, 5)).to.equal(0);
       });
 
       it('should prefer a cookie of this library when both are sent', async () => {
