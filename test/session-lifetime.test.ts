@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import type Koa from 'koa';
 import request from 'supertest';
+import { seal } from '../src/envelope.js';
+import { keysFor } from '../src/key-ring.js';
 import { KeyRing, type Session } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, manualClock, setCookieFor } from './helpers.js';
 
@@ -102,6 +104,16 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
         expect(backend.open(token)).to.deep.equal({});
         clock.advance(DAY);
         expect(backend.open(token)).to.equal(undefined);
+      });
+
+      it('should not open a correctly sealed cookie whose own lifetime no session can have', () => {
+        const now = clock.now();
+        const payload = serializer().serialize({ a: 1 });
+        const sealed = (maxAge: number | 'session') =>
+          seal(mode, keysFor(new KeyRing([KEY_A]), 'session'), serializer().id, { expiresAt: now + HOUR, createdAt: now, maxAge }, payload).toString('base64url');
+        expect(backend.open(sealed(2 * HOUR))).to.deep.equal({ a: 1 });
+        expect(backend.open(sealed('session'))).to.deep.equal({ a: 1 });
+        for (const maxAge of [2, 999, 401 * DAY]) expect(backend.open(sealed(maxAge)), String(maxAge)).to.equal(undefined);
       });
 
       it('should renew on the session’s own half lifetime with autoRenew', async () => {
