@@ -1,7 +1,7 @@
 export { session, type SessionMiddlewareOptions } from './middleware.js';
 export { Session, type SessionData, type SessionView } from './session.js';
 export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
-export { CLOCK_SKEW_MS, CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './cookie-backend.js';
+export { CLOCK_SKEW_MS, CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './backends/cookie/cookie-backend.js';
 export {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_AGE_MS,
@@ -9,12 +9,12 @@ export {
   MAX_COOKIE_VALUE_BYTES,
   type CookieAttributeOptions,
   type CookieAttributes,
-} from './cookie.js';
+} from './http/cookie.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
-export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './koa-session-cookies.js';
-export type { SealMode } from './envelope.js';
-export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './serializer.js';
-export { JsonSerializer } from './json-serializer.js';
-export { MsgpackSerializer } from './msgpack-serializer.js';
+export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
+export type { SealMode } from './envelope/envelope.js';
+export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './serializers/serializer.js';
+export { JsonSerializer } from './serializers/json-serializer.js';
+export { MsgpackSerializer } from './serializers/msgpack-serializer.js';
 export { MAX_VALUE_DEPTH } from './value.js';
 export { SessionError, type SessionErrorCode } from './errors.js';

@@ -1,9 +1,9 @@
 import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
-import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './entries.js';
+import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './serializers/entries.js';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
 import { LIFETIME_TEXT, isLifetime } from './options.js';
-import type { SessionRecord } from './serializer.js';
+import type { SessionRecord } from './serializers/serializer.js';
 import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
 
 /**

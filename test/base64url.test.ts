@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { isCanonicalBase64url } from '../src/cookie.js';
+import { isCanonicalBase64url } from '../src/http/cookie.js';
 
 const reference = (text: string) => Buffer.from(text, 'base64url').toString('base64url') === text;
 const check = (text: string) => isCanonicalBase64url(text, Buffer.from(text, 'base64url').length);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Server } from 'node:http';
 import { nearLimitSession } from '../benchmarks/fixture.js';
-import { readCookies } from '../src/cookie.js';
+import { readCookies } from '../src/http/cookie.js';
 import { KeyRing, MAX_SAME_NAME_COOKIES } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, listen, rawCookie, rawGet } from './helpers.js';
 

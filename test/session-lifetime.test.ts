@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type Koa from 'koa';
 import request from 'supertest';
-import { seal } from '../src/envelope.js';
+import { seal } from '../src/envelope/envelope.js';
 import { keysFor } from '../src/key-ring.js';
 import { KeyRing, type Session } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, manualClock, setCookieFor } from './helpers.js';

@@ -1,7 +1,7 @@
 import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
 import type { SessionRecord, Serializer } from './serializer.js';
 import { nestsDeeperThan, scanJson } from './json-scan.js';
-import { MAX_VALUE_DEPTH, VALUE_RULES, type ValueRules } from './value.js';
+import { MAX_VALUE_DEPTH, VALUE_RULES, type ValueRules } from '../value.js';
 
 /**
  * JSON, the default serializer. Round-trips strings, finite numbers, booleans, null, arrays and plain objects.

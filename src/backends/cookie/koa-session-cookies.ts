@@ -1,9 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { nestsDeeperThan } from './json-scan.js';
-import { checkOptionNames, invalidOption } from './options.js';
-import type { SessionRecord } from './serializer.js';
-import { MAX_VALUE_DEPTH } from './value.js';
-import { expiredCookieLine, readCookies, resolveCookieAttributes } from './cookie.js';
+import { nestsDeeperThan } from '../../serializers/json-scan.js';
+import { checkOptionNames, invalidOption } from '../../options.js';
+import type { SessionRecord } from '../../serializers/serializer.js';
+import { MAX_VALUE_DEPTH } from '../../value.js';
+import { expiredCookieLine, readCookies, resolveCookieAttributes } from '../../http/cookie.js';
 
 /** Options of {@link koaSessionCookies}: koa-session's own names for the cookie it wrote. */
 export interface KoaSessionCookiesOptions {

@@ -1,4 +1,4 @@
-import { MAX_VALUE_DEPTH } from './value.js';
+import { MAX_VALUE_DEPTH } from '../value.js';
 
 // Byte values of the JSON grammar (RFC 8259).
 const QUOTE = 0x22;

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { MAX_VALUE_DEPTH } from './value.js';
+import { MAX_VALUE_DEPTH } from '../value.js';
 
 /** Where one top-level entry of a MessagePack map lies in the payload. */
 export interface ScannedEntry {

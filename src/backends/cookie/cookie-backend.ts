@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from './backend.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
@@ -11,17 +11,17 @@ import {
   setCookieLine,
   type CookieAttributeOptions,
   type CookieAttributes,
-} from './cookie.js';
-import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from './envelope.js';
-import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from './entries.js';
-import { SessionError } from './errors.js';
-import { JsonSerializer } from './json-serializer.js';
-import { MsgpackSerializer } from './msgpack-serializer.js';
-import { KeyRing, keysFor, type ContextKeys } from './key-ring.js';
+} from '../../http/cookie.js';
+import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
+import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { SessionError } from '../../errors.js';
+import { JsonSerializer } from '../../serializers/json-serializer.js';
+import { MsgpackSerializer } from '../../serializers/msgpack-serializer.js';
+import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { checkOptionNames, invalidOption, isLifetime } from './options.js';
-import { VALUE_RULES, valueRulesOf, type ValueRules } from './value.js';
-import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from './serializer.js';
+import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
+import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
+import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from '../../serializers/serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
 export interface CookieSessionOptions extends CookieAttributeOptions {
