@@ -9,6 +9,7 @@ import type { ContextKeys, DerivedKey } from '../key-ring.js';
  *                               | own lifetime (5): 0 for the backend's maxAge, 1 for 'session', else milliseconds
  * header, version 1 (12 bytes): format (1) | key id (4) | serializer id (1) | expires at (6)   (read, never written)
  * signed:  header | payload (serialized bytes, unchanged) | HMAC-SHA256 tag (32)
+ * store:   header | session id (32) | HMAC-SHA256 tag (32)       (format 0x23; serializer id 0)
  * private: header | nonce (12) | AES-256-GCM ciphertext of payload | GCM tag (16)
  * ```
  *
@@ -18,10 +19,13 @@ import type { ContextKeys, DerivedKey } from '../key-ring.js';
  */
 export type SealMode = 'signed' | 'private';
 
+/** What an envelope seals: a cookie session (signed or private), or a store session's id (signed). */
+export type EnvelopeMode = SealMode | 'store';
+
 /** First byte of the envelope: the format version (high nibble, 0 for version 1) and the mode (low nibble). */
-export const FORMAT = { signed: 0x21, private: 0x22 } as const satisfies Record<SealMode, number>;
-/** The first byte of version 1 envelopes, which still open. */
-export const FORMAT_V1 = { signed: 0x01, private: 0x02 } as const satisfies Record<SealMode, number>;
+export const FORMAT = { signed: 0x21, private: 0x22, store: 0x23 } as const satisfies Record<EnvelopeMode, number>;
+/** The first byte of version 1 envelopes, which still open (store ids came with version 2: none). */
+const FORMAT_V1 = { signed: 0x01, private: 0x02, store: -1 } as const satisfies Record<EnvelopeMode, number>;
 
 export const HEADER_BYTES = 23;
 const HEADER_BYTES_V1 = 12;
@@ -30,8 +34,9 @@ const NONCE_BYTES = 12;
 const GCM_TAG_BYTES = 16;
 
 /** Bytes the envelope adds around the payload in each mode. */
-export const OVERHEAD: Readonly<Record<SealMode, number>> = {
+export const OVERHEAD: Readonly<Record<EnvelopeMode, number>> = {
   signed: HEADER_BYTES + MAC_BYTES,
+  store: HEADER_BYTES + MAC_BYTES,
   private: HEADER_BYTES + NONCE_BYTES + GCM_TAG_BYTES,
 };
 
@@ -69,7 +74,7 @@ export interface Opened {
 }
 
 /** Seals a payload into an envelope (raw bytes; the backend encodes them) with the context's sealing key. */
-export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, times: SealTimes, payload: Uint8Array): Buffer {
+export function seal(mode: EnvelopeMode, keys: ContextKeys, serializerId: number, times: SealTimes, payload: Uint8Array): Buffer {
   const key = keys.sealing;
   const out = Buffer.allocUnsafe(OVERHEAD[mode] + payload.byteLength);
   out[0] = FORMAT[mode];
@@ -79,7 +84,7 @@ export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, ti
   out.writeUIntBE(clamp(times.createdAt, MAX_TIME), 12, 6);
   const { maxAge } = times;
   out.writeUIntBE(maxAge === undefined ? LIFETIME_DEFAULT : maxAge === 'session' ? LIFETIME_SESSION : clamp(maxAge, MAX_LIFETIME), 18, 5);
-  if (mode === 'signed') {
+  if (mode !== 'private') {
     out.set(payload, HEADER_BYTES);
     const tagAt = HEADER_BYTES + payload.byteLength;
     mac(key, out.subarray(0, tagAt)).copy(out, tagAt);
@@ -101,7 +106,7 @@ export function seal(mode: SealMode, keys: ContextKeys, serializerId: number, ti
  * format, unknown key, bad tag. Every failure looks the same to the caller. The expiry is returned, not checked:
  * the caller owns the clock.
  */
-export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opened | undefined {
+export function open(mode: EnvelopeMode, keys: ContextKeys, envelope: Buffer): Opened | undefined {
   const format = envelope[0];
   const headerBytes = format === FORMAT[mode] ? HEADER_BYTES : format === FORMAT_V1[mode] ? HEADER_BYTES_V1 : 0;
   if (headerBytes === 0 || envelope.byteLength < OVERHEAD[mode] - HEADER_BYTES + headerBytes) return undefined;
@@ -109,7 +114,7 @@ export function open(mode: SealMode, keys: ContextKeys, envelope: Buffer): Opene
   if (key === undefined) return undefined;
   const header = envelope.subarray(0, headerBytes);
   let payload: Buffer;
-  if (mode === 'signed') {
+  if (mode !== 'private') {
     const tagAt = envelope.byteLength - MAC_BYTES;
     const expected = mac(key, envelope.subarray(0, tagAt));
     if (!timingSafeEqual(expected, envelope.subarray(tagAt))) return undefined;

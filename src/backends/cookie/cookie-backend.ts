@@ -16,12 +16,12 @@ import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../env
 import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { SessionError } from '../../errors.js';
 import { JsonSerializer } from '../../serializers/json-serializer.js';
-import { MsgpackSerializer } from '../../serializers/msgpack-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
+import { checkKeyRing, checkSerializer } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
-import { FIRST_USER_SERIALIZER_ID, type SessionRecord, type Serializer } from '../../serializers/serializer.js';
+import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
 export interface CookieSessionOptions extends CookieAttributeOptions {
@@ -349,39 +349,6 @@ function cookieMaxAge(cookie: CookieAttributes, maxAge: OwnLifetime): number | u
 /** Expires the cookies of the library the app used before, once their session moved to this one. */
 function expireLegacy(ctx: Context, legacy: LegacyCookies): void {
   for (const [name, line] of legacy.expired) putSetCookie(ctx.res, name, line);
-}
-
-function checkKeyRing(where: string, keyRing: unknown): void {
-  if (!(keyRing instanceof KeyRing)) {
-    throw new SessionError('ERR_SESSION_INVALID_KEY', `${where}: the key ring must be a KeyRing, such as new KeyRing([key]).`);
-  }
-}
-
-function checkSerializer(where: string, option: string, serializer: unknown): Serializer {
-  const candidate = serializer as Partial<Serializer> | null;
-  if (
-    typeof candidate !== 'object' ||
-    candidate === null ||
-    typeof candidate.serialize !== 'function' ||
-    typeof candidate.deserialize !== 'function' ||
-    !Number.isInteger(candidate.id) ||
-    (candidate.id as number) < 1 ||
-    (candidate.id as number) > 255
-  ) {
-    throw invalidOption(where, option, 'a Serializer: an object with an integer id from 1 to 255, serialize() and deserialize()');
-  }
-  // Ids below 128 name this library's formats: a cookie must never be read by a serializer that did not write it.
-  const id = candidate.id as number;
-  const ownId = candidate instanceof JsonSerializer ? 1 : candidate instanceof MsgpackSerializer ? 2 : undefined;
-  if (id < FIRST_USER_SERIALIZER_ID && id !== ownId) {
-    throw invalidOption(
-      where,
-      option,
-      `a Serializer whose id is ${FIRST_USER_SERIALIZER_ID} to 255: ids below ${FIRST_USER_SERIALIZER_ID} are reserved for ` +
-        `this library's serializers (got ${id})`,
-    );
-  }
-  return candidate as Serializer;
 }
 
 function split(codec: EntryCodec, payload: Buffer): Map<string, RawValue> | undefined {
