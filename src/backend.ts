@@ -24,6 +24,11 @@ export interface SessionWrite {
   readonly isNew: boolean;
   /** The session's own lifetime, or `undefined` for the backend's. A backend that has no lifetimes ignores it. */
   readonly maxAge?: number | 'session';
+  /**
+   * The request emptied the session (`clear()`, or `ctx.session = {...}`) before setting what `data` holds: a store
+   * that keeps keys apart removes the ones this request never saw too.
+   */
+  readonly cleared?: boolean;
 }
 
 /**

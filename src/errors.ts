@@ -11,6 +11,7 @@
  * - `ERR_SESSION_INACTIVE`: the session was changed after its response was committed.
  * - `ERR_SESSION_ASSIGNMENT`: code assigned `ctx.session` something other than `null` or a plain object.
  * - `ERR_SESSION_HEADERS_SENT`: the session changed but the response headers were already sent.
+ * - `ERR_SESSION_STORE_UNAVAILABLE`: the session store did not answer in time, or failed; a 503.
  */
 export type SessionErrorCode =
   | 'ERR_SESSION_TOO_LARGE'
@@ -20,7 +21,8 @@ export type SessionErrorCode =
   | 'ERR_SESSION_INVALID_OPTION'
   | 'ERR_SESSION_INACTIVE'
   | 'ERR_SESSION_ASSIGNMENT'
-  | 'ERR_SESSION_HEADERS_SENT';
+  | 'ERR_SESSION_HEADERS_SENT'
+  | 'ERR_SESSION_STORE_UNAVAILABLE';
 
 /**
  * The one error class this library throws. Messages never contain key material, cookie values or session ids.
@@ -37,10 +39,13 @@ export class SessionError extends Error {
   readonly code: SessionErrorCode;
   /** Koa reads this: a session failure is the server's fault, and its message is not shown to the client. */
   readonly expose = false;
+  /** The response status Koa gives it: 503 when the store is unavailable (retry later), else 500. */
+  readonly status: number;
 
   constructor(code: SessionErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    this.status = code === 'ERR_SESSION_STORE_UNAVAILABLE' ? 503 : 500;
     this.name = new.target.name;
   }
 }

@@ -10,6 +10,10 @@ export {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from './http/cookie.js';
+export { StoreSessionBackend, type StoreSessionOptions } from './backends/store/store-backend.js';
+export type { SessionStore, StoreRecord, StoreWrite } from './backends/store/store.js';
+export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
+export { RedisStore, type RedisClientLike, type RedisStoreOptions } from './backends/store/redis-store.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
 export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
 export type { SealMode } from './envelope/envelope.js';

@@ -69,6 +69,8 @@ export class Session {
   #defaultMaxAge: number | 'session' | undefined;
   // Set when a save() wrote a purge: values set afterwards start a new session.
   #purgeWritten = false;
+  // Set by clear(): a store removes keys this request never saw too.
+  #cleared = false;
   // Values handed out live by property access (koa-session's style), by key; created on first use.
   #live: Map<string, Live> | undefined;
   // The methods property access hands out, bound to this session; kept here, not in a WeakMap, which costs GC time.
@@ -183,6 +185,7 @@ export class Session {
     if (this.#data.size === 0) return;
     this.#live?.clear();
     this.#data.clear();
+    this.#cleared = true;
     this.#touch();
   }
 
@@ -400,6 +403,7 @@ export class Session {
     markSessionWritten = (session, write) => {
       session.#purgeWritten = write.status === 'purged' || (session.#purgeWritten && write.status === 'unchanged');
       session.#status = 'unchanged';
+      session.#cleared = false;
     };
     liveGet = (session, key) => session.#liveGet(key);
     liveSet = (session, key, value) => session.#liveSet(key, value);
@@ -413,6 +417,7 @@ export class Session {
         status: session.#status,
         isNew: session.#isNew,
         maxAge: session.#maxAge,
+        cleared: session.#cleared,
         // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
         get data() {
           return (data ??= recordOf(entries, (raw, key) => session.#decode(raw, key)));

@@ -39,3 +39,15 @@ export function checkSerializer(where: string, option: string, serializer: unkno
   }
   return candidate as Serializer;
 }
+
+/** The error for a value the serializer could not encode; names the key (or none), never the value. */
+export function serializeFailed(serializerName: string, key: string | undefined, cause: unknown): SessionError {
+  const where = key === undefined ? 'a value' : `the value at "${key}"`;
+  // The cause's message may quote session data, so it stays in `cause` and out of this message.
+  return new SessionError(
+    'ERR_SESSION_SERIALIZE',
+    `The session could not be serialized with ${serializerName}: ${where} is not supported by it ` +
+      '(see err.cause). Store only the types that serializer documents.',
+    { cause },
+  );
+}

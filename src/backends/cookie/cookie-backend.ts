@@ -19,7 +19,7 @@ import { JsonSerializer } from '../../serializers/json-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { checkKeyRing, checkSerializer } from '../checks.js';
+import { checkKeyRing, checkSerializer, serializeFailed } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -382,14 +382,7 @@ function encode(serializerName: string, run: () => Uint8Array, keys: () => reado
         return true;
       }
     });
-    const where = culprit === undefined ? 'a value' : `the value at "${culprit}"`;
-    // The cause's message may quote session data, so it stays in `cause` and out of this message.
-    throw new SessionError(
-      'ERR_SESSION_SERIALIZE',
-      `The session could not be serialized with ${serializerName}: ${where} is not supported by it ` +
-        '(see err.cause). Store only the types that serializer documents.',
-      { cause },
-    );
+    throw serializeFailed(serializerName, culprit, cause);
   }
 }
 

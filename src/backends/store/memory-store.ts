@@ -1,0 +1,87 @@
+import { checkOptionNames, invalidOption } from '../../options.js';
+import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Most sessions kept; past it, the least recently used one is dropped. @default 10_000 */
+  readonly maxSessions?: number;
+  /** The clock, in milliseconds since the epoch. For tests. @default Date.now */
+  readonly now?: () => number;
+}
+
+interface Entry {
+  fields: Map<string, Buffer>;
+  readonly createdAt: number;
+  expiresAt: number;
+}
+
+/**
+ * Sessions in this process's memory: for development and tests, or a single process that may lose its sessions
+ * on restart. Bounded (least recently used first out) and expiring, with the same semantics as `RedisStore`.
+ */
+export class MemoryStore implements SessionStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxSessions: number;
+  readonly #now: () => number;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    checkOptionNames('MemoryStore', options, ['maxSessions', 'now']);
+    const maxSessions = options.maxSessions ?? 10_000;
+    if (!Number.isInteger(maxSessions) || maxSessions < 1) throw invalidOption('MemoryStore', 'maxSessions', 'a whole number from 1');
+    const now = options.now ?? Date.now;
+    if (typeof now !== 'function') throw invalidOption('MemoryStore', 'now', 'a function returning milliseconds since the epoch');
+    this.#maxSessions = maxSessions;
+    this.#now = now;
+  }
+
+  /** Sessions held now, expired ones not counted. */
+  get size(): number {
+    const now = this.#now();
+    let live = 0;
+    for (const entry of this.#entries.values()) if (entry.expiresAt > now) live += 1;
+    return live;
+  }
+
+  async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
+    const entry = this.#live(key);
+    if (entry === undefined) return undefined;
+    entry.expiresAt = this.#now() + ttlMs;
+    this.#touch(key, entry);
+    // Copies: what the caller does with them must not reach the store.
+    return { fields: new Map([...entry.fields].map(([name, value]) => [name, Buffer.from(value)])), createdAt: entry.createdAt };
+  }
+
+  async write(key: string, write: StoreWrite): Promise<boolean> {
+    const existing = this.#live(key);
+    if (write.create !== (existing === undefined)) return false;
+    const entry = existing ?? { fields: new Map(), createdAt: write.createdAt, expiresAt: 0 };
+    if (write.clear) entry.fields.clear();
+    for (const [name, value] of write.set) entry.fields.set(name, Buffer.from(value));
+    for (const name of write.remove) entry.fields.delete(name);
+    entry.expiresAt = this.#now() + write.ttlMs;
+    this.#touch(key, entry);
+    return true;
+  }
+
+  async destroy(key: string): Promise<void> {
+    this.#entries.delete(key);
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > this.#now()) return entry;
+    this.#entries.delete(key);
+    return undefined;
+  }
+
+  /** Most recently used last: a Map keeps insertion order, so the first entry is the one to drop. */
+  #touch(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    while (this.#entries.size > this.#maxSessions) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+  }
+}

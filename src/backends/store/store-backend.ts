@@ -1,0 +1,396 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+import type { SessionBackend, SessionHandle, SessionWrite } from '../../backend.js';
+import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
+import { SessionError } from '../../errors.js';
+import {
+  MAX_COOKIE_VALUE_BYTES,
+  expiredCookieLine,
+  isCanonicalBase64url,
+  putSetCookie,
+  readCookies,
+  resolveCookieAttributes,
+  setCookieLine,
+  type CookieAttributeOptions,
+  type CookieAttributes,
+} from '../../http/cookie.js';
+import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
+import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
+import { JsonSerializer } from '../../serializers/json-serializer.js';
+import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
+import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
+import { checkKeyRing, checkSerializer, serializeFailed } from '../checks.js';
+import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
+import type { SessionStore, StoreRecord } from './store.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+/** Bytes of a session id: 256 random bits. */
+const ID_BYTES = 32;
+
+/** Options of {@link StoreSessionBackend}. */
+export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAge'> {
+  /** Writes new values. @default new JsonSerializer() */
+  readonly serializer?: Serializer;
+  /** Serializers whose values are still read; a record holding one is rewritten with `serializer`. @default [] */
+  readonly previousSerializers?: readonly Serializer[];
+  /**
+   * A session ends this long after its last request (each request that carries it extends it). The record's TTL and
+   * the cookie's `Expires` follow it. Milliseconds, 1 s to 400 days. @default 86_400_000 (one day)
+   */
+  readonly idleTimeout?: number;
+  /**
+   * A session ends this long after it began, however active it is; `renew()` begins a new one. Milliseconds, 1 s
+   * to 400 days. @default 2_592_000_000 (30 days)
+   */
+  readonly absoluteTimeout?: number;
+  /** `'session'`: a browser-session cookie (no `Expires`); the record still ends on `idleTimeout`. */
+  readonly maxAge?: 'session';
+  /** Largest record, in bytes of keys and encoded values; a larger one is refused with `ERR_SESSION_TOO_LARGE`. @default 65_536 */
+  readonly maxBytes?: number;
+  /** Longest wait for the store, in milliseconds, before the request fails with `ERR_SESSION_STORE_UNAVAILABLE` (503). @default 1000 */
+  readonly storeTimeout?: number;
+  /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
+  readonly now?: () => number;
+}
+
+const OPTION_NAMES = [
+  'serializer',
+  'previousSerializers',
+  'name',
+  'path',
+  'domain',
+  'secure',
+  'httpOnly',
+  'sameSite',
+  'maxAge',
+  'idleTimeout',
+  'absoluteTimeout',
+  'maxBytes',
+  'storeTimeout',
+  'now',
+] as const satisfies readonly (keyof StoreSessionOptions)[];
+
+/** What a request's id cookie said, once authenticated. */
+interface Ticket {
+  readonly id: Buffer;
+  readonly keyId: number;
+  readonly retired: boolean;
+  readonly expiresAt: number;
+  readonly createdAt: number;
+  readonly maxAge: OwnLifetime;
+}
+
+/**
+ * Keeps sessions in a {@link SessionStore} (Redis, memory, your database) and only a signed id in the cookie: no
+ * size limit but `maxBytes`, revocable, and each top-level key stored apart, so concurrent requests that change
+ * different keys both keep their changes.
+ *
+ * @example
+ * ```ts
+ * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * app.use(session(new StoreSessionBackend(new RedisStore(redis), keyRing)));
+ * ```
+ */
+export class StoreSessionBackend implements SessionBackend {
+  /** The validated cookie attributes. */
+  readonly cookie: CookieAttributes;
+  readonly #store: SessionStore;
+  #keys: ContextKeys;
+  readonly #serializer: Serializer;
+  readonly #readers: ReadonlyMap<number, Serializer>;
+  readonly #rules: ValueRules;
+  readonly #idle: number;
+  readonly #absolute: number;
+  readonly #maxBytes: number;
+  readonly #timeout: number;
+  readonly #now: () => number;
+
+  constructor(store: SessionStore, keyRing: KeyRing, options: StoreSessionOptions = {}) {
+    const where = 'StoreSessionBackend';
+    const candidate = store as Partial<SessionStore> | null;
+    if (typeof candidate !== 'object' || candidate === null || ['load', 'write', 'destroy'].some((m) => typeof candidate[m as keyof SessionStore] !== 'function')) {
+      throw invalidOption(where, 'store', 'a SessionStore, such as new RedisStore(client) or new MemoryStore()');
+    }
+    checkKeyRing(where, keyRing);
+    checkOptionNames(where, options, OPTION_NAMES);
+    this.#store = store;
+    const idle = options.idleTimeout ?? DAY;
+    if (typeof idle !== 'number' || !isLifetime(idle)) throw invalidOption(where, 'idleTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
+    const absolute = options.absoluteTimeout ?? 30 * DAY;
+    if (typeof absolute !== 'number' || !isLifetime(absolute)) {
+      throw invalidOption(where, 'absoluteTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
+    }
+    if (options.maxAge !== undefined && options.maxAge !== 'session') {
+      throw invalidOption(where, 'maxAge', "'session' (for a browser-session cookie) or absent: the cookie follows idleTimeout");
+    }
+    this.#idle = idle;
+    this.#absolute = absolute;
+    const maxBytes = options.maxBytes ?? 65_536;
+    if (!Number.isInteger(maxBytes) || maxBytes < 1024) throw invalidOption(where, 'maxBytes', 'a whole number of bytes from 1024');
+    this.#maxBytes = maxBytes;
+    const timeout = options.storeTimeout ?? 1000;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) throw invalidOption(where, 'storeTimeout', 'a whole number of milliseconds from 1 to 60000');
+    this.#timeout = timeout;
+    const { name, path, domain, secure, httpOnly, sameSite } = options;
+    this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, maxAge: options.maxAge ?? idle });
+    this.#serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
+    const previous = options.previousSerializers ?? [];
+    if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
+    const readers = new Map<number, Serializer>([[this.#serializer.id, this.#serializer]]);
+    for (const serializer of previous) readers.set(checkSerializer(where, 'previousSerializers', serializer).id, serializer);
+    this.#readers = readers;
+    // Keys become field names in UTF-8: a lone surrogate would turn two keys into one.
+    this.#rules = Object.freeze({ ...valueRulesOf(this.#serializer), wellFormedStrings: true });
+    const now = options.now ?? Date.now;
+    if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
+    this.#now = now;
+    this.#keys = storeKeys(keyRing, this.cookie.name);
+    Object.freeze(this);
+  }
+
+  /** Replaces the key ring, as `CookieSessionBackend.setKeyRing` does: the ids' cookies are sealed with it from now on. */
+  setKeyRing(keyRing: KeyRing): void {
+    checkKeyRing('StoreSessionBackend.setKeyRing', keyRing);
+    this.#keys = storeKeys(keyRing, this.cookie.name);
+  }
+
+  /**
+   * The middleware's entry point: authenticates the id cookie and, only when one opens, loads its record and
+   * extends its lifetime in one store round trip.
+   * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails or is slower than `storeTimeout`.
+   */
+  async load(ctx: Context): Promise<SessionHandle> {
+    const now = this.#now();
+    const cookie = this.cookie;
+    let ticket: Ticket | undefined;
+    for (const value of readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES)) {
+      ticket = this.#unseal(value, now);
+      if (ticket !== undefined) break;
+    }
+    const storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
+    let record: StoreRecord | undefined;
+    if (ticket !== undefined && storeKey !== undefined) {
+      const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
+      if (ttl > 0) record = await this.#call(() => this.#store.load(storeKey, ttl));
+    }
+    // Set by read(): the record's fields as they were loaded, decoded, or undefined for none (or a corrupt one).
+    let loaded: ReadonlyMap<string, Uint8Array> | undefined;
+    let stale = false;
+    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
+      [VALUE_RULES]: this.#rules,
+      maxAge: cookie.maxAge ?? 'session',
+      read: () => {
+        if (record === undefined || ticket === undefined) return undefined;
+        const decoded = this.#decode(record.fields);
+        // A record that does not decode is left as it is, and the session starts afresh under a new id.
+        if (decoded === undefined) return undefined;
+        loaded = record.fields;
+        stale = decoded.stale || ticket.retired || this.#cookieDue(ticket, now);
+        return { data: decoded.data, stale, maxAge: ticket.maxAge };
+      },
+      write: async (change: SessionWrite) => {
+        const revoked = ticket !== undefined && !this.#keys.byId.has(ticket.keyId);
+        if (change.status === 'purged' || revoked) {
+          assertHeadersOpen(ctx);
+          if (loaded !== undefined && storeKey !== undefined) await this.#call(() => this.#store.destroy(storeKey));
+          if (ticket !== undefined) this.#putCookie(ctx, undefined);
+          return;
+        }
+        const own = change.maxAge;
+        if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
+          await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey);
+          return;
+        }
+        const fields = this.#encode(change.data);
+        const set = new Map<string, Uint8Array>();
+        const remove: string[] = [];
+        for (const [key, bytes] of fields) {
+          const before = loaded.get(key);
+          if (change.cleared === true || before === undefined || !Buffer.from(before).equals(bytes)) set.set(key, bytes);
+        }
+        if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
+        this.#checkSize(fields);
+        const lifetimeChanged = own !== ticket.maxAge;
+        const ttlMs = this.#ttl(ticket.createdAt, own, now);
+        if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged) {
+          assertHeadersOpen(ctx);
+          const clear = change.cleared === true;
+          const wrote = await this.#call(() => this.#store.write(storeKey, { create: false, createdAt: ticket.createdAt, clear, set, remove, ttlMs }));
+          // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
+          // left alone, since the other request's answer may carry the client's new one.
+          if (!wrote) return;
+        }
+        if (lifetimeChanged || stale) this.#putCookie(ctx, this.#sealTicket(ticket.id, ticket.createdAt, own, now), own, now + ttlMs, now);
+      },
+    };
+    return handle;
+  }
+
+  /** A new record under a new id (a new session, or `renew()`), then the old record, if any, deleted. */
+  async #create(ctx: Context, data: SessionRecord, own: OwnLifetime, now: number, oldKey: string | undefined): Promise<void> {
+    const fields = this.#encode(data);
+    this.#checkSize(fields);
+    assertHeadersOpen(ctx);
+    const id = randomBytes(ID_BYTES);
+    const ttlMs = this.#ttl(now, own, now);
+    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs };
+    const created = await this.#call(() => this.#store.write(keyOf(id), write));
+    if (!created) {
+      throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
+    }
+    // Only once the new record exists: a failure here leaves the client on its old, still valid session.
+    if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey));
+    this.#putCookie(ctx, this.#sealTicket(id, now, own, now), own, now + ttlMs, now);
+  }
+
+  /** Writes the id cookie, or expires it (`value` undefined). */
+  #putCookie(ctx: Context, value: string | undefined, own?: OwnLifetime, expiresAt?: number, now?: number): void {
+    assertHeadersOpen(ctx);
+    const cookie = this.cookie;
+    const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
+    let line: string;
+    if (value === undefined) line = expiredCookieLine(cookie, secure);
+    else {
+      const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
+      line = setCookieLine(cookie, value, now as number, secure, browserSession ? undefined : (expiresAt as number) - (now as number));
+    }
+    putSetCookie(ctx.res, cookie.name, line);
+  }
+
+  #sealTicket(id: Buffer, createdAt: number, own: OwnLifetime, now: number): string {
+    const expiresAt = now + this.#ttl(createdAt, own, now);
+    return seal('store', this.#keys, 0, { expiresAt, createdAt, maxAge: own }, id).toString('base64url');
+  }
+
+  /** An id cookie's ticket, or `undefined` for anything that does not open or whose session has ended. */
+  #unseal(value: string, now: number): Ticket | undefined {
+    if (value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
+    const envelope = Buffer.from(value, 'base64url');
+    if (envelope.length !== OVERHEAD.store + ID_BYTES || !isCanonicalBase64url(value, envelope.length)) return undefined;
+    const opened = open('store', this.#keys, envelope);
+    if (opened === undefined || opened.createdAt === undefined || opened.payload.length !== ID_BYTES) return undefined;
+    const { maxAge, createdAt, expiresAt } = opened;
+    if (maxAge !== undefined && !isLifetime(maxAge)) return undefined;
+    if (expiresAt <= now || expiresAt > now + this.#idleOf(maxAge) + CLOCK_SKEW_MS || createdAt > now + CLOCK_SKEW_MS) return undefined;
+    if (now >= createdAt + this.#absolute) return undefined;
+    return { id: Buffer.from(opened.payload), keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
+  }
+
+  #idleOf(own: OwnLifetime): number {
+    return typeof own === 'number' ? own : this.#idle;
+  }
+
+  /** How long a session lasts from now: its idle lifetime, cut short by its absolute deadline. */
+  #ttl(createdAt: number, own: OwnLifetime, now: number): number {
+    return Math.min(this.#idleOf(own), createdAt + this.#absolute - now);
+  }
+
+  /** The cookie is past half its idle lifetime while the record lives on: send it again so the browser keeps it. */
+  #cookieDue(ticket: Ticket, now: number): boolean {
+    const deadline = now + this.#ttl(ticket.createdAt, ticket.maxAge, now);
+    return ticket.expiresAt - now < this.#idleOf(ticket.maxAge) / 2 && deadline > ticket.expiresAt;
+  }
+
+  /** Each key's value, encoded on its own: its serializer's id, then the serialized one-key record. */
+  #encode(data: SessionRecord): Map<string, Uint8Array> {
+    const serializer = this.#serializer;
+    const fields = new Map<string, Uint8Array>();
+    for (const key of Object.keys(data)) {
+      const single: SessionRecord = {};
+      define(single, key, data[key]);
+      let body: Uint8Array;
+      try {
+        body = serializer.serialize(single);
+      } catch (cause) {
+        throw serializeFailed(serializer.name, key, cause);
+      }
+      const field = Buffer.allocUnsafe(1 + body.byteLength);
+      field[0] = serializer.id;
+      field.set(body, 1);
+      fields.set(key, field);
+    }
+    return fields;
+  }
+
+  /** The session data of a record, or `undefined` when a value does not decode. */
+  #decode(fields: ReadonlyMap<string, Uint8Array>): { data: SessionRecord; stale: boolean } | undefined {
+    const data: SessionRecord = {};
+    let stale = false;
+    for (const [key, field] of fields) {
+      const serializer = field.byteLength > 1 ? this.#readers.get(field[0] as number) : undefined;
+      if (serializer === undefined) return undefined;
+      if (serializer !== this.#serializer) stale = true;
+      let single: unknown;
+      try {
+        single = serializer.deserialize(field.subarray(1));
+      } catch {
+        return undefined;
+      }
+      if (typeof single !== 'object' || single === null || !Object.hasOwn(single, key) || Object.keys(single).length !== 1) return undefined;
+      define(data, key, (single as SessionRecord)[key]);
+    }
+    return { data, stale };
+  }
+
+  #checkSize(fields: ReadonlyMap<string, Uint8Array>): void {
+    let size = 0;
+    for (const [key, bytes] of fields) size += Buffer.byteLength(key) + bytes.byteLength;
+    if (size <= this.#maxBytes) return;
+    const largest = [...fields]
+      .map(([key, bytes]) => ({ key, bytes: bytes.byteLength }))
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 3)
+      .map(({ key, bytes }) => `"${key}" (${bytes} bytes)`);
+    throw new SessionError(
+      'ERR_SESSION_TOO_LARGE',
+      `The session is too large for the store: ${size} bytes, and maxBytes is ${this.#maxBytes}. Largest keys: ` +
+        `${largest.join(', ')}. Raise maxBytes or store less. The stored session is unchanged.`,
+    );
+  }
+
+  /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */
+  async #call<T>(run: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unavailable(`did not answer within ${this.#timeout} ms`)), this.#timeout);
+    });
+    try {
+      return await Promise.race([Promise.resolve().then(run), timeout]);
+    } catch (err) {
+      if (err instanceof SessionError) throw err;
+      throw unavailable('failed (see err.cause)', err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function unavailable(what: string, cause?: unknown): SessionError {
+  return new SessionError(
+    'ERR_SESSION_STORE_UNAVAILABLE',
+    `The session store ${what}: the request fails (503) rather than run with an empty session. Check the store; ` +
+      'sessions are intact once it answers again.',
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function assertHeadersOpen(ctx: Context): void {
+  if (ctx.headerSent) {
+    throw new SessionError(
+      'ERR_SESSION_HEADERS_SENT',
+      'The session changed but the response headers were already sent, so its cookie cannot be written. ' +
+        'Change the session before streaming or flushing the response.',
+    );
+  }
+}
+
+/** The store's key for an id: a one-way hash, so a dump of the store yields no usable cookie. */
+function keyOf(id: Uint8Array): string {
+  return createHash('sha256').update(id).digest('base64url');
+}
+
+/** The keys of id cookies: derived apart from a cookie session's (a NUL cannot occur in a cookie name). */
+function storeKeys(keyRing: KeyRing, name: string): ContextKeys {
+  return keysFor(keyRing, `${name}\0store-id`);
+}

@@ -1,0 +1,109 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A real redis-server of the test's own, on a free port of 127.0.0.1, in a temporary directory. */
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** SIGSTOP: the server holds connections but answers nothing, as a stalled one does. */
+  pause(): void;
+  resume(): void;
+  /** Shuts down (saving, when persistence is on), then starts again on the same port and directory. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  /** Calls of each command since the last reset, from Redis' own INFO commandstats. */
+  commandCounts(): Record<string, number>;
+  resetStats(): void;
+  /** redis-cli against this server; its output. */
+  cli(...args: string[]): string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * Starts redis-server. Fails (never skips) when the binary is missing: `.ci/run` installs Debian's redis-server.
+ * `extra` are more redis-server arguments (`--cluster-enabled yes`, say).
+ */
+export async function startRedis(options: { persistence?: boolean; extra?: string[]; port?: number; dir?: string } = {}): Promise<RedisServer> {
+  const which = spawnSync('redis-server', ['--version']);
+  if (which.error !== undefined || which.status !== 0) {
+    throw new Error('redis-server is not installed: the store tests need it (apt-get install redis-server redis-tools).');
+  }
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'kss-redis-'));
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--protected-mode', 'no',
+    '--appendonly', options.persistence === true ? 'yes' : 'no', '--appendfsync', 'always', ...(options.extra ?? []),
+  ];
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn('redis-server', args, { stdio: 'ignore' });
+    await waitForPort(port, 10_000);
+  };
+  await start();
+  const cli = (...cliArgs: string[]) => {
+    const out = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...cliArgs], { encoding: 'utf8', timeout: 10_000 });
+    if (out.error !== undefined) throw new Error(`redis-cli failed: ${out.error.message} (apt-get install redis-tools)`);
+    return out.stdout;
+  };
+  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+    async restart() {
+      child.kill('SIGCONT');
+      cli('SHUTDOWN');
+      await exited();
+      await start();
+    },
+    async stop() {
+      child.kill('SIGCONT');
+      child.kill('SIGTERM');
+      await exited();
+      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
+    },
+    commandCounts() {
+      const counts: Record<string, number> = {};
+      for (const line of cli('INFO', 'commandstats').split('\n')) {
+        const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+        if (match !== null) counts[match[1] as string] = Number(match[2]);
+      }
+      delete counts.info;
+      delete counts.config;
+      return counts;
+    },
+    resetStats: () => void cli('CONFIG', 'RESETSTAT'),
+    cli,
+  };
+}

@@ -1,0 +1,249 @@
+import { expect } from 'chai';
+import { Redis as IORedis } from 'ioredis';
+import type Koa from 'koa';
+import { createClient } from 'redis';
+import request from 'supertest';
+import {
+  JsonSerializer,
+  KeyRing,
+  MemoryStore,
+  MsgpackSerializer,
+  RedisStore,
+  SessionError,
+  StoreSessionBackend,
+  type SessionStore,
+  type StoreSessionOptions,
+} from '../src/index.js';
+import { KEY_A, KEY_B, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+
+/** A store under test, and what the test may ask of the Redis behind it. */
+interface StoreCase {
+  readonly store: SessionStore;
+  /** The Redis keys of sessions (Redis cases only). */
+  readonly keys?: () => string[];
+  close(): Promise<void>;
+}
+
+let redis: RedisServer;
+
+const STORES: readonly { label: string; redis: boolean; make: () => Promise<StoreCase> }[] = [
+  { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
+  {
+    label: 'RedisStore through node-redis',
+    redis: true,
+    make: async () => {
+      const client = await createClient({ url: redis.url }).connect();
+      return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+    },
+  },
+  {
+    label: 'RedisStore through ioredis',
+    redis: true,
+    make: async () => {
+      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await client.connect();
+      return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+    },
+  },
+];
+
+function sessionKeys(): string[] {
+  return redis
+    .cli('--scan', '--pattern', 'sess:*')
+    .split('\n')
+    .filter((line) => line !== '');
+}
+
+/** The session handler every case uses: counter, set/remove of named keys, renew, purge, a barrier for races. */
+function handler(gates: Map<string, Promise<void>> = new Map()): Koa.Middleware {
+  return async (ctx) => {
+    const session = ctx.session;
+    const wait = ctx.query.wait as string | undefined;
+    if (wait !== undefined) {
+      session.get('counter'); // loaded before waiting
+      await gates.get(wait);
+    }
+    if (ctx.path === '/count') session.set('counter', (session.get<number>('counter') ?? 0) + 1);
+    if (ctx.path === '/set') session.set(String(ctx.query.key), ctx.query.value ?? true);
+    if (ctx.path === '/remove') session.remove(String(ctx.query.key));
+    if (ctx.path === '/clear') session.clear();
+    if (ctx.path === '/renew') session.renew();
+    if (ctx.path === '/purge') session.purge();
+    if (ctx.path === '/big') session.set('big', 'x'.repeat(Number(ctx.query.bytes)));
+    ctx.body = { ...session.toJSON(), isNew: session.isNew };
+  };
+}
+
+const KEY_RING = new KeyRing([KEY_A]);
+
+describe('the store backend (StoreSessionBackend)', function () {
+  this.timeout(30_000);
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  for (const { label, redis: isRedis, make } of STORES) {
+    describe(`with ${label}`, () => {
+      let current: StoreCase;
+      beforeEach(async () => {
+        if (isRedis) redis.cli('FLUSHALL');
+        current = await make();
+      });
+      afterEach(async () => {
+        await current.close();
+      });
+      const appOf = (options?: StoreSessionOptions, gates?: Map<string, Promise<void>>) =>
+        appWith(new StoreSessionBackend(current.store, KEY_RING, options), handler(gates));
+
+      it('should keep a session across requests with only a signed id in the cookie', async () => {
+        const server = await listen(appOf());
+        const first = await request(server).get('/count').expect(200, { counter: 1, isNew: true });
+        const cookie = `session=${cookieValue(first)}`;
+        expect(cookieValue(first)).to.have.length(Math.ceil(((23 + 32 + 32) * 4) / 3));
+        await request(server).get('/count').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+        await request(server).get('/').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+        expect(setCookieFor(await request(server).get('/').set('Cookie', cookie))).to.equal(undefined);
+      });
+
+      it('should store no id in the clear: the store key is a hash of it', async () => {
+        const server = await listen(appOf());
+        const token = cookieValue(await request(server).get('/count').expect(200));
+        const id = Buffer.from(token, 'base64url').subarray(23, 55);
+        if (current.keys !== undefined) {
+          const keys = current.keys();
+          expect(keys).to.have.length(1);
+          const dump = keys.join('\n') + redis.cli('HGETALL', keys[0] as string);
+          for (const form of [id.toString('base64url'), id.toString('hex'), id.toString('base64')]) expect(dump).not.to.include(form);
+        }
+      });
+
+      it('should reject a forged, tampered or garbage cookie, and a cookie session, as a new session', async () => {
+        const server = await listen(appOf());
+        const token = cookieValue(await request(server).get('/count').expect(200));
+        const flipped = Buffer.from(token, 'base64url');
+        flipped[30] = (flipped[30] as number) ^ 1;
+        const cookieSession = backendFor('signed', KEY_RING).seal({ counter: 5 });
+        const foreign = cookieValue(await request(await listen(appWith(new StoreSessionBackend(current.store, new KeyRing([KEY_B])), handler()))).get('/count'));
+        for (const bad of [flipped.toString('base64url'), cookieSession, foreign, 'garbage', token.slice(1)]) {
+          await request(server).get('/').set('Cookie', `session=${bad}`).expect(200, { isNew: true });
+        }
+      });
+
+      it('should keep both changes of two concurrent requests that change different keys', async () => {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const server = await listen(appOf(undefined, new Map([['g', gate]])));
+        const cookie = `session=${cookieValue(await request(server).get('/set?key=a&value=0').expect(200))}`;
+        const one = request(server).get('/set?key=a&value=1&wait=g').set('Cookie', cookie).then((res) => res);
+        const two = request(server).get('/set?key=b&value=2&wait=g').set('Cookie', cookie).then((res) => res);
+        await new Promise((resolve) => setTimeout(resolve, 150)); // both loaded, both waiting
+        open();
+        await Promise.all([one, two]);
+        await request(server).get('/').set('Cookie', cookie).expect(200, { a: '1', b: '2', isNew: false });
+      });
+
+      it('should not bring back a session that another request purged while it ran', async () => {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const server = await listen(appOf(undefined, new Map([['g', gate]])));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const slow = request(server).get('/set?key=late&value=1&wait=g').set('Cookie', cookie).then((res) => res);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await request(server).get('/purge').set('Cookie', cookie).expect(200);
+        open();
+        const res = await slow;
+        expect(setCookieFor(res)).to.equal(undefined);
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+        if (current.keys !== undefined) expect(current.keys()).to.deep.equal([]);
+      });
+
+      it('should move the data to a new id on renew(), deleting the old record, and end it on purge()', async () => {
+        const server = await listen(appOf());
+        const old = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const renewed = await request(server).get('/renew').set('Cookie', old).expect(200, { counter: 1, isNew: false });
+        const fresh = `session=${cookieValue(renewed)}`;
+        expect(fresh).not.to.equal(old);
+        await request(server).get('/').set('Cookie', old).expect(200, { isNew: true });
+        await request(server).get('/').set('Cookie', fresh).expect(200, { counter: 1, isNew: false });
+        if (current.keys !== undefined) expect(current.keys()).to.have.length(1);
+        const purged = await request(server).get('/purge').set('Cookie', fresh).expect(200);
+        expect(setCookieFor(purged)).to.match(/^session=; .*Max-Age=0/);
+        await request(server).get('/').set('Cookie', fresh).expect(200, { isNew: true });
+        if (current.keys !== undefined) expect(current.keys()).to.deep.equal([]);
+      });
+
+      it('should remove every key on clear(), also one this request never saw', async () => {
+        const server = await listen(appOf());
+        const cookie = `session=${cookieValue(await request(server).get('/set?key=a').expect(200))}`;
+        await request(server).get('/set?key=b').set('Cookie', cookie).expect(200);
+        await request(server).get('/clear').set('Cookie', cookie).expect(200, { isNew: false });
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: false });
+      });
+
+      it('should refuse a session larger than maxBytes with a 500, leaving the stored one as it was', async () => {
+        const app = appOf({ maxBytes: 4096 });
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        await request(server).get('/big?bytes=3000').set('Cookie', cookie).expect(200);
+        const res = await request(server).get('/big?bytes=5000').set('Cookie', cookie).expect(500);
+        expect(setCookieFor(res)).to.equal(undefined);
+        expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_TOO_LARGE');
+        const kept = await request(server).get('/').set('Cookie', cookie).expect(200);
+        expect(kept.body.big).to.have.length(3000);
+        // No cookie limit: 32 kB sessions are fine under the default maxBytes.
+        const large = await request(await listen(appOf())).get('/big?bytes=32000').expect(200);
+        expect(cookieValue(large)).to.have.length(116);
+      });
+
+      it('should end a session after idleTimeout without requests, and after absoluteTimeout however active', async () => {
+        const clock = manualClock(Date.now());
+        const server = await listen(appOf({ now: clock.now, idleTimeout: 60_000, absoluteTimeout: 150_000 }));
+        let cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        for (let i = 0; i < 4; i += 1) {
+          clock.advance(40_000); // within the idle minute each time
+          const res = await request(server).get('/count').set('Cookie', cookie).expect(200);
+          if (i < 3) expect(res.body).to.deep.equal({ counter: i + 2, isNew: false });
+          else expect(res.body).to.deep.equal({ counter: 1, isNew: true }); // 160 s after it began
+          cookie = setCookieFor(res) === undefined ? cookie : `session=${cookieValue(res)}`;
+        }
+        clock.advance(61_000);
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      });
+
+      it('should write the cookie with Expires at the idle deadline, or none with maxAge: session', async () => {
+        const server = await listen(appOf({ idleTimeout: 3_600_000 }));
+        expect(setCookieFor(await request(server).get('/count'))).to.include('Max-Age=3600');
+        const browser = await listen(appOf({ maxAge: 'session' }));
+        expect(setCookieFor(await request(browser).get('/count'))).not.to.match(/Max-Age|Expires/);
+      });
+
+      it('should read records written with a previous serializer and rewrite them', async () => {
+        const server = await listen(appWith(new StoreSessionBackend(current.store, KEY_RING, { serializer: new JsonSerializer() }), handler()));
+        const cookie = `session=${cookieValue(await request(server).get('/set?key=a&value=x').expect(200))}`;
+        const next = appWith(
+          new StoreSessionBackend(current.store, KEY_RING, { serializer: new MsgpackSerializer(), previousSerializers: [new JsonSerializer()] }),
+          handler(),
+        );
+        await request(await listen(next)).get('/count').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
+        const strict = appWith(new StoreSessionBackend(current.store, KEY_RING, { serializer: new MsgpackSerializer() }), handler());
+        await request(await listen(strict)).get('/').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
+      });
+
+      it('should keep sessions across a key rotation, re-sealing the cookie with the newest key', async () => {
+        const backend = new StoreSessionBackend(current.store, new KeyRing([KEY_A]));
+        const server = await listen(appWith(backend, handler()));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        backend.setKeyRing(new KeyRing([KEY_B, KEY_A]));
+        const res = await request(server).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
+        const resealed = `session=${cookieValue(res)}`;
+        backend.setKeyRing(new KeyRing([KEY_B]));
+        await request(server).get('/').set('Cookie', resealed).expect(200, { counter: 1, isNew: false });
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      });
+    });
+  }
+});
