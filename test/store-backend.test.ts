@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { Redis as IORedis } from 'ioredis';
 import type Koa from 'koa';
 import { createClient } from 'redis';
@@ -231,6 +232,19 @@ describe('the store backend (StoreSessionBackend)', function () {
         await request(await listen(next)).get('/count').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
         const strict = appWith(new StoreSessionBackend(current.store, KEY_RING, { serializer: new MsgpackSerializer() }), handler());
         await request(await listen(strict)).get('/').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
+      });
+
+      it('should start a new session under a new id for a record that does not decode, leaving that record alone', async () => {
+        const server = await listen(appOf());
+        const token = cookieValue(await request(server).get('/count').expect(200));
+        const key = createHash('sha256').update(Buffer.from(token, 'base64url').subarray(23, 55)).digest('base64url');
+        const corrupt = Buffer.from([1, 0x7b, 0x22]); // JSON's id, then a broken document
+        const set = new Map([['counter', corrupt]]);
+        expect(await current.store.write(key, { create: false, createdAt: 0, clear: false, set, remove: [], ttlMs: 60_000 })).to.equal(true);
+        const res = await request(server).get('/count').set('Cookie', `session=${token}`).expect(200, { counter: 1, isNew: true });
+        expect(cookieValue(res)).not.to.equal(token);
+        const kept = await current.store.load(key, 60_000);
+        expect(Buffer.from(kept?.fields.get('counter') ?? []).equals(corrupt)).to.equal(true);
       });
 
       it('should keep sessions across a key rotation, re-sealing the cookie with the newest key', async () => {

@@ -1,0 +1,162 @@
+import { expect } from 'chai';
+import { fork } from 'node:child_process';
+import { Redis as IORedis } from 'ioredis';
+import { createClient } from 'redis';
+import request from 'supertest';
+import fc from 'fast-check';
+import { KeyRing, RedisStore, StoreSessionBackend, type SessionError } from '../src/index.js';
+import { KEY_A, appWith, cookieValue, listen, rawGet } from './helpers.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+import type Koa from 'koa';
+
+const counter: Koa.Middleware = (ctx) => {
+  if (ctx.path === '/count') ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
+  ctx.body = { counter: ctx.session.get('counter') ?? null, isNew: ctx.session.isNew };
+};
+
+describe('the store backend on a real redis-server', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis({ persistence: true });
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  const CLIENTS = [
+    { label: 'node-redis', make: async () => {
+      const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
+      client.on('error', () => undefined); // reconnects are expected here
+      await client.connect();
+      return { client, close: () => client.destroy() };
+    } },
+    { label: 'ioredis', make: async () => {
+      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.disconnect() };
+    } },
+  ];
+
+  for (const { label, make } of CLIENTS) {
+    describe(`through ${label}`, () => {
+      let client: object;
+      let close: () => unknown;
+      beforeEach(async () => {
+        redis.cli('FLUSHALL');
+        ({ client, close } = await make());
+      });
+      afterEach(() => close());
+
+      it('should cost no command without a valid cookie, one to read, two to change (Redis INFO commandstats)', async () => {
+        const server = await listen(appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A])), counter));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const cases: [string, string | undefined, Record<string, number>][] = [
+          ['/', undefined, {}],
+          ['/', 'session=garbage', {}],
+          ['/', `session=${cookie.slice(9, -2)}AA`, {}],
+          // Commandstats counts the commands a script runs too; the client sends only the EVALSHAs.
+          ['/', cookie, { evalsha: 1, hgetall: 1, pexpire: 1 }],
+          ['/count', cookie, { evalsha: 2, hgetall: 1, pexpire: 2, exists: 1, hset: 1 }],
+        ];
+        for (const [path, header, expected] of cases) {
+          redis.resetStats();
+          const req = request(server).get(path);
+          await (header === undefined ? req : req.set('Cookie', header)).expect(200);
+          expect(redis.commandCounts(), `${path} ${header ?? 'no cookie'}`).to.deep.equal(expected);
+        }
+      });
+
+      it('should answer 503 within storeTimeout while Redis is stalled (SIGSTOP), then find every session intact', async () => {
+        const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), counter);
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        redis.pause();
+        try {
+          for (const path of ['/', '/count']) {
+            const started = Date.now();
+            const res = await request(server).get(path).set('Cookie', cookie);
+            expect(res.status).to.equal(503);
+            expect(Date.now() - started).to.be.below(1500);
+          }
+          // A request without a session cookie never asks the store, and a new session needs it only to be written.
+          await request(server).get('/').expect(200);
+        } finally {
+          redis.resume();
+        }
+        expect(app.errors.map((err) => (err as SessionError).code)).to.include('ERR_SESSION_STORE_UNAVAILABLE');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const after = await request(server).get('/').set('Cookie', cookie).expect(200);
+        expect(after.body.isNew).to.equal(false);
+      });
+
+      it('should answer 503 while Redis is down, and open the same cookies once it is back (persistence on)', async () => {
+        const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), counter);
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        await request(server).get('/count').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+        redis.cli('SHUTDOWN');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await request(server).get('/').set('Cookie', cookie).expect(503);
+        await redis.restart();
+        let res = await request(server).get('/').set('Cookie', cookie);
+        for (let i = 0; i < 40 && res.status === 503; i += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 100)); // the client reconnects
+          res = await request(server).get('/').set('Cookie', cookie);
+        }
+        expect(res.status).to.equal(200);
+        expect(res.body).to.deep.equal({ counter: 2, isNew: false });
+      });
+    });
+  }
+
+  it('should share sessions between two Koa apps in two processes on one Redis', async () => {
+    redis.cli('FLUSHALL');
+    const child = fork(new URL('./store-peer.js', import.meta.url), [String(redis.port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.once('message', (message) => resolve(Number(message)));
+        child.once('exit', (code) => reject(new Error(`the peer exited with ${code}`)));
+      });
+      const client = await createClient({ url: redis.url }).connect();
+      try {
+        const server = await listen(appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A])), counter));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const peer = await fetch(`http://127.0.0.1:${port}/count`, { headers: { cookie } });
+        expect(await peer.json()).to.deep.equal({ counter: 2, isNew: false });
+        await request(server).get('/').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+      } finally {
+        await client.close();
+      }
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('should never reach the store for a fuzzed Cookie header', async () => {
+    redis.cli('FLUSHALL');
+    const client = await createClient({ url: redis.url }).connect();
+    try {
+      const server = await listen(appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A])), counter));
+      const token = cookieValue(await request(server).get('/count').expect(200));
+      redis.resetStats();
+      const tokenish = fc.oneof(
+        fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('')), maxLength: 140 }),
+        fc.nat({ max: token.length - 1 }).chain((at) => fc.constantFrom(...'AQgw-_'.split('')).map((c) => token.slice(0, at) + c + token.slice(at + 1))),
+        fc.nat({ max: token.length }).map((cut) => token.slice(0, cut)),
+      );
+      await fc.assert(
+        fc.asyncProperty(tokenish, fc.string({ maxLength: 20 }), async (value, noise) => {
+          if (value === token) return;
+          const res = await rawGet(server, [`Cookie: ${noise.replace(/[^\x20-\x7e]/g, '')}; session=${value}`]);
+          expect(res.status).to.equal(200);
+        }),
+        { numRuns: 300 },
+      );
+      expect(redis.commandCounts()).to.deep.equal({});
+    } finally {
+      await client.close();
+    }
+  });
+});
