@@ -107,3 +107,53 @@ export async function startRedis(options: { persistence?: boolean; extra?: strin
     cli,
   };
 }
+
+/** A local Redis Cluster of three masters, each a redis-server of the test's own. */
+export interface RedisCluster {
+  readonly nodes: readonly RedisServer[];
+  /** Keys matching `pattern` on every master. */
+  keys(pattern: string): string[];
+  /** Calls of each command summed over the masters, from INFO commandstats. */
+  commandCounts(): Record<string, number>;
+  resetStats(): void;
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const nodes: RedisServer[] = [];
+  try {
+    for (let i = 0; i < 3; i += 1) {
+      nodes.push(await startRedis({ extra: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
+    }
+    const created = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    const deadline = Date.now() + 20_000;
+    while (!nodes.every((node) => node.cli('CLUSTER', 'INFO').includes('cluster_state:ok'))) {
+      if (Date.now() > deadline) throw new Error('the Redis Cluster did not reach cluster_state:ok within 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((node) => node.stop()));
+    throw err;
+  }
+  return {
+    nodes,
+    keys: (pattern) => nodes.flatMap((node) => node.cli('--scan', '--pattern', pattern).split('\n').filter((line) => line !== '')),
+    commandCounts() {
+      const total: Record<string, number> = {};
+      for (const node of nodes) {
+        for (const [name, calls] of Object.entries(node.commandCounts())) {
+          if (name.startsWith('cluster')) continue; // the clients' topology discovery
+          total[name] = (total[name] ?? 0) + calls;
+        }
+      }
+      return total;
+    },
+    resetStats: () => nodes.forEach((node) => node.resetStats()),
+    stop: async () => void (await Promise.all(nodes.map((node) => node.stop()))),
+  };
+}
