@@ -57,8 +57,8 @@ describe('the store backend on a real redis-server', function () {
           ['/', 'session=garbage', {}],
           ['/', `session=${cookie.slice(9, -2)}AA`, {}],
           // Commandstats counts the commands a script runs too; the client sends only the EVALSHAs.
-          ['/', cookie, { evalsha: 1, hgetall: 1, pexpire: 1 }],
-          ['/count', cookie, { evalsha: 2, hgetall: 1, pexpire: 2, exists: 1, hset: 1 }],
+          ['/', cookie, { evalsha: 1, hgetall: 1, pexpire: 1, time: 1 }],
+          ['/count', cookie, { evalsha: 2, hgetall: 1, pexpire: 2, exists: 1, hset: 1, time: 2 }],
         ];
         for (const [path, header, expected] of cases) {
           redis.resetStats();
@@ -89,6 +89,28 @@ describe('the store backend on a real redis-server', function () {
         await new Promise((resolve) => setTimeout(resolve, 200));
         const after = await request(server).get('/').set('Cookie', cookie).expect(200);
         expect(after.body.isNew).to.equal(false);
+      });
+
+      it('should leave the record as it was when a write fails because Redis stalled mid-request, also once it resumes', async () => {
+        const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), (ctx, next) => {
+          if (ctx.path === '/stall') {
+            ctx.session.get('counter'); // loaded: the stall hits the write
+            redis.pause();
+            ctx.session.set('counter', 99);
+            ctx.body = 'stalled';
+            return;
+          }
+          return counter(ctx, next);
+        });
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        try {
+          await request(server).get('/stall').set('Cookie', cookie).expect(503);
+        } finally {
+          redis.resume();
+        }
+        await new Promise((resolve) => setTimeout(resolve, 300)); // the stalled write reaches Redis now
+        await request(server).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
       });
 
       it('should answer 503 while Redis is down, and open the same cookies once it is back (persistence on)', async () => {

@@ -63,6 +63,7 @@ export class MemoryStore implements SessionStore {
     return true;
   }
 
+  // Synchronous: a call either happens at once or not at all, so timeoutMs has nothing to guard.
   async destroy(key: string): Promise<void> {
     this.#entries.delete(key);
   }

@@ -21,41 +21,59 @@ type Send = (key: string, args: readonly (string | Buffer)[]) => Promise<unknown
 const CREATED_FIELD = '@c';
 const DATA_PREFIX = '.';
 
-// Load: the fields, and the TTL extended, in one command (so one round trip, on a cluster too).
+// Load: the fields, and the TTL extended, in one command (so one round trip, on a cluster too). The server's clock
+// comes first, so that later writes can carry a deadline in its time.
 const LOAD = `local f = redis.call('HGETALL', KEYS[1])
 if #f > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local t = redis.call('TIME')
+table.insert(f, 1, t[2])
+table.insert(f, 1, t[1])
 return f`;
 
+// A write or delete that reaches a server after its deadline (server time, ms; 0: none) is not applied: the app
+// was told it failed.
+const LATE = `if ARGV[1] ~= '0' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then return -1 end
+end`;
+
 // Write, atomically: create only if absent, change only if present (never bring back a record that is gone).
-// ARGV: create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, number of fields set, then name/value pairs, then
-// the names to remove.
-const WRITE = `local exists = redis.call('EXISTS', KEYS[1])
-if (ARGV[1] == '1') == (exists == 1) then return 0 end
-if ARGV[3] == '1' then
+// ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, number of fields set, then name/value
+// pairs, then the names to remove.
+const WRITE = `${LATE}
+local exists = redis.call('EXISTS', KEYS[1])
+if (ARGV[2] == '1') == (exists == 1) then return 0 end
+if ARGV[4] == '1' then
   local names = redis.call('HKEYS', KEYS[1])
   for i = 1, #names do
     if string.sub(names[i], 1, 1) == '.' then redis.call('HDEL', KEYS[1], names[i]) end
   end
 end
-if ARGV[1] == '1' then redis.call('HSET', KEYS[1], '@c', ARGV[4]) end
-local n = tonumber(ARGV[5])
-local at = 6
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], '@c', ARGV[5]) end
+local n = tonumber(ARGV[6])
+local at = 7
 for i = 1, n do
   redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 for i = at, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+// ARGV: deadline.
+const DESTROY = `${LATE}
+redis.call('UNLINK', KEYS[1])
 return 1`;
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 const LOAD_SHA = sha1(LOAD);
 const WRITE_SHA = sha1(WRITE);
+const DESTROY_SHA = sha1(DESTROY);
 
 /**
  * Sessions in Redis (single node or cluster), one hash per session with a TTL that follows the session's
- * lifetime. Reading a session is one command (`EVALSHA`: `HGETALL` and `PEXPIRE`), writing one is one command
- * (`EVALSHA`: a Lua script, atomic), ending one is `UNLINK`.
+ * lifetime. Reading a session is one command (`EVALSHA`: `HGETALL`, `PEXPIRE`, `TIME`), writing one is one command
+ * (`EVALSHA`: a Lua script, atomic), and so is ending one (`EVALSHA`: `UNLINK`).
  *
  * @example
  * ```ts
@@ -68,6 +86,8 @@ export class RedisStore implements SessionStore {
   /** What every key starts with. */
   readonly prefix: string;
   readonly #send: Send;
+  // Redis' clock minus this process's, learnt from each load; undefined until the first.
+  #offset: number | undefined;
 
   constructor(client: RedisClientLike, options: RedisStoreOptions = {}) {
     checkOptionNames('RedisStore', options, ['prefix']);
@@ -75,15 +95,19 @@ export class RedisStore implements SessionStore {
     if (typeof prefix !== 'string') throw invalidOption('RedisStore', 'prefix', 'a string');
     this.prefix = prefix;
     this.#send = adapt(client);
-    Object.freeze(this);
+    Object.seal(this);
   }
 
   async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
     const reply = await this.#script(LOAD, LOAD_SHA, this.prefix + key, [String(Math.max(1, Math.ceil(ttlMs)))]);
-    if (!Array.isArray(reply) || reply.length === 0) return undefined;
+    if (!Array.isArray(reply) || reply.length < 2) return undefined;
+    // Taken on receipt: the offset errs towards earlier deadlines, never later ones.
+    const serverNow = Number(text(reply[0])) * 1000 + Math.floor(Number(text(reply[1])) / 1000);
+    if (Number.isFinite(serverNow)) this.#offset = serverNow - Date.now();
+    if (reply.length === 2) return undefined;
     const fields = new Map<string, Uint8Array>();
     let createdAt: number | undefined;
-    for (let i = 0; i + 1 < reply.length; i += 2) {
+    for (let i = 2; i + 1 < reply.length; i += 2) {
       const name = text(reply[i]);
       const value = bytes(reply[i + 1]);
       if (name.startsWith(DATA_PREFIX)) fields.set(name.slice(DATA_PREFIX.length), value);
@@ -94,6 +118,7 @@ export class RedisStore implements SessionStore {
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
     const args: (string | Buffer)[] = [
+      this.#deadline(write.timeoutMs),
       write.create ? '1' : '0',
       String(Math.max(1, Math.ceil(write.ttlMs))),
       write.clear ? '1' : '0',
@@ -103,11 +128,19 @@ export class RedisStore implements SessionStore {
     for (const [name, value] of write.set) args.push(DATA_PREFIX + name, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     for (const name of write.remove) args.push(DATA_PREFIX + name);
     const reply = await this.#script(WRITE, WRITE_SHA, this.prefix + key, args);
+    if (Number(reply) === -1) throw new Error('the session record was not written: the server answered after the deadline');
     return Number(reply) === 1;
   }
 
-  async destroy(key: string): Promise<void> {
-    await this.#send(this.prefix + key, ['UNLINK', this.prefix + key]);
+  async destroy(key: string, timeoutMs?: number): Promise<void> {
+    const reply = await this.#script(DESTROY, DESTROY_SHA, this.prefix + key, [this.#deadline(timeoutMs)]);
+    if (Number(reply) !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
+  }
+
+  /** Half the timeout from now, in the server's time; "0" (none) until a load told the server's clock. */
+  #deadline(timeoutMs: number | undefined): string {
+    if (timeoutMs === undefined || this.#offset === undefined) return '0';
+    return String(Math.floor(Date.now() + this.#offset + timeoutMs / 2));
   }
 
   /** EVALSHA, falling back to EVAL the first time a server has not seen the script (then it is cached). */

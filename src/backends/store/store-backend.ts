@@ -193,7 +193,7 @@ export class StoreSessionBackend implements SessionBackend {
         const revoked = ticket !== undefined && !this.#keys.byId.has(ticket.keyId);
         if (change.status === 'purged' || revoked) {
           assertHeadersOpen(ctx);
-          if (loaded !== undefined && storeKey !== undefined) await this.#call(() => this.#store.destroy(storeKey));
+          if (loaded !== undefined && storeKey !== undefined) await this.#call(() => this.#store.destroy(storeKey, this.#timeout));
           if (ticket !== undefined) this.#putCookie(ctx, undefined);
           return;
         }
@@ -216,7 +216,7 @@ export class StoreSessionBackend implements SessionBackend {
         if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged) {
           assertHeadersOpen(ctx);
           const clear = change.cleared === true;
-          const wrote = await this.#call(() => this.#store.write(storeKey, { create: false, createdAt: ticket.createdAt, clear, set, remove, ttlMs }));
+          const wrote = await this.#call(() => this.#store.write(storeKey, { create: false, createdAt: ticket.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout }));
           // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
           // left alone, since the other request's answer may carry the client's new one.
           if (!wrote) return;
@@ -234,13 +234,13 @@ export class StoreSessionBackend implements SessionBackend {
     assertHeadersOpen(ctx);
     const id = randomBytes(ID_BYTES);
     const ttlMs = this.#ttl(now, own, now);
-    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs };
+    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout };
     const created = await this.#call(() => this.#store.write(keyOf(id), write));
     if (!created) {
       throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
     }
     // Only once the new record exists: a failure here leaves the client on its old, still valid session.
-    if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey));
+    if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey, this.#timeout));
     this.#putCookie(ctx, this.#sealTicket(id, now, own, now), own, now + ttlMs, now);
   }
 

@@ -12,6 +12,9 @@
  *   is never brought back. `clear` removes every field first. The record then expires `ttlMs` from now. Answers
  *   whether it wrote.
  * - `destroy`: removes the record; removing one that does not exist is no error.
+ * - `write` and `destroy` given a `timeoutMs` should not apply once half of it has passed since the call, where a
+ *   remote store can tell (its clock): the backend reports a call slower than that as failed, and a stalled server
+ *   that resumes must not apply a change the app was told did not happen.
  *
  * Every method rejects when the store cannot answer; the backend turns that, and a call slower than its
  * `storeTimeout`, into `ERR_SESSION_STORE_UNAVAILABLE` (a 503).
@@ -19,7 +22,8 @@
 export interface SessionStore {
   load(key: string, ttlMs: number): Promise<StoreRecord | undefined>;
   write(key: string, write: StoreWrite): Promise<boolean>;
-  destroy(key: string): Promise<void>;
+  /** `timeoutMs`: as {@link StoreWrite.timeoutMs}. */
+  destroy(key: string, timeoutMs?: number): Promise<void>;
 }
 
 /** A stored record: its fields by session key, each an encoded value, and when its session began. */
@@ -41,4 +45,6 @@ export interface StoreWrite {
   readonly remove: readonly string[];
   /** The record expires this many milliseconds from now. */
   readonly ttlMs: number;
+  /** The backend gives up on the call after this long: see {@link SessionStore}. */
+  readonly timeoutMs?: number;
 }
