@@ -9,6 +9,9 @@ export interface MemoryStoreOptions {
   readonly now?: () => number;
 }
 
+/** Expired entries dropped per write at most: a bounded cost per request. */
+const SWEEP_PER_TOUCH = 4;
+
 interface Entry {
   fields: Map<string, Buffer>;
   readonly createdAt: number;
@@ -34,12 +37,9 @@ export class MemoryStore implements SessionStore {
     this.#now = now;
   }
 
-  /** Sessions held now, expired ones not counted. */
+  /** Records held in memory: live ones, and expired ones that later writes have not swept yet. */
   get size(): number {
-    const now = this.#now();
-    let live = 0;
-    for (const entry of this.#entries.values()) if (entry.expiresAt > now) live += 1;
-    return live;
+    return this.#entries.size;
   }
 
   async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
@@ -76,13 +76,20 @@ export class MemoryStore implements SessionStore {
     return undefined;
   }
 
-  /** Most recently used last: a Map keeps insertion order, so the first entry is the one to drop. */
+  /**
+   * Most recently used last: a Map keeps insertion order, so the first entry is the one to drop. Each touch also
+   * drops the least recently used entries that expired, a few at a time, so expired sessions do not hold memory.
+   */
   #touch(key: string, entry: Entry): void {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
-    while (this.#entries.size > this.#maxSessions) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+    const now = this.#now();
+    let swept = 0;
+    for (const [oldKey, old] of this.#entries) {
+      if (swept === SWEEP_PER_TOUCH || (old.expiresAt > now && this.#entries.size <= this.#maxSessions)) break;
+      this.#entries.delete(oldKey);
+      swept += 1;
     }
+    while (this.#entries.size > this.#maxSessions) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 }
