@@ -156,6 +156,21 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /**
+   * The data of the session an id cookie's value names, or `undefined` when the value does not open or its record is
+   * gone or does not decode. Like a request, it extends the record's lifetime.
+   * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails or is slower than `storeTimeout`.
+   */
+  async open(value: string): Promise<SessionRecord | undefined> {
+    const now = this.#now();
+    const ticket = typeof value === 'string' ? this.#unseal(value, now) : undefined;
+    if (ticket === undefined) return undefined;
+    const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
+    if (ttl <= 0) return undefined;
+    const record = await this.#call(() => this.#store.load(keyOf(ticket.id), ttl));
+    return record === undefined ? undefined : this.#decode(record.fields)?.data;
+  }
+
+  /**
    * The middleware's entry point: authenticates the id cookie and, only when one opens, loads its record and
    * extends its lifetime in one store round trip.
    * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails or is slower than `storeTimeout`.
@@ -168,15 +183,19 @@ export class StoreSessionBackend implements SessionBackend {
       ticket = this.#unseal(value, now);
       if (ticket !== undefined) break;
     }
-    const storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
+    let storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
     let record: StoreRecord | undefined;
     if (ticket !== undefined && storeKey !== undefined) {
+      const key = storeKey;
       const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
-      if (ttl > 0) record = await this.#call(() => this.#store.load(storeKey, ttl));
+      if (ttl > 0) record = await this.#call(() => this.#store.load(key, ttl));
     }
-    // Set by read(): the record's fields as they were loaded, decoded, or undefined for none (or a corrupt one).
+    // The record's fields as last loaded or written, or undefined for none (or a corrupt one): set by read(), and
+    // kept up to date by each write, since save() may write more than once in a request.
     let loaded: ReadonlyMap<string, Uint8Array> | undefined;
     let stale = false;
+    // Another request ended the session while this one ran: nothing more is written.
+    let ended = false;
     const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
       [VALUE_RULES]: this.#rules,
       maxAge: cookie.maxAge ?? 'session',
@@ -190,18 +209,25 @@ export class StoreSessionBackend implements SessionBackend {
         return { data: decoded.data, stale, maxAge: ticket.maxAge };
       },
       write: async (change: SessionWrite) => {
+        if (ended) return;
         const revoked = ticket !== undefined && !this.#keys.byId.has(ticket.keyId);
         if (change.status === 'purged' || revoked) {
           assertHeadersOpen(ctx);
-          if (loaded !== undefined && storeKey !== undefined) await this.#call(() => this.#store.destroy(storeKey, this.#timeout));
+          const key = storeKey;
+          if (loaded !== undefined && key !== undefined) await this.#call(() => this.#store.destroy(key, this.#timeout));
           if (ticket !== undefined) this.#putCookie(ctx, undefined);
+          loaded = ticket = storeKey = undefined;
           return;
         }
         const own = change.maxAge;
         if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
-          await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey);
+          const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey);
+          ({ ticket, storeKey, loaded } = created);
+          stale = false;
           return;
         }
+        const key = storeKey;
+        const current = ticket;
         const fields = this.#encode(change.data);
         const set = new Map<string, Uint8Array>();
         const remove: string[] = [];
@@ -211,37 +237,55 @@ export class StoreSessionBackend implements SessionBackend {
         }
         if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
         this.#checkSize(fields);
-        const lifetimeChanged = own !== ticket.maxAge;
-        const ttlMs = this.#ttl(ticket.createdAt, own, now);
+        const lifetimeChanged = own !== current.maxAge;
+        const ttlMs = this.#ttl(current.createdAt, own, now);
         if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged) {
           assertHeadersOpen(ctx);
           const clear = change.cleared === true;
-          const wrote = await this.#call(() => this.#store.write(storeKey, { create: false, createdAt: ticket.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout }));
+          const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout };
+          const wrote = await this.#call(() => this.#store.write(key, write));
           // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
           // left alone, since the other request's answer may carry the client's new one.
-          if (!wrote) return;
+          if (!wrote) {
+            ended = true;
+            return;
+          }
+          loaded = fields;
         }
-        if (lifetimeChanged || stale) this.#putCookie(ctx, this.#sealTicket(ticket.id, ticket.createdAt, own, now), own, now + ttlMs, now);
+        if (lifetimeChanged || stale) {
+          this.#putCookie(ctx, this.#sealTicket(current.id, current.createdAt, own, now), own, now + ttlMs, now);
+          ticket = { ...current, maxAge: own, expiresAt: now + ttlMs, retired: false };
+          stale = false;
+        }
       },
     };
     return handle;
   }
 
   /** A new record under a new id (a new session, or `renew()`), then the old record, if any, deleted. */
-  async #create(ctx: Context, data: SessionRecord, own: OwnLifetime, now: number, oldKey: string | undefined): Promise<void> {
+  async #create(
+    ctx: Context,
+    data: SessionRecord,
+    own: OwnLifetime,
+    now: number,
+    oldKey: string | undefined,
+  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Uint8Array> }> {
     const fields = this.#encode(data);
     this.#checkSize(fields);
     assertHeadersOpen(ctx);
     const id = randomBytes(ID_BYTES);
     const ttlMs = this.#ttl(now, own, now);
     const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout };
-    const created = await this.#call(() => this.#store.write(keyOf(id), write));
+    const storeKey = keyOf(id);
+    const created = await this.#call(() => this.#store.write(storeKey, write));
     if (!created) {
       throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
     }
     // Only once the new record exists: a failure here leaves the client on its old, still valid session.
     if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey, this.#timeout));
     this.#putCookie(ctx, this.#sealTicket(id, now, own, now), own, now + ttlMs, now);
+    const ticket = { id, keyId: this.#keys.sealing.id, retired: false, expiresAt: now + ttlMs, createdAt: now, maxAge: own };
+    return { ticket, storeKey, loaded: fields };
   }
 
   /** Writes the id cookie, or expires it (`value` undefined). */
