@@ -293,6 +293,32 @@ describe('the store backend (StoreSessionBackend)', function () {
         await request(await listen(strict)).get('/').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
       });
 
+      it("should persist koa-session's property access: in-place changes, deletes, assignments, save() twice, = null", async () => {
+        const app = appWith(new StoreSessionBackend(current.store, KEY_RING), async (ctx) => {
+          const s = ctx.session as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+          if (ctx.path === '/seed') Object.assign(s, { passport: { user: 'old' }, cart: { items: ['a'] }, views: 1 });
+          if (ctx.path === '/change') {
+            s.passport.user = 'ada';
+            s.cart.items.push('b');
+            delete s.views;
+            await ctx.session.save();
+            s.flash = { message: 'saved' };
+            await ctx.session.save();
+            s.flash.level = 'info';
+          }
+          if (ctx.path === '/null') (ctx as unknown as { session: null }).session = null;
+          ctx.body = { ...ctx.session.toJSON(), isNew: ctx.session.isNew };
+        });
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/seed').expect(200))}`;
+        await request(server).get('/change').set('Cookie', cookie).expect(200);
+        const expected = { passport: { user: 'ada' }, cart: { items: ['a', 'b'] }, flash: { message: 'saved', level: 'info' }, isNew: false };
+        await request(server).get('/').set('Cookie', cookie).expect(200, expected);
+        const ended = await request(server).get('/null').set('Cookie', cookie).expect(200);
+        expect(setCookieFor(ended)).to.match(/Max-Age=0/);
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      });
+
       it('should start a new session under a new id for a record that does not decode, leaving that record alone', async () => {
         const server = await listen(appOf());
         const token = cookieValue(await request(server).get('/count').expect(200));
