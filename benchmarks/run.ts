@@ -1,9 +1,10 @@
 // npm run bench: micro benchmarks, then HTTP. Flags: --smoke (a few iterations of everything, as a check),
-// --micro-only, --http-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2).
+// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runHttp, summarizeHttp, type HttpCaseResult } from './http.js';
+import { runStoreHttp, storeTable, type StoreCaseResult } from './store-http.js';
 import { KOA_SESSION_SCHEME, SECURE_SESSION_SCHEME } from './codecs.js';
 import { CONFIGS, runMicro, type MicroResult } from './micro.js';
 
@@ -18,7 +19,7 @@ const machine = `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), 
 log(`machine: ${machine}`);
 
 let micro: MicroResult | undefined;
-if (!args.has('--http-only')) {
+if (!args.has('--http-only') && !args.has('--store-only')) {
   micro = await runMicro(smoke ? { rounds: 2, batchMs: 1 } : { rounds: Number(process.env.BENCH_ROUNDS ?? 21), batchMs: 25 }, log);
   const byName = new Map(micro.measurements.map((m) => [m.name, m]));
   log('\nMedian µs per operation (± half the interquartile range), near-limit session:\n');
@@ -49,7 +50,7 @@ if (!args.has('--http-only')) {
 }
 
 let http: HttpCaseResult[] | undefined;
-if (!args.has('--micro-only')) {
+if (!args.has('--micro-only') && !args.has('--store-only')) {
   const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
   log(smoke ? '\nhttp: checking every case once, no load' : `\nhttp: ${runs} runs of 5 s per case, 32 connections, autocannon on 127.0.0.1`);
   http = await runHttp({ runs, seconds: 5, connections: 32, checkOnly: smoke }, log);
@@ -66,7 +67,20 @@ if (!args.has('--micro-only')) {
   }
 }
 
-const results = { date: new Date().toISOString(), machine, smoke, micro, http };
+let store: StoreCaseResult[] | undefined;
+if (!args.has('--micro-only')) {
+  const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
+  log(smoke ? '\nstore: checking every case once, no load' : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server of its own`);
+  store = await runStoreHttp({ runs, seconds: 4, connections: 32, checkOnly: smoke }, log);
+  if (!smoke) {
+    log('');
+    for (const line of storeTable(store)) log(line);
+    const failures = store.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
+    log(`\nstore http errors and non-2xx answers: ${failures}`);
+  }
+}
+
+const results = { date: new Date().toISOString(), machine, smoke, micro, http, store };
 const dir = fileURLToPath(new URL('../../benchmarks/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const file = `${dir}${smoke ? 'smoke' : results.date.replace(/[:.]/g, '-')}.json`;

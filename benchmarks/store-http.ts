@@ -1,0 +1,123 @@
+// The store backend over HTTP: each backend × session size in its own process, against one redis-server of the
+// benchmark's own on 127.0.0.1; autocannon here. Round trips per request come from Redis' INFO commandstats.
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { startRedis, type RedisServer } from '../test/redis-server.js';
+import { median } from './harness.js';
+import { STORE_BACKENDS, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
+
+const serverScript = fileURLToPath(new URL('./store-server.js', import.meta.url));
+export const STORE_OPS = ['read-only', 'change one key'] as const;
+type StoreOp = (typeof STORE_OPS)[number];
+const PATHS: Record<StoreOp, string> = { 'read-only': '/read', 'change one key': '/change' };
+
+// The commands a client sends (not those a Lua script runs inside Redis): one each is one round trip.
+const CLIENT_COMMANDS: Record<StoreBackendName, readonly string[]> = {
+  MemoryStore: [],
+  'RedisStore + node-redis': ['evalsha', 'eval', 'unlink'],
+  'RedisStore + ioredis': ['evalsha', 'eval', 'unlink'],
+  'koa-session + koa-redis': ['get', 'set', 'setex', 'del', 'expire'],
+};
+
+export interface StoreCaseResult {
+  readonly backend: StoreBackendName;
+  readonly size: StoreSize;
+  readonly op: StoreOp;
+  readonly requestsPerSecond: number[];
+  readonly p99Ms: number[];
+  readonly roundTrips: number[];
+  readonly errors: number;
+  readonly non2xx: number;
+}
+
+async function start(backend: StoreBackendName, size: StoreSize, redisPort: number): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [serverScript, backend, size, String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  let timer: NodeJS.Timeout | undefined;
+  const [line] = (await Promise.race([
+    once(lines, 'line'),
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${backend}: the server did not start`)), 10_000))),
+  ]).finally(() => clearTimeout(timer))) as [string];
+  lines.close();
+  return { child, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}` };
+}
+
+/** Seeds the session and checks a read and a change answer as they should; returns the Cookie header. */
+async function seed(label: string, url: string): Promise<string> {
+  const seeded = await fetch(`${url}/seed`);
+  const cookie = seeded.headers.getSetCookie().map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+  if (seeded.status !== 200 || cookie === '') throw new Error(`${label}: seeding answered ${seeded.status} without a cookie`);
+  for (const [path, expected] of [['/read', '1'], ['/change', '2'], ['/read', '2']]) {
+    const res = await fetch(`${url}${path}`, { headers: { cookie } });
+    const body = await res.text();
+    if (res.status !== 200 || body !== expected) throw new Error(`${label} ${path}: expected 200 "${expected}", got ${res.status} "${body}"`);
+  }
+  return cookie;
+}
+
+function clientCalls(redis: RedisServer, backend: StoreBackendName): number {
+  const counts = redis.commandCounts();
+  return CLIENT_COMMANDS[backend].reduce((sum, name) => sum + (counts[name] ?? 0), 0);
+}
+
+export async function runStoreHttp(
+  options: { runs: number; seconds: number; connections: number; checkOnly: boolean },
+  log: (line: string) => void,
+): Promise<StoreCaseResult[]> {
+  const redis = await startRedis();
+  const results = new Map<string, StoreCaseResult & { requestsPerSecond: number[]; p99Ms: number[]; roundTrips: number[]; errors: number; non2xx: number }>();
+  const cases = STORE_SIZES.flatMap((size) => STORE_BACKENDS.map((backend) => ({ backend, size })));
+  try {
+    const runs = options.checkOnly ? 1 : options.runs;
+    for (let run = 0; run < runs; run++) {
+      const order = run % 2 === 0 ? cases : [...cases].reverse();
+      for (const { backend, size } of order) {
+        const label = `${backend}, ${size}`;
+        const { child, url } = await start(backend, size, redis.port);
+        try {
+          const cookie = await seed(label, url);
+          if (options.checkOnly) continue;
+          for (const op of STORE_OPS) {
+            const target = { url: `${url}${PATHS[op]}`, connections: options.connections, headers: { cookie } };
+            await autocannon({ ...target, duration: 1 }); // warm-up, discarded
+            redis.resetStats();
+            const result = await autocannon({ ...target, duration: options.seconds });
+            const key = `${label}, ${op}`;
+            const entry = results.get(key) ?? { backend, size, op, requestsPerSecond: [], p99Ms: [], roundTrips: [], errors: 0, non2xx: 0 };
+            entry.requestsPerSecond.push(result.requests.average);
+            entry.p99Ms.push(result.latency.p99);
+            entry.roundTrips.push(clientCalls(redis, backend) / Math.max(1, result.requests.total));
+            entry.errors += result.errors + result.timeouts;
+            entry.non2xx += result.non2xx;
+            results.set(key, entry);
+            log(`  store run ${run + 1}: ${key}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`);
+          }
+        } finally {
+          if (child.exitCode === null) {
+            child.kill('SIGTERM');
+            await once(child, 'exit');
+          }
+        }
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+  return [...results.values()];
+}
+
+/** The pasteable table: medians, and each case against koa-session + koa-redis with the same size and request. */
+export function storeTable(results: readonly StoreCaseResult[]): string[] {
+  const rps = (r: StoreCaseResult) => median(r.requestsPerSecond);
+  const lines = ['| backend | session | request | req/s | p99 ms | round trips / request | × koa-session + koa-redis |', '|---|---|---|---:|---:|---:|---:|'];
+  for (const r of results) {
+    const base = results.find((b) => b.backend === 'koa-session + koa-redis' && b.size === r.size && b.op === r.op);
+    const trips = r.backend === 'MemoryStore' ? '0' : median(r.roundTrips).toFixed(2);
+    const times = base === undefined ? '' : (rps(r) / rps(base)).toFixed(2);
+    lines.push(`| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${trips} | ${times} |`);
+  }
+  return lines;
+}
