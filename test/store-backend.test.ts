@@ -332,6 +332,19 @@ describe('the store backend (StoreSessionBackend)', function () {
         expect(Buffer.from(kept?.fields.get('counter') ?? []).equals(corrupt)).to.equal(true);
       });
 
+      if (isRedis === 'cluster') {
+        it('should cost one round trip to read and two to change on the cluster too, and three to renew across slots', async () => {
+          const server = await listen(appOf());
+          const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+          const sent = () => cluster.commandCounts().evalsha ?? 0;
+          for (const [path, expected] of [['/', 1], ['/count', 2], ['/renew', 3]] as const) {
+            cluster.resetStats();
+            await request(server).get(path).set('Cookie', cookie).expect(200);
+            expect(sent(), path).to.equal(expected);
+          }
+        });
+      }
+
       it('should keep sessions across a key rotation, re-sealing the cookie with the newest key', async () => {
         const backend = new StoreSessionBackend(current.store, new KeyRing([KEY_A]));
         const server = await listen(appWith(backend, handler()));

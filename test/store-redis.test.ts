@@ -10,6 +10,8 @@ import { startRedis, type RedisServer } from './redis-server.js';
 import type Koa from 'koa';
 
 const counter: Koa.Middleware = (ctx) => {
+  if (ctx.path === '/renew') ctx.session.renew();
+  if (ctx.path === '/purge') ctx.session.purge();
   if (ctx.path === '/count') ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
   ctx.body = { counter: ctx.session.get('counter') ?? null, isNew: ctx.session.isNew };
 };
@@ -66,6 +68,17 @@ describe('the store backend on a real redis-server', function () {
           await (header === undefined ? req : req.set('Cookie', header)).expect(200);
           expect(redis.commandCounts(), `${path} ${header ?? 'no cookie'}`).to.deep.equal(expected);
         }
+        // The client sends one EVALSHA per round trip: a new session 1, renew() 3, purge() 2.
+        const sent = () => redis.commandCounts().evalsha ?? 0;
+        redis.resetStats();
+        await request(server).get('/count').expect(200);
+        expect(sent(), 'new session').to.equal(1);
+        redis.resetStats();
+        const renewed = `session=${cookieValue(await request(server).get('/renew').set('Cookie', cookie).expect(200))}`;
+        expect(sent(), 'renew').to.equal(3);
+        redis.resetStats();
+        await request(server).get('/purge').set('Cookie', renewed).expect(200);
+        expect(sent(), 'purge').to.equal(2);
       });
 
       it('should answer 503 within storeTimeout while Redis is stalled (SIGSTOP), then find every session intact', async () => {

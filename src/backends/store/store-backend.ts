@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite } from '../../backend.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { SessionError } from '../../errors.js';
 import {
@@ -18,6 +18,7 @@ import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
 import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
 import { JsonSerializer } from '../../serializers/json-serializer.js';
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
 import { checkKeyRing, checkSerializer, serializeFailed } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
@@ -100,6 +101,7 @@ export class StoreSessionBackend implements SessionBackend {
   readonly #serializer: Serializer;
   readonly #readers: ReadonlyMap<number, Serializer>;
   readonly #rules: ValueRules;
+  readonly #codec: EntryCodec | undefined;
   readonly #idle: number;
   readonly #absolute: number;
   readonly #maxBytes: number;
@@ -142,6 +144,7 @@ export class StoreSessionBackend implements SessionBackend {
     this.#readers = readers;
     // Keys become field names in UTF-8: a lone surrogate would turn two keys into one.
     this.#rules = Object.freeze({ ...valueRulesOf(this.#serializer), wellFormedStrings: true });
+    this.#codec = entryCodecOf(this.#serializer);
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
     this.#now = now;
@@ -201,11 +204,29 @@ export class StoreSessionBackend implements SessionBackend {
       maxAge: cookie.maxAge ?? 'session',
       read: () => {
         if (record === undefined || ticket === undefined) return undefined;
+        const due = ticket.retired || this.#cookieDue(ticket, now);
+        // Values stay encoded until read, and untouched ones are not encoded again at the end.
+        const lazy = this.#split(record.fields);
+        if (lazy !== undefined) {
+          const codec = this.#codec as EntryCodec;
+          loaded = record.fields;
+          stale = due;
+          let data: SessionRecord | undefined;
+          const stored: WithLazyEntries<StoredSession> = {
+            get data() {
+              return (data ??= recordOf(lazy, codec.decode));
+            },
+            stale,
+            maxAge: ticket.maxAge,
+            [LAZY_ENTRIES]: { codec, entries: lazy },
+          };
+          return stored;
+        }
         const decoded = this.#decode(record.fields);
         // A record that does not decode is left as it is, and the session starts afresh under a new id.
         if (decoded === undefined) return undefined;
         loaded = record.fields;
-        stale = decoded.stale || ticket.retired || this.#cookieDue(ticket, now);
+        stale = decoded.stale || due;
         return { data: decoded.data, stale, maxAge: ticket.maxAge };
       },
       write: async (change: SessionWrite) => {
@@ -228,12 +249,12 @@ export class StoreSessionBackend implements SessionBackend {
         }
         const key = storeKey;
         const current = ticket;
-        const fields = this.#encode(change.data);
+        const fields = this.#encodeWrite(change, loaded);
         const set = new Map<string, Uint8Array>();
         const remove: string[] = [];
         for (const [key, bytes] of fields) {
           const before = loaded.get(key);
-          if (change.cleared === true || before === undefined || !Buffer.from(before).equals(bytes)) set.set(key, bytes);
+          if (change.cleared === true || before === undefined || (before !== bytes && !Buffer.from(before).equals(bytes))) set.set(key, bytes);
         }
         if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
         this.#checkSize(fields);
@@ -336,6 +357,49 @@ export class StoreSessionBackend implements SessionBackend {
     return ticket.expiresAt - now < this.#idleOf(ticket.maxAge) / 2 && deadline > ticket.expiresAt;
   }
 
+  /**
+   * A record's entries still encoded, each checked by the codec's scan (so a corrupt one is found now), or
+   * `undefined` when they cannot be handed over lazily (another serializer, or no codec): then they are decoded.
+   */
+  #split(fields: ReadonlyMap<string, Uint8Array>): Map<string, RawValue> | undefined {
+    const codec = this.#codec;
+    if (codec === undefined) return undefined;
+    const id = this.#serializer.id;
+    const entries = new Map<string, RawValue>();
+    for (const [key, field] of fields) {
+      if (field[0] !== id) return undefined;
+      let parts: Map<string, RawValue> | undefined;
+      try {
+        parts = codec.split(payloadOf(field));
+      } catch {
+        return undefined;
+      }
+      const raw = parts?.get(key);
+      if (raw === undefined || parts?.size !== 1) return undefined;
+      entries.set(key, raw);
+    }
+    return entries;
+  }
+
+  /** The fields to store for a write: the loaded field itself for a value still encoded as it was loaded. */
+  #encodeWrite(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Uint8Array>): Map<string, Uint8Array> {
+    const lazy = change[LAZY_ENTRIES];
+    if (lazy === undefined || lazy.codec !== this.#codec) return this.#encode(change.data);
+    const fields = new Map<string, Uint8Array>();
+    const changed: SessionRecord = {};
+    for (const [key, value] of lazy.entries) {
+      const field = loaded.get(key);
+      if (value instanceof RawValue && field !== undefined && value.source.buffer === field.buffer && value.source.byteOffset === field.byteOffset + 1) {
+        fields.set(key, field);
+      } else {
+        define(changed, key, value instanceof RawValue ? lazy.codec.decode(value) : value);
+        fields.set(key, EMPTY); // keeps the key's place; replaced below
+      }
+    }
+    for (const [key, field] of this.#encode(changed)) fields.set(key, field);
+    return fields;
+  }
+
   /** Each key's value, encoded on its own: its serializer's id, then the serialized one-key record. */
   #encode(data: SessionRecord): Map<string, Uint8Array> {
     const serializer = this.#serializer;
@@ -408,6 +472,13 @@ export class StoreSessionBackend implements SessionBackend {
       clearTimeout(timer);
     }
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A field's serialized bytes, after its serializer's id. */
+function payloadOf(field: Uint8Array): Buffer {
+  return Buffer.from(field.buffer, field.byteOffset + 1, field.byteLength - 1);
 }
 
 function unavailable(what: string, cause?: unknown): SessionError {
