@@ -3,6 +3,7 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startRedis, type RedisServer } from '../test/redis-server.js';
@@ -30,6 +31,9 @@ export interface StoreCaseResult {
   readonly requestsPerSecond: number[];
   readonly p99Ms: number[];
   readonly roundTrips: number[];
+  /** CPU time of the app's process and of redis-server per request, in µs (Linux /proc). */
+  readonly appCpuUs: number[];
+  readonly redisCpuUs: number[];
   readonly errors: number;
   readonly non2xx: number;
 }
@@ -59,6 +63,17 @@ async function seed(label: string, url: string): Promise<string> {
   return cookie;
 }
 
+/** User and system CPU time of a process, in µs, from /proc (Linux; clock ticks of 10 ms). */
+function cpuUs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function clientCalls(redis: RedisServer, backend: StoreBackendName): number {
   const counts = redis.commandCounts();
   return CLIENT_COMMANDS[backend].reduce((sum, name) => sum + (counts[name] ?? 0), 0);
@@ -69,7 +84,8 @@ export async function runStoreHttp(
   log: (line: string) => void,
 ): Promise<StoreCaseResult[]> {
   const redis = await startRedis();
-  const results = new Map<string, StoreCaseResult & { requestsPerSecond: number[]; p99Ms: number[]; roundTrips: number[]; errors: number; non2xx: number }>();
+  type Entry = StoreCaseResult & { errors: number; non2xx: number };
+  const results = new Map<string, Entry>();
   const cases = STORE_SIZES.flatMap((size) => STORE_BACKENDS.map((backend) => ({ backend, size })));
   try {
     const runs = options.checkOnly ? 1 : options.runs;
@@ -85,12 +101,17 @@ export async function runStoreHttp(
             const target = { url: `${url}${PATHS[op]}`, connections: options.connections, headers: { cookie } };
             await autocannon({ ...target, duration: 1 }); // warm-up, discarded
             redis.resetStats();
+            const [app0, redis0] = [cpuUs(child.pid), cpuUs(redis.pid)];
             const result = await autocannon({ ...target, duration: options.seconds });
+            const [app1, redis1] = [cpuUs(child.pid), cpuUs(redis.pid)];
             const key = `${label}, ${op}`;
-            const entry = results.get(key) ?? { backend, size, op, requestsPerSecond: [], p99Ms: [], roundTrips: [], errors: 0, non2xx: 0 };
+            const entry: Entry = results.get(key) ?? { backend, size, op, requestsPerSecond: [], p99Ms: [], roundTrips: [], appCpuUs: [], redisCpuUs: [], errors: 0, non2xx: 0 };
+            const total = Math.max(1, result.requests.total);
             entry.requestsPerSecond.push(result.requests.average);
             entry.p99Ms.push(result.latency.p99);
-            entry.roundTrips.push(clientCalls(redis, backend) / Math.max(1, result.requests.total));
+            entry.roundTrips.push(clientCalls(redis, backend) / total);
+            entry.appCpuUs.push((app1 - app0) / total);
+            entry.redisCpuUs.push((redis1 - redis0) / total);
             entry.errors += result.errors + result.timeouts;
             entry.non2xx += result.non2xx;
             results.set(key, entry);
@@ -113,12 +134,19 @@ export async function runStoreHttp(
 /** The pasteable table: medians, and each case against koa-session + koa-redis with the same size and request. */
 export function storeTable(results: readonly StoreCaseResult[]): string[] {
   const rps = (r: StoreCaseResult) => median(r.requestsPerSecond);
-  const lines = ['| backend | session | request | req/s | p99 ms | round trips / request | × koa-session + koa-redis |', '|---|---|---|---:|---:|---:|---:|'];
+  const lines = [
+    '| backend | session | request | req/s | p99 ms | round trips / request | app CPU µs / request | Redis CPU µs / request | × koa-session + koa-redis |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const r of results) {
     const base = results.find((b) => b.backend === 'koa-session + koa-redis' && b.size === r.size && b.op === r.op);
     const trips = r.backend === 'MemoryStore' ? '0' : median(r.roundTrips).toFixed(2);
     const times = base === undefined ? '' : (rps(r) / rps(base)).toFixed(2);
-    lines.push(`| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${trips} | ${times} |`);
+    const redisCpu = r.backend === 'MemoryStore' ? '0' : median(r.redisCpuUs).toFixed(0);
+    lines.push(
+      `| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${trips} | ` +
+        `${median(r.appCpuUs).toFixed(0)} | ${redisCpu} | ${times} |`,
+    );
   }
   return lines;
 }

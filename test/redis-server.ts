@@ -7,6 +7,8 @@ import { join } from 'node:path';
 /** A real redis-server of the test's own, on a free port of 127.0.0.1, in a temporary directory. */
 export interface RedisServer {
   readonly port: number;
+  /** The redis-server process, while it runs. */
+  readonly pid: number | undefined;
   readonly url: string;
   /** SIGSTOP: the server holds connections but answers nothing, as a stalled one does. */
   pause(): void;
@@ -78,6 +80,9 @@ export async function startRedis(options: { persistence?: boolean; extra?: strin
   const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   return {
     port,
+    get pid() {
+      return child.pid;
+    },
     url: `redis://127.0.0.1:${port}`,
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),

@@ -319,6 +319,16 @@ describe('the store backend (StoreSessionBackend)', function () {
         await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
       });
 
+      it('should give an empty new session for a valid cookie whose record is gone (expired or deleted)', async () => {
+        const server = await listen(appOf());
+        const token = cookieValue(await request(server).get('/count').expect(200));
+        const key = createHash('sha256').update(Buffer.from(token, 'base64url').subarray(23, 55)).digest('base64url');
+        await current.store.destroy(key);
+        const res = await request(server).get('/count').set('Cookie', `session=${token}`).expect(200, { counter: 1, isNew: true });
+        expect(cookieValue(res)).not.to.equal(token);
+        if (current.keys !== undefined) expect(current.keys()).to.have.length(1);
+      });
+
       it('should start a new session under a new id for a record that does not decode, leaving that record alone', async () => {
         const server = await listen(appOf());
         const token = cookieValue(await request(server).get('/count').expect(200));

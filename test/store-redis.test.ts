@@ -84,6 +84,20 @@ describe('the store backend on a real redis-server', function () {
         expect(sent(), 'purge').to.equal(2);
       });
 
+      it('should give each record a Redis TTL that follows the idle timeout, extended by each read', async () => {
+        const server = await listen(appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { idleTimeout: 60_000 }), counter));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const [key] = redis.cli('--scan', '--pattern', 'sess:*').split('\n');
+        const ttl = () => Number(redis.cli('PTTL', key as string));
+        expect(ttl()).to.be.within(55_000, 60_000);
+        redis.cli('PEXPIRE', key as string, '5000');
+        await request(server).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
+        expect(ttl()).to.be.within(55_000, 60_000);
+        redis.cli('PEXPIRE', key as string, '1');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await request(server).get('/').set('Cookie', cookie).expect(200, { counter: null, isNew: true });
+      });
+
       it('should answer 503 within storeTimeout while Redis is stalled (SIGSTOP), then find every session intact', async () => {
         const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), counter);
         const server = await listen(app);
