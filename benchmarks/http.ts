@@ -25,20 +25,25 @@ export interface HttpCaseResult {
   readonly non2xx: number;
 }
 
-async function start(name: HttpCase): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [serverScript, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts a benchmark server script in its own process; resolves once it printed {"port": N}. */
+export async function startServer(script: string, args: readonly string[], label: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   let timer: NodeJS.Timeout | undefined;
   const [line] = (await Promise.race([
     once(lines, 'line'),
-    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${name}: the server did not start`)), 10_000))),
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${label}: the server did not start`)), 10_000))),
   ]).finally(() => clearTimeout(timer))) as [string];
   lines.close();
   const { port } = JSON.parse(line) as { port: number };
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+function start(name: HttpCase): Promise<{ child: ChildProcess; url: string }> {
+  return startServer(serverScript, [name], name);
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   child.kill('SIGTERM');
   await once(child, 'exit');

@@ -1,13 +1,11 @@
 // The store backend over HTTP: each backend × session size in its own process, against one redis-server of the
 // benchmark's own on 127.0.0.1; autocannon here. Round trips per request come from Redis' INFO commandstats.
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startRedis, type RedisServer } from '../test/redis-server.js';
 import { median } from './harness.js';
+import { startServer, stop } from './http.js';
 import { STORE_BACKENDS, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
 
 const serverScript = fileURLToPath(new URL('./store-server.js', import.meta.url));
@@ -36,18 +34,6 @@ export interface StoreCaseResult {
   readonly redisCpuUs: number[];
   readonly errors: number;
   readonly non2xx: number;
-}
-
-async function start(backend: StoreBackendName, size: StoreSize, redisPort: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [serverScript, backend, size, String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  let timer: NodeJS.Timeout | undefined;
-  const [line] = (await Promise.race([
-    once(lines, 'line'),
-    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${backend}: the server did not start`)), 10_000))),
-  ]).finally(() => clearTimeout(timer))) as [string];
-  lines.close();
-  return { child, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}` };
 }
 
 /** Seeds the session and checks a read and a change answer as they should; returns the Cookie header. */
@@ -93,7 +79,7 @@ export async function runStoreHttp(
       const order = run % 2 === 0 ? cases : [...cases].reverse();
       for (const { backend, size } of order) {
         const label = `${backend}, ${size}`;
-        const { child, url } = await start(backend, size, redis.port);
+        const { child, url } = await startServer(serverScript, [backend, size, String(redis.port)], label);
         try {
           const cookie = await seed(label, url);
           if (options.checkOnly) continue;
@@ -118,10 +104,7 @@ export async function runStoreHttp(
             log(`  store run ${run + 1}: ${key}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`);
           }
         } finally {
-          if (child.exitCode === null) {
-            child.kill('SIGTERM');
-            await once(child, 'exit');
-          }
+          await stop(child);
         }
       }
     }

@@ -1,3 +1,4 @@
+import type { Context } from 'koa';
 import { SessionError } from '../errors.js';
 import { KeyRing } from '../key-ring.js';
 import { invalidOption } from '../options.js';
@@ -50,4 +51,45 @@ export function serializeFailed(serializerName: string, key: string | undefined,
       '(see err.cause). Store only the types that serializer documents.',
     { cause },
   );
+}
+
+/**
+ * The serializer that writes and every serializer that reads, by id: `serializer` (JSON by default) and
+ * `previousSerializers`, whose ids must be distinct.
+ */
+export function resolveSerializers(
+  where: string,
+  options: { readonly serializer?: Serializer; readonly previousSerializers?: readonly Serializer[] },
+): { serializer: Serializer; readers: ReadonlyMap<number, Serializer> } {
+  const serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
+  const previous = options.previousSerializers ?? [];
+  if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
+  const readers = new Map<number, Serializer>([[serializer.id, serializer]]);
+  for (const candidate of previous) {
+    checkSerializer(where, 'previousSerializers', candidate);
+    const known = readers.get(candidate.id);
+    if (known !== undefined && known !== candidate) {
+      throw invalidOption(where, 'previousSerializers', `serializers with distinct ids (${candidate.id} is used twice)`);
+    }
+    readers.set(candidate.id, candidate);
+  }
+  return { serializer, readers };
+}
+
+/** The `now` option: the clock, in milliseconds since the epoch. */
+export function resolveClock(where: string, now: unknown): () => number {
+  const clock = now ?? Date.now;
+  if (typeof clock !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
+  return clock as () => number;
+}
+
+/** Throws when the response headers are gone: a session cookie can no longer be written. */
+export function assertHeadersOpen(ctx: Context): void {
+  if (ctx.headerSent) {
+    throw new SessionError(
+      'ERR_SESSION_HEADERS_SENT',
+      'The session changed but the response headers were already sent, so its cookie cannot be written. ' +
+        'Change the session before streaming or flushing the response.',
+    );
+  }
 }

@@ -15,11 +15,10 @@ import {
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
 import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { SessionError } from '../../errors.js';
-import { JsonSerializer } from '../../serializers/json-serializer.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { checkKeyRing, checkSerializer, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -135,24 +134,12 @@ export class CookieSessionBackend implements SessionBackend {
     checkOptionNames(where, options, OPTION_NAMES);
     this.mode = mode;
     this.cookie = resolveCookieAttributes(where, options);
-    this.#serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
-    const previous = options.previousSerializers ?? [];
-    if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
-    const readers = new Map<number, Serializer>([[this.#serializer.id, this.#serializer]]);
-    for (const serializer of previous) {
-      checkSerializer(where, 'previousSerializers', serializer);
-      const known = readers.get(serializer.id);
-      if (known !== undefined && known !== serializer) {
-        throw invalidOption(where, 'previousSerializers', `serializers with distinct ids (${serializer.id} is used twice)`);
-      }
-      readers.set(serializer.id, serializer);
-    }
+    const { serializer, readers } = resolveSerializers(where, options);
+    this.#serializer = serializer;
     this.#readers = readers;
     this.#codec = entryCodecOf(this.#serializer);
     this.#rules = valueRulesOf(this.#serializer);
-    const now = options.now ?? Date.now;
-    if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
-    this.#now = now;
+    this.#now = resolveClock(where, options.now);
     const autoRenew = options.autoRenew ?? false;
     if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
     this.#autoRenew = autoRenew;
@@ -238,13 +225,7 @@ export class CookieSessionBackend implements SessionBackend {
         // A new or explicitly renewed session begins now; a version 1 cookie, which lacks the time, begins when first seen.
         const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
         const value = ending ? undefined : this.#sealWrite(change, now, began);
-        if (ctx.headerSent) {
-          throw new SessionError(
-            'ERR_SESSION_HEADERS_SENT',
-            'The session changed but the response headers were already sent, so its cookie cannot be written. ' +
-              'Change the session before streaming or flushing the response.',
-          );
-        }
+        assertHeadersOpen(ctx);
         if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
         if (ending && !hadCookie) return;
         const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;

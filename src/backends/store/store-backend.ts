@@ -16,11 +16,10 @@ import {
 } from '../../http/cookie.js';
 import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
 import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { JsonSerializer } from '../../serializers/json-serializer.js';
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { checkKeyRing, checkSerializer, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import type { SessionStore, StoreRecord } from './store.js';
 
@@ -136,18 +135,13 @@ export class StoreSessionBackend implements SessionBackend {
     this.#timeout = timeout;
     const { name, path, domain, secure, httpOnly, sameSite } = options;
     this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, maxAge: options.maxAge ?? idle });
-    this.#serializer = checkSerializer(where, 'serializer', options.serializer ?? new JsonSerializer());
-    const previous = options.previousSerializers ?? [];
-    if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
-    const readers = new Map<number, Serializer>([[this.#serializer.id, this.#serializer]]);
-    for (const serializer of previous) readers.set(checkSerializer(where, 'previousSerializers', serializer).id, serializer);
+    const { serializer, readers } = resolveSerializers(where, options);
+    this.#serializer = serializer;
     this.#readers = readers;
     // Keys become field names in UTF-8: a lone surrogate would turn two keys into one.
     this.#rules = Object.freeze({ ...valueRulesOf(this.#serializer), wellFormedStrings: true });
     this.#codec = entryCodecOf(this.#serializer);
-    const now = options.now ?? Date.now;
-    if (typeof now !== 'function') throw invalidOption(where, 'now', 'a function returning milliseconds since the epoch');
-    this.#now = now;
+    this.#now = resolveClock(where, options.now);
     this.#keys = storeKeys(keyRing, this.cookie.name);
     Object.freeze(this);
   }
@@ -490,15 +484,6 @@ function unavailable(what: string, cause?: unknown): SessionError {
   );
 }
 
-function assertHeadersOpen(ctx: Context): void {
-  if (ctx.headerSent) {
-    throw new SessionError(
-      'ERR_SESSION_HEADERS_SENT',
-      'The session changed but the response headers were already sent, so its cookie cannot be written. ' +
-        'Change the session before streaming or flushing the response.',
-    );
-  }
-}
 
 /** The store's key for an id: a one-way hash, so a dump of the store yields no usable cookie. */
 function keyOf(id: Uint8Array): string {
