@@ -358,6 +358,39 @@ describe('the store backend (StoreSessionBackend)', function () {
         });
       }
 
+      it("should give one session its own idle timeout with ctx.session.maxAge, in its cookie and its record's lifetime", async () => {
+        const clock = manualClock(Date.now());
+        const app = appWith(new StoreSessionBackend(current.store, KEY_RING, { idleTimeout: 3_600_000, now: clock.now }), (ctx) => {
+          if (ctx.path === '/remember') ctx.session.maxAge = 7_200_000;
+          ctx.session.set('n', (ctx.session.get<number>('n') ?? 0) + 1);
+          ctx.body = { n: ctx.session.get('n'), maxAge: ctx.session.maxAge };
+        });
+        const server = await listen(app);
+        const first = await request(server).get('/').expect(200, { n: 1, maxAge: 3_600_000 });
+        expect(setCookieFor(first)).to.include('Max-Age=3600');
+        const cookie = `session=${cookieValue(first)}`;
+        const remembered = await request(server).get('/remember').set('Cookie', cookie).expect(200, { n: 2, maxAge: 7_200_000 });
+        expect(setCookieFor(remembered)).to.include('Max-Age=7200');
+        clock.advance(5_400_000); // past the backend's hour, within the session's two
+        await request(server).get('/').set('Cookie', `session=${cookieValue(remembered)}`).expect(200, { n: 3, maxAge: 7_200_000 });
+      });
+
+      it('should end, not write back, a session whose key setKeyRing revoked while its request ran', async () => {
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const backend = new StoreSessionBackend(current.store, new KeyRing([KEY_A]));
+        const server = await listen(appWith(backend, handler(new Map([['g', gate]]))));
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const slow = request(server).get('/count?wait=g').set('Cookie', cookie).then((res) => res);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        backend.setKeyRing(new KeyRing([KEY_B]));
+        open();
+        const res = await slow;
+        expect(setCookieFor(res)).to.match(/^session=; .*Max-Age=0/);
+        backend.setKeyRing(new KeyRing([KEY_A]));
+        await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      });
+
       it('should keep sessions across a key rotation, re-sealing the cookie with the newest key', async () => {
         const backend = new StoreSessionBackend(current.store, new KeyRing([KEY_A]));
         const server = await listen(appWith(backend, handler()));
