@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { fork } from 'node:child_process';
+import { inspect } from 'node:util';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
 import request from 'supertest';
@@ -116,6 +117,12 @@ describe('the store backend on a real redis-server', function () {
           redis.resume();
         }
         expect(app.errors.map((err) => (err as SessionError).code)).to.include('ERR_SESSION_STORE_UNAVAILABLE');
+        // No id, in any spelling, in what an app logs or inspects.
+        const id = Buffer.from(cookie.slice('session='.length), 'base64url').subarray(23, 55);
+        const logged = app.errors.map((err) => `${inspect(err)} ${String((err as Error).cause)}`).join('\n') + inspect(app, { depth: 6 });
+        for (const form of [cookie.slice('session='.length), id.toString('hex'), id.toString('base64url'), id.toString('base64')]) {
+          expect(logged).not.to.include(form);
+        }
         await new Promise((resolve) => setTimeout(resolve, 200));
         const after = await request(server).get('/').set('Cookie', cookie).expect(200);
         expect(after.body.isNew).to.equal(false);
