@@ -8,7 +8,9 @@ import fc from 'fast-check';
 import { KeyRing, RedisStore, StoreSessionBackend, type SessionError } from '../src/index.js';
 import { KEY_A, appWith, cookieValue, listen, rawGet } from './helpers.js';
 import { startRedis, type RedisServer } from './redis-server.js';
-import type Koa from 'koa';
+import Koa from 'koa';
+import koaSession from 'koa-session';
+import redisStore from 'koa-redis';
 
 const counter: Koa.Middleware = (ctx) => {
   if (ctx.path === '/renew') ctx.session.renew();
@@ -169,6 +171,56 @@ describe('the store backend on a real redis-server', function () {
       });
     });
   }
+
+  it('should keep both concurrent changes where koa-session + koa-redis (the real packages, same Redis) loses one', async () => {
+    redis.cli('FLUSHALL');
+    const run = async (app: Koa, cookieOf: (res: request.Response) => string, gates: { open: () => void }) => {
+      const server = await listen(app);
+      const cookie = cookieOf(await request(server).get('/set?key=a&value=0').expect(200));
+      const one = request(server).get('/set?key=a&value=1&wait=1').set('Cookie', cookie).then((res) => res);
+      const two = request(server).get('/set?key=b&value=2&wait=1').set('Cookie', cookie).then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      gates.open();
+      await Promise.all([one, two]);
+      return (await request(server).get('/').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
+    };
+    const racer = (gate: Promise<void>): Koa.Middleware => async (ctx) => {
+      const s = ctx.session as unknown as Record<string, unknown>;
+      if (ctx.query.wait !== undefined) {
+        void s.a; // loaded before waiting
+        await gate;
+      }
+      if (ctx.path === '/set') s[String(ctx.query.key)] = ctx.query.value;
+      ctx.body = { a: s.a ?? null, b: s.b ?? null };
+    };
+    const gateOf = () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      return { gate, open };
+    };
+    const theirs = gateOf();
+    const koaApp = new Koa();
+    koaApp.keys = ['a key for koa-session'];
+    const koaRedis = redisStore({ host: '127.0.0.1', port: redis.port } as never) as unknown as { client: { quit(): Promise<unknown> } };
+    koaApp.use(koaSession({ store: koaRedis as never }, koaApp));
+    koaApp.use(racer(theirs.gate));
+    const sessionCookies = (res: request.Response) =>
+      ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+    try {
+      const lost = await run(koaApp, sessionCookies, theirs);
+      expect(lost.a === '1' && lost.b === '2', 'koa-session kept both changes: this test no longer shows the difference').to.equal(false);
+    } finally {
+      await koaRedis.client.quit();
+    }
+    const ours = gateOf();
+    const client = await createClient({ url: redis.url }).connect();
+    try {
+      const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A])), racer(ours.gate));
+      expect(await run(app, (res) => `session=${cookieValue(res)}`, ours)).to.deep.equal({ a: '1', b: '2' });
+    } finally {
+      await client.close();
+    }
+  });
 
   it('should share sessions between two Koa apps in two processes on one Redis', async () => {
     redis.cli('FLUSHALL');
