@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
@@ -487,7 +487,7 @@ function unavailable(what: string, cause?: unknown): SessionError {
 
 /** The store's key for an id: a one-way hash, so a dump of the store yields no usable cookie. */
 function keyOf(id: Uint8Array): string {
-  return createHash('sha256').update(id).digest('base64url');
+  return hash('sha256', id, 'base64url');
 }
 
 /** The keys of id cookies: derived apart from a cookie session's (a NUL cannot occur in a cookie name). */
