@@ -93,3 +93,12 @@ export function assertHeadersOpen(ctx: Context): void {
     );
   }
 }
+
+/** The three largest keys and their sizes, for a too-large message: `"cart" (2100 bytes), ...`, or `none`. */
+export function largestKeys(sizes: Iterable<readonly [key: string, bytes: number]>): string {
+  const largest = [...sizes]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([key, bytes]) => `"${key}" (${bytes} bytes)`);
+  return largest.join(', ') || 'none';
+}

@@ -41,6 +41,9 @@ export interface CookieAttributeOptions {
   readonly maxAge?: number | 'session';
 }
 
+/** The names of {@link CookieAttributeOptions}, which every backend takes beside its own options. */
+export const COOKIE_ATTRIBUTE_OPTION_NAMES = ['name', 'path', 'domain', 'secure', 'httpOnly', 'sameSite', 'maxAge'] as const satisfies readonly (keyof CookieAttributeOptions)[];
+
 /** Server-side lifetime of a browser-session cookie (`maxAge: 'session'`): one day. */
 export const BROWSER_SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_MAX_AGE_MS = 24 * 60 * 60 * 1000;
@@ -147,6 +150,17 @@ const BASE64URL_VALUE = new Int8Array(128).fill(-1);
 [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].forEach((char, value) => {
   BASE64URL_VALUE[char.charCodeAt(0)] = value;
 });
+
+/**
+ * The bytes of a sealed cookie value, or `undefined` unless it is the canonical base64url text (see
+ * {@link isCanonicalBase64url}) of 1 to {@link MAX_COOKIE_VALUE_BYTES} characters.
+ */
+export function decodeCookieValue(value: unknown): Buffer | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
+  const bytes = Buffer.from(value, 'base64url');
+  // Node's decoder is lenient: only the canonical text of a value opens.
+  return isCanonicalBase64url(value, bytes.length) ? bytes : undefined;
+}
 
 /**
  * Whether `text` is the one canonical base64url spelling (no padding) of the `decodedLength` bytes that node

@@ -4,7 +4,8 @@ import {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
   expiredCookieLine,
-  isCanonicalBase64url,
+  COOKIE_ATTRIBUTE_OPTION_NAMES,
+  decodeCookieValue,
   putSetCookie,
   readCookies,
   resolveCookieAttributes,
@@ -18,7 +19,7 @@ import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { assertHeadersOpen, checkKeyRing, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -77,13 +78,7 @@ export const MAX_SAME_NAME_COOKIES = 4;
 const OPTION_NAMES = [
   'serializer',
   'previousSerializers',
-  'name',
-  'path',
-  'domain',
-  'secure',
-  'httpOnly',
-  'sameSite',
-  'maxAge',
+  ...COOKIE_ATTRIBUTE_OPTION_NAMES,
   'autoRenew',
   'now',
   'legacy',
@@ -265,10 +260,8 @@ export class CookieSessionBackend implements SessionBackend {
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
   #unseal(value: string, now: number): Unsealed | undefined {
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
-    const envelope = Buffer.from(value, 'base64url');
-    // Node's decoder is lenient (see isCanonicalBase64url): only the canonical text of a value opens.
-    if (!isCanonicalBase64url(value, envelope.length)) return undefined;
+    const envelope = decodeCookieValue(value);
+    if (envelope === undefined) return undefined;
     const opened = open(this.mode, this.#keys, envelope);
     if (opened === undefined || (opened.maxAge !== undefined && !isLifetime(opened.maxAge))) return undefined;
     const lifetime = this.#lifetime(opened.maxAge);
@@ -368,15 +361,10 @@ function encode(serializerName: string, run: () => Uint8Array, keys: () => reado
 }
 
 function tooLarge(size: number, keys: () => readonly string[], entrySize: (key: string) => number): SessionError {
-  const largest = keys()
-    .map((key) => ({ key, bytes: entrySize(key) }))
-    .sort((a, b) => b.bytes - a.bytes)
-    .slice(0, 3)
-    .map(({ key, bytes }) => `"${key}" (${bytes} bytes)`);
   return new SessionError(
     'ERR_SESSION_TOO_LARGE',
     `The session is too large for a cookie: sealed, it would be ${size} bytes, and the limit is ` +
-      `${MAX_COOKIE_VALUE_BYTES}. Largest keys: ${largest.join(', ') || 'none'}. ` +
+      `${MAX_COOKIE_VALUE_BYTES}. Largest keys: ${largestKeys(keys().map((key) => [key, entrySize(key)]))}. ` +
       'Keep large data server-side and store only a reference in the session. The client keeps its previous cookie.',
   );
 }

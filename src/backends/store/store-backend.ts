@@ -4,9 +4,9 @@ import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from 
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { SessionError } from '../../errors.js';
 import {
-  MAX_COOKIE_VALUE_BYTES,
+  COOKIE_ATTRIBUTE_OPTION_NAMES,
+  decodeCookieValue,
   expiredCookieLine,
-  isCanonicalBase64url,
   putSetCookie,
   readCookies,
   resolveCookieAttributes,
@@ -19,7 +19,7 @@ import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { assertHeadersOpen, checkKeyRing, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import type { SessionStore, StoreRecord } from './store.js';
 
@@ -57,13 +57,7 @@ export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAg
 const OPTION_NAMES = [
   'serializer',
   'previousSerializers',
-  'name',
-  'path',
-  'domain',
-  'secure',
-  'httpOnly',
-  'sameSite',
-  'maxAge',
+  ...COOKIE_ATTRIBUTE_OPTION_NAMES,
   'idleTimeout',
   'absoluteTimeout',
   'maxBytes',
@@ -159,7 +153,7 @@ export class StoreSessionBackend implements SessionBackend {
    */
   async open(value: string): Promise<SessionRecord | undefined> {
     const now = this.#now();
-    const ticket = typeof value === 'string' ? this.#unseal(value, now) : undefined;
+    const ticket = this.#unseal(value, now);
     if (ticket === undefined) return undefined;
     const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
     if (ttl <= 0) return undefined;
@@ -230,7 +224,7 @@ export class StoreSessionBackend implements SessionBackend {
           assertHeadersOpen(ctx);
           const key = storeKey;
           if (loaded !== undefined && key !== undefined) await this.#call(() => this.#store.destroy(key, this.#timeout));
-          if (ticket !== undefined) this.#putCookie(ctx, undefined);
+          if (ticket !== undefined) putSetCookie(ctx.res, cookie.name, expiredCookieLine(cookie, this.#secure(ctx)));
           loaded = ticket = storeKey = undefined;
           return;
         }
@@ -241,14 +235,14 @@ export class StoreSessionBackend implements SessionBackend {
           stale = false;
           return;
         }
-        const key = storeKey;
+        const recordKey = storeKey;
         const current = ticket;
         const fields = this.#encodeWrite(change, loaded);
         const set = new Map<string, Uint8Array>();
         const remove: string[] = [];
         for (const [key, bytes] of fields) {
           const before = loaded.get(key);
-          if (change.cleared === true || before === undefined || (before !== bytes && !Buffer.from(before).equals(bytes))) set.set(key, bytes);
+          if (change.cleared === true || before === undefined || (before !== bytes && Buffer.compare(before, bytes) !== 0)) set.set(key, bytes);
         }
         if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
         this.#checkSize(fields);
@@ -258,7 +252,7 @@ export class StoreSessionBackend implements SessionBackend {
           assertHeadersOpen(ctx);
           const clear = change.cleared === true;
           const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout };
-          const wrote = await this.#call(() => this.#store.write(key, write));
+          const wrote = await this.#call(() => this.#store.write(recordKey, write));
           // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
           // left alone, since the other request's answer may carry the client's new one.
           if (!wrote) {
@@ -268,8 +262,7 @@ export class StoreSessionBackend implements SessionBackend {
           loaded = fields;
         }
         if (lifetimeChanged || stale) {
-          this.#putCookie(ctx, this.#sealTicket(current.id, current.createdAt, own, now), own, now + ttlMs, now);
-          ticket = { ...current, maxAge: own, expiresAt: now + ttlMs, retired: false };
+          ticket = this.#putTicket(ctx, current.id, current.createdAt, own, now, ttlMs);
           stale = false;
         }
       },
@@ -298,35 +291,28 @@ export class StoreSessionBackend implements SessionBackend {
     }
     // Only once the new record exists: a failure here leaves the client on its old, still valid session.
     if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey, this.#timeout));
-    this.#putCookie(ctx, this.#sealTicket(id, now, own, now), own, now + ttlMs, now);
-    const ticket = { id, keyId: this.#keys.sealing.id, retired: false, expiresAt: now + ttlMs, createdAt: now, maxAge: own };
-    return { ticket, storeKey, loaded: fields };
+    return { ticket: this.#putTicket(ctx, id, now, own, now, ttlMs), storeKey, loaded: fields };
   }
 
-  /** Writes the id cookie, or expires it (`value` undefined). */
-  #putCookie(ctx: Context, value: string | undefined, own?: OwnLifetime, expiresAt?: number, now?: number): void {
+  /** Seals the id with the newest key, writes its cookie to live `ttlMs`, and returns what the cookie now says. */
+  #putTicket(ctx: Context, id: Buffer, createdAt: number, own: OwnLifetime, now: number, ttlMs: number): Ticket {
     assertHeadersOpen(ctx);
     const cookie = this.cookie;
-    const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
-    let line: string;
-    if (value === undefined) line = expiredCookieLine(cookie, secure);
-    else {
-      const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
-      line = setCookieLine(cookie, value, now as number, secure, browserSession ? undefined : (expiresAt as number) - (now as number));
-    }
-    putSetCookie(ctx.res, cookie.name, line);
+    const expiresAt = now + ttlMs;
+    const value = seal('store', this.#keys, 0, { expiresAt, createdAt, maxAge: own }, id).toString('base64url');
+    const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
+    putSetCookie(ctx.res, cookie.name, setCookieLine(cookie, value, now, this.#secure(ctx), browserSession ? undefined : ttlMs));
+    return { id, keyId: this.#keys.sealing.id, retired: false, expiresAt, createdAt, maxAge: own };
   }
 
-  #sealTicket(id: Buffer, createdAt: number, own: OwnLifetime, now: number): string {
-    const expiresAt = now + this.#ttl(createdAt, own, now);
-    return seal('store', this.#keys, 0, { expiresAt, createdAt, maxAge: own }, id).toString('base64url');
+  #secure(ctx: Context): boolean {
+    return this.cookie.secure === 'auto' ? ctx.secure : this.cookie.secure;
   }
 
   /** An id cookie's ticket, or `undefined` for anything that does not open or whose session has ended. */
-  #unseal(value: string, now: number): Ticket | undefined {
-    if (value.length === 0 || value.length > MAX_COOKIE_VALUE_BYTES) return undefined;
-    const envelope = Buffer.from(value, 'base64url');
-    if (envelope.length !== OVERHEAD.store + ID_BYTES || !isCanonicalBase64url(value, envelope.length)) return undefined;
+  #unseal(value: unknown, now: number): Ticket | undefined {
+    const envelope = decodeCookieValue(value);
+    if (envelope === undefined || envelope.length !== OVERHEAD.store + ID_BYTES) return undefined;
     const opened = open('store', this.#keys, envelope);
     if (opened === undefined || opened.createdAt === undefined || opened.payload.length !== ID_BYTES) return undefined;
     const { maxAge, createdAt, expiresAt } = opened;
@@ -439,15 +425,11 @@ export class StoreSessionBackend implements SessionBackend {
     let size = 0;
     for (const [key, bytes] of fields) size += Buffer.byteLength(key) + bytes.byteLength;
     if (size <= this.#maxBytes) return;
-    const largest = [...fields]
-      .map(([key, bytes]) => ({ key, bytes: bytes.byteLength }))
-      .sort((a, b) => b.bytes - a.bytes)
-      .slice(0, 3)
-      .map(({ key, bytes }) => `"${key}" (${bytes} bytes)`);
+    const sizes = [...fields].map(([key, bytes]) => [key, bytes.byteLength] as const);
     throw new SessionError(
       'ERR_SESSION_TOO_LARGE',
       `The session is too large for the store: ${size} bytes, and maxBytes is ${this.#maxBytes}. Largest keys: ` +
-        `${largest.join(', ')}. Raise maxBytes or store less. The stored session is unchanged.`,
+        `${largestKeys(sizes)}. Raise maxBytes or store less. The stored session is unchanged.`,
     );
   }
 
