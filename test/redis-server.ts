@@ -162,3 +162,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     stop: async () => void (await Promise.all(nodes.map((node) => node.stop()))),
   };
 }
+
+/** Commands the app sent: each script call, and with a client that pipelines its read, the read's HGETALL. */
+export function roundTrips(counts: Record<string, number>, batches: boolean): number {
+  return (counts.evalsha ?? 0) + (counts.eval ?? 0) + (batches ? (counts.hgetall ?? 0) : 0);
+}
