@@ -95,6 +95,43 @@ describe('lazy entries', () => {
       });
     }
 
+    for (const serializer of [new JsonSerializer(), new MsgpackSerializer()]) {
+      const codec = codecOf(serializer);
+      it(`should read a one-key ${serializer.name} payload after a prefix as its entry, and only under its own key`, () => {
+        fc.assert(
+          fc.property(fc.string(), fc.string(), fc.jsonValue(), fc.uint8Array({ maxLength: 3 }), (key, other, value, prefix) => {
+            const plain = JSON.parse(JSON.stringify(value ?? null)) as unknown;
+            const single: SessionRecord = {};
+            Object.defineProperty(single, key, { value: plain, enumerable: true });
+            const field = Buffer.concat([prefix, serializer.serialize(single)]);
+            const raw = codec.entry(field, prefix.length, key);
+            expect(raw, 'entry').to.be.instanceOf(RawValue);
+            expect(raw?.source, 'the field itself, not a copy').to.equal(field);
+            expect(codec.decode(raw as RawValue)).to.deep.equal(serializer.deserialize(field.subarray(prefix.length))[key]);
+            if (other !== key) expect(codec.entry(field, prefix.length, other), 'another key').to.equal(undefined);
+            const two: SessionRecord = { ...single };
+            Object.defineProperty(two, key === 'x' ? 'y' : 'x', { value: 1, enumerable: true });
+            expect(codec.entry(Buffer.from(serializer.serialize(two)), 0, key), 'two keys').to.equal(undefined);
+            expect(codec.entry(field.subarray(0, field.length - 1), prefix.length, key), 'cut short').to.equal(undefined);
+          }),
+          { numRuns: 400 },
+        );
+      });
+    }
+
+    it('should read a one-key JSON payload with whitespace or an escaped key, and refuse a broken one', () => {
+      const codec = codecOf(new JsonSerializer());
+      const spaced = codec.entry(Buffer.from('\x01 { "a" : [ 1 ] } '), 1, 'a');
+      expect(spaced === undefined ? undefined : codec.decode(spaced)).to.deep.equal([1]);
+      const escaped = codec.entry(Buffer.from('{"\\u00e9t\\u00e9":2}'), 0, 'été');
+      expect(escaped === undefined ? undefined : codec.decode(escaped)).to.equal(2);
+      expect(codec.entry(Buffer.from('{"été":3}'), 0, 'été')).to.be.instanceOf(RawValue);
+      expect(codec.entry(Buffer.from('{"ete":3}'), 0, 'été')).to.equal(undefined);
+      for (const text of ['{"a":1', '{"a":1}x', '{"a":[1}', '{}', '{"a":1,"a":1}', '{"ab":1}', '{"":1}']) {
+        expect(codec.entry(Buffer.from(text), 0, 'a'), text).to.equal(undefined);
+      }
+    });
+
     it('should split JSON with whitespace, and refuse what is not a JSON object', () => {
       const codec = codecOf(new JsonSerializer());
       for (const text of ['{"a":[1],"b":2]', '[1]', '{"a":', '{"a"}', '{"a":1,}', '{"a":1 2}', '{"a":tru}', '{"a\n":1}', '{"a":01}', '{"a":"\\x"}']) {

@@ -38,14 +38,21 @@ describe('MemoryStore', () => {
     expect(await store.load('kept', 1000)).not.to.equal(undefined);
   });
 
-  it('should never create over an existing record nor change a missing one, and hand out copies', async () => {
+  it('should never create over an existing record nor change a missing one, nor what a load handed out', async () => {
     const store = new MemoryStore();
     expect(await store.write('a', { ...create(), create: false })).to.equal(false);
-    expect(await store.write('a', create('one'))).to.equal(true);
+    const written = Buffer.from('one');
+    expect(await store.write('a', { ...create(), set: new Map([['k', written]]) })).to.equal(true);
     expect(await store.write('a', create('two'))).to.equal(false);
+    // The store keeps its own copy of what it was given.
+    written.fill(0);
     const record = await store.load('a', 60_000);
-    (record?.fields.get('k') as Uint8Array).fill(0);
-    expect(Buffer.from((await store.load('a', 60_000))?.fields.get('k') as Uint8Array).toString()).to.equal('one');
+    expect(Buffer.from(record?.fields.get('k') as Uint8Array).toString()).to.equal('one');
+    // A later write replaces the value; what the earlier load handed out (the backend's baseline) stays as it was.
+    const update = { create: false, createdAt: 0, clear: false, set: new Map([['k', Buffer.from('three')]]), remove: [], ttlMs: 60_000 };
+    expect(await store.write('a', update)).to.equal(true);
+    expect(Buffer.from(record?.fields.get('k') as Uint8Array).toString()).to.equal('one');
+    expect(Buffer.from((await store.load('a', 60_000))?.fields.get('k') as Uint8Array).toString()).to.equal('three');
   });
 
   it('should refuse options that cannot work', () => {

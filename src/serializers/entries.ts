@@ -27,6 +27,11 @@ export interface EntryCodec {
   readonly deserialize: unknown;
   /** The payload's top-level entries, values undecoded; `undefined` when this payload cannot be split. */
   split(payload: Buffer): Map<string, RawValue> | undefined;
+  /**
+   * The one entry of a one-key payload that starts at `start` in `bytes` (a store keeps one such payload per key),
+   * checked as `split` checks a payload, if its key is `key`; `undefined` for anything else.
+   */
+  entry(bytes: Buffer, start: number, key: string): RawValue | undefined;
   /** One value, decoded into fresh plain data. Throws on bytes it did not write. */
   decode(raw: RawValue): unknown;
   /** One plain value as the payload would hold it, to compare with a {@link RawValue}'s bytes. */

@@ -51,6 +51,12 @@ export class JsonSerializer implements Serializer {
       }
       return entries;
     },
+    entry: (bytes, start, key) => {
+      const bounds = scanJson(bytes, start);
+      if (bounds?.length !== 4) return undefined;
+      const [keyStart, keyEnd, valueStart, valueEnd] = bounds as [number, number, number, number];
+      return keyIs(bytes, keyStart, keyEnd, key) ? new RawValue(bytes, keyStart, valueStart, valueEnd, false) : undefined;
+    },
     decode: (raw) => JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown,
     encodeValue: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
     join: (entries) => joinEntries(entries, LAYOUT),
@@ -70,6 +76,22 @@ const LAYOUT: EntryLayout = {
 
 function text(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/** Whether the JSON string at `b[start, end)` (quotes included, checked by the scan) is `key`. */
+function keyIs(b: Buffer, start: number, end: number, key: string): boolean {
+  if (hasEscape(b, start, end)) return JSON.parse(b.toString('utf8', start, end)) === key;
+  // An ASCII key, the common case, is compared without making a string.
+  if (end - start - 2 === key.length) {
+    let i = 0;
+    for (; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) break;
+      if (b[start + 1 + i] !== c) return false;
+    }
+    if (i === key.length) return true;
+  }
+  return b.toString('utf8', start + 1, end - 1) === key;
 }
 
 function hasEscape(b: Uint8Array, start: number, end: number): boolean {

@@ -67,6 +67,14 @@ export class MsgpackSerializer implements Serializer {
       }
       return entries;
     },
+    entry: (bytes, start, key) => {
+      const only = scanMsgpack(start === 0 ? bytes : bytes.subarray(start), true)?.entries;
+      if (only?.length !== 1) return undefined;
+      const { keyStart, keyText, valueStart, valueEnd, protoInside } = only[0] as (typeof only)[number];
+      // Offsets into `bytes` itself, which the entry keeps as its source.
+      if (bytes.toString('utf8', start + keyText, start + valueStart) !== key) return undefined;
+      return new RawValue(bytes, start + keyStart, start + valueStart, start + valueEnd, protoInside);
+    },
     decode: (raw) => {
       const range = { start: raw.valueStart, end: raw.valueEnd };
       return raw.careful ? copyValue(this.#carefulUnpackr.unpack(raw.source, range), '', true) : (this.#unpackr.unpack(raw.source, range) as unknown);

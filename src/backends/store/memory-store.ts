@@ -47,8 +47,9 @@ export class MemoryStore implements SessionStore {
     if (entry === undefined) return undefined;
     entry.expiresAt = this.#now() + ttlMs;
     this.#touch(key, entry);
-    // Copies: what the caller does with them must not reach the store.
-    return { fields: new Map([...entry.fields].map(([name, value]) => [name, Buffer.from(value)])), createdAt: entry.createdAt };
+    // The values themselves, not copies: a write replaces a value, never changes one in place, and the backend
+    // only reads them (the contract's fields are read-only).
+    return { fields: new Map(entry.fields), createdAt: entry.createdAt };
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {

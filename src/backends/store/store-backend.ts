@@ -181,9 +181,10 @@ export class StoreSessionBackend implements SessionBackend {
       const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
       if (ttl > 0) record = await this.#call(() => this.#store.load(key, ttl));
     }
+    const found = record === undefined ? undefined : buffersOf(record.fields);
     // The record's fields as last loaded or written, or undefined for none (or a corrupt one): set by read(), and
     // kept up to date by each write, since save() may write more than once in a request.
-    let loaded: ReadonlyMap<string, Uint8Array> | undefined;
+    let loaded: ReadonlyMap<string, Buffer> | undefined;
     let stale = false;
     // Another request ended the session while this one ran: nothing more is written.
     let ended = false;
@@ -191,13 +192,13 @@ export class StoreSessionBackend implements SessionBackend {
       [VALUE_RULES]: this.#rules,
       maxAge: cookie.maxAge ?? 'session',
       read: () => {
-        if (record === undefined || ticket === undefined) return undefined;
+        if (found === undefined || ticket === undefined) return undefined;
         const due = ticket.retired || this.#cookieDue(ticket, now);
         // Values stay encoded until read, and untouched ones are not encoded again at the end.
-        const lazy = this.#split(record.fields);
+        const lazy = this.#split(found);
         if (lazy !== undefined) {
           const codec = this.#codec as EntryCodec;
-          loaded = record.fields;
+          loaded = found;
           stale = due;
           let data: SessionRecord | undefined;
           const stored: WithLazyEntries<StoredSession> = {
@@ -210,10 +211,10 @@ export class StoreSessionBackend implements SessionBackend {
           };
           return stored;
         }
-        const decoded = this.#decode(record.fields);
+        const decoded = this.#decode(found);
         // A record that does not decode is left as it is, and the session starts afresh under a new id.
         if (decoded === undefined) return undefined;
-        loaded = record.fields;
+        loaded = found;
         stale = decoded.stale || due;
         return { data: decoded.data, stale, maxAge: ticket.maxAge };
       },
@@ -277,7 +278,7 @@ export class StoreSessionBackend implements SessionBackend {
     own: OwnLifetime,
     now: number,
     oldKey: string | undefined,
-  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Uint8Array> }> {
+  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Buffer> }> {
     const fields = this.#encode(data);
     this.#checkSize(fields);
     assertHeadersOpen(ctx);
@@ -341,35 +342,36 @@ export class StoreSessionBackend implements SessionBackend {
    * A record's entries still encoded, each checked by the codec's scan (so a corrupt one is found now), or
    * `undefined` when they cannot be handed over lazily (another serializer, or no codec): then they are decoded.
    */
-  #split(fields: ReadonlyMap<string, Uint8Array>): Map<string, RawValue> | undefined {
+  #split(fields: ReadonlyMap<string, Buffer>): Map<string, RawValue> | undefined {
     const codec = this.#codec;
     if (codec === undefined) return undefined;
     const id = this.#serializer.id;
     const entries = new Map<string, RawValue>();
     for (const [key, field] of fields) {
       if (field[0] !== id) return undefined;
-      let parts: Map<string, RawValue> | undefined;
+      let raw: RawValue | undefined;
       try {
-        parts = codec.split(payloadOf(field));
+        // After the serializer's id byte: a one-key payload. Its bytes stay where the store put them.
+        raw = codec.entry(field, 1, key);
       } catch {
         return undefined;
       }
-      const raw = parts?.get(key);
-      if (raw === undefined || parts?.size !== 1) return undefined;
+      if (raw === undefined) return undefined;
       entries.set(key, raw);
     }
     return entries;
   }
 
   /** The fields to store for a write: the loaded field itself for a value still encoded as it was loaded. */
-  #encodeWrite(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Uint8Array>): Map<string, Uint8Array> {
+  #encodeWrite(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
     const lazy = change[LAZY_ENTRIES];
     if (lazy === undefined || lazy.codec !== this.#codec) return this.#encode(change.data);
-    const fields = new Map<string, Uint8Array>();
+    const fields = new Map<string, Buffer>();
     const changed: SessionRecord = {};
     for (const [key, value] of lazy.entries) {
       const field = loaded.get(key);
-      if (value instanceof RawValue && field !== undefined && value.source.buffer === field.buffer && value.source.byteOffset === field.byteOffset + 1) {
+      // Only #split makes a RawValue of a loaded field, and for the field's one key: this is that key's, untouched.
+      if (value instanceof RawValue && field !== undefined && value.source === field) {
         fields.set(key, field);
       } else {
         define(changed, key, value instanceof RawValue ? lazy.codec.decode(value) : value);
@@ -381,9 +383,9 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** Each key's value, encoded on its own: its serializer's id, then the serialized one-key record. */
-  #encode(data: SessionRecord): Map<string, Uint8Array> {
+  #encode(data: SessionRecord): Map<string, Buffer> {
     const serializer = this.#serializer;
-    const fields = new Map<string, Uint8Array>();
+    const fields = new Map<string, Buffer>();
     for (const key of Object.keys(data)) {
       const single: SessionRecord = {};
       define(single, key, data[key]);
@@ -450,11 +452,14 @@ export class StoreSessionBackend implements SessionBackend {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 
-/** A field's serialized bytes, after its serializer's id. */
-function payloadOf(field: Uint8Array): Buffer {
-  return Buffer.from(field.buffer, field.byteOffset + 1, field.byteLength - 1);
+/** A record's fields as Buffers (views, not copies), whatever a store of one's own returned. */
+function buffersOf(fields: ReadonlyMap<string, Uint8Array>): ReadonlyMap<string, Buffer> {
+  for (const field of fields.values()) {
+    if (!Buffer.isBuffer(field)) return new Map([...fields].map(([key, value]) => [key, Buffer.from(value.buffer, value.byteOffset, value.byteLength)]));
+  }
+  return fields as ReadonlyMap<string, Buffer>;
 }
 
 function unavailable(what: string, cause?: unknown): SessionError {

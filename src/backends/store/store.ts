@@ -26,7 +26,7 @@ export interface SessionStore {
   destroy(key: string, timeoutMs?: number): Promise<void>;
 }
 
-/** A stored record: its fields by session key, each an encoded value, and when its session began. */
+/** A stored record: its fields by session key, each an encoded value (read, never changed, by the backend), and when its session began. */
 export interface StoreRecord {
   readonly fields: ReadonlyMap<string, Uint8Array>;
   /** Milliseconds since the epoch; `undefined` when the store lost it. */
