@@ -6,7 +6,7 @@ import { createClient } from 'redis';
 import request from 'supertest';
 import fc from 'fast-check';
 import { KeyRing, RedisStore, StoreSessionBackend, type SessionError } from '../src/index.js';
-import { KEY_A, appWith, cookieValue, listen, rawGet } from './helpers.js';
+import { KEY_A, appWith, cookieValue, expectSessionError, listen, rawGet } from './helpers.js';
 import { roundTrips, startRedis, type RedisServer } from './redis-server.js';
 import Koa from 'koa';
 import koaSession from 'koa-session';
@@ -134,6 +134,31 @@ describe('the store backend on a real redis-server', function () {
         expect(after.body.isNew).to.equal(false);
       });
 
+      it('should answer 503 at once, queueing nothing more, past maxPending commands waiting for a stalled Redis', async () => {
+        const app = appWith(new StoreSessionBackend(new RedisStore(client, { maxPending: 2 }), new KeyRing([KEY_A]), { storeTimeout: 2000 }), counter);
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        await request(server).get('/').set('Cookie', cookie).expect(200);
+        const read = () => Promise.resolve(request(server).get('/').set('Cookie', cookie)).then((res) => res.status);
+        redis.pause();
+        let waiting: Promise<number>[] = [];
+        try {
+          // Two reads' commands (one script each, or two pipelined for the first) fill maxPending...
+          waiting = [read(), read()];
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          // ...and the next read is refused without waiting for storeTimeout.
+          const started = Date.now();
+          expect(await read()).to.equal(503);
+          expect(Date.now() - started).to.be.below(500);
+        } finally {
+          redis.resume();
+        }
+        // The first read waited and, Redis back within storeTimeout, was answered.
+        expect(await waiting[0]).to.equal(200);
+        await Promise.all(waiting);
+        await request(server).get('/').set('Cookie', cookie).expect(200);
+      });
+
       it('should leave the record as it was when a write fails because Redis stalled mid-request, also once it resumes', async () => {
         const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), (ctx, next) => {
           if (ctx.path === '/stall') {
@@ -246,6 +271,24 @@ describe('the store backend on a real redis-server', function () {
       }
     } finally {
       child.kill();
+    }
+  });
+
+  it('should refuse a client or options it cannot work with, with ERR_SESSION_INVALID_OPTION', async () => {
+    const client = await createClient({ url: redis.url }).connect();
+    try {
+      for (const make of [
+        () => new RedisStore({}),
+        () => new RedisStore(client, { prefix: 5 as never }),
+        () => new RedisStore(client, { maxPending: 0 }),
+        () => new RedisStore(client, { maxPending: 1.5 }),
+        () => new RedisStore(client, { maxpending: 5 } as never),
+      ]) {
+        expectSessionError(make, 'ERR_SESSION_INVALID_OPTION');
+      }
+      expect(new RedisStore(client, { prefix: 'app:', maxPending: 1 }).prefix).to.equal('app:');
+    } finally {
+      client.destroy();
     }
   });
 

@@ -6,6 +6,11 @@ import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
 export interface RedisStoreOptions {
   /** Put before every key, so that sessions share a Redis with other data. @default 'sess:' */
   readonly prefix?: string;
+  /**
+   * Most commands waiting for Redis' answer at once. Past it, a call fails at once (the request answers 503)
+   * instead of queueing in the client's memory while Redis is stalled. @default 10_000
+   */
+  readonly maxPending?: number;
 }
 
 /**
@@ -92,11 +97,16 @@ export class RedisStore implements SessionStore {
   readonly prefix: string;
   readonly #send: Send;
   readonly #batches: boolean;
+  readonly #maxPending: number;
+  #pending = 0;
   // Redis' clock minus this process's, learnt from each write; undefined until the first.
   #offset: number | undefined;
 
   constructor(client: RedisClientLike, options: RedisStoreOptions = {}) {
-    checkOptionNames('RedisStore', options, ['prefix']);
+    checkOptionNames('RedisStore', options, ['prefix', 'maxPending']);
+    const maxPending = options.maxPending ?? 10_000;
+    if (!Number.isInteger(maxPending) || maxPending < 1) throw invalidOption('RedisStore', 'maxPending', 'a whole number from 1');
+    this.#maxPending = maxPending;
     const prefix = options.prefix ?? 'sess:';
     if (typeof prefix !== 'string') throw invalidOption('RedisStore', 'prefix', 'a string');
     this.prefix = prefix;
@@ -109,7 +119,7 @@ export class RedisStore implements SessionStore {
     const ttl = String(Math.max(1, Math.ceil(ttlMs)));
     // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
     const reply = this.#batches
-      ? (await Promise.all([this.#send(redisKey, ['HGETALL', redisKey]), this.#send(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
+      ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
       : await this.#script(LOAD, LOAD_SHA, redisKey, [ttl]);
     const pairs = flatPairs(reply);
     if (pairs.length === 0) return undefined;
@@ -162,16 +172,31 @@ export class RedisStore implements SessionStore {
   /** EVALSHA, falling back to EVAL the first time a server has not seen the script (then it is cached). */
   async #script(script: string, sha: string, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
     try {
-      return await this.#send(key, ['EVALSHA', sha, '1', key, ...args]);
+      return await this.#run(key, ['EVALSHA', sha, '1', key, ...args]);
     } catch (err) {
       if (!String((err as { message?: unknown })?.message).startsWith('NOSCRIPT')) throw err;
-      return this.#send(key, ['EVAL', script, '1', key, ...args]);
+      return this.#run(key, ['EVAL', script, '1', key, ...args]);
+    }
+  }
+
+  /** Sends a command unless too many wait already: a stalled Redis must not grow the client's queue without bound. */
+  async #run(key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    if (this.#pending >= this.#maxPending) throw new Error(`${this.#pending} commands are waiting for Redis already (maxPending)`);
+    this.#pending++;
+    try {
+      return await this.#send(key, args);
+    } finally {
+      this.#pending--;
     }
   }
 }
 
-const BLOB_STRING = 36; // node-redis' RESP_TYPES.BLOB_STRING ("$"): answered as Buffers
-const BUFFERS = { typeMapping: { [BLOB_STRING]: Buffer } };
+// node-redis' RESP_TYPES: binary strings as Buffers, and a RESP3 map (HGETALL's answer) as a flat array.
+const BLOB_STRING = 36;
+const MAP = 37;
+// No per-command timer (node-redis 6 arms a 5 s AbortSignal.timeout on every command by default, a quarter of the
+// app's CPU per read here): storeTimeout bounds each call, and maxPending the queue.
+const COMMAND_OPTIONS = { typeMapping: { [BLOB_STRING]: Buffer, [MAP]: Array }, timeout: 0 };
 
 /** One way to send a raw command, whichever client the app uses. */
 function adapt(client: RedisClientLike): Adapter {
@@ -185,10 +210,10 @@ function adapt(client: RedisClientLike): Adapter {
     // node-redis' cluster takes the key that picks the node first; its single-node client takes the arguments.
     if ('masters' in c) {
       const send = c.sendCommand as (key: string, readonly: boolean, args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-      return { send: (key, args) => send.call(client, key, false, args, BUFFERS), batches: true };
+      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true };
     }
     const send = c.sendCommand as (args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-    return { send: (_key, args) => send.call(client, args, BUFFERS), batches: true };
+    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true };
   }
   throw invalidOption('RedisStore', 'client', "a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client");
 }
