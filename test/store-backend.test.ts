@@ -401,4 +401,44 @@ describe('the store backend (StoreSessionBackend)', function () {
       });
     });
   }
+
+  it('should fail each store call that overruns storeTimeout on time, however calls overlap, and any that throws', async () => {
+    const memory = new MemoryStore();
+    let mode: 'hang' | 'throw' | 'reject' | 'ok' = 'ok';
+    const store: SessionStore = {
+      load: (key, ttl) => {
+        if (mode === 'hang') return new Promise(() => undefined);
+        if (mode === 'throw') throw new Error('thrown before any promise');
+        if (mode === 'reject') return Promise.reject(new Error('rejected'));
+        return memory.load(key, ttl);
+      },
+      write: (key, write) => memory.write(key, write),
+      destroy: (key) => memory.destroy(key),
+    };
+    const app = appWith(new StoreSessionBackend(store, new KeyRing([KEY_A]), { storeTimeout: 200 }));
+    const server = await listen(app);
+    const cookie = `session=${cookieValue(await request(server).get('/').expect(200))}`;
+    const timed = async () => {
+      const started = performance.now();
+      const res = await request(server).get('/').set('Cookie', cookie);
+      return { status: res.status, ms: performance.now() - started };
+    };
+    mode = 'hang';
+    const first = timed();
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const second = timed(); // due 120 ms after the first: not failed with it, nor left waiting for a later timer
+    for (const [label, result] of [['first', await first], ['second', await second]] as const) {
+      expect(result.status, label).to.equal(503);
+      expect(result.ms, label).to.be.within(190, 400);
+    }
+    for (const failing of ['throw', 'reject'] as const) {
+      mode = failing;
+      const result = await timed();
+      expect(result.status, failing).to.equal(503);
+      expect(result.ms, failing).to.be.below(150);
+    }
+    mode = 'ok';
+    await request(server).get('/').set('Cookie', cookie).expect(200, '1');
+    expect(app.errors.map((err) => (err as SessionError).code)).to.deep.equal(Array(4).fill('ERR_SESSION_STORE_UNAVAILABLE'));
+  });
 });

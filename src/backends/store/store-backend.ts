@@ -100,6 +100,9 @@ export class StoreSessionBackend implements SessionBackend {
   readonly #maxBytes: number;
   readonly #timeout: number;
   readonly #now: () => number;
+  // Store calls in flight, oldest first, and the one timer that fails them when they overrun storeTimeout.
+  readonly #calls = new Set<PendingCall>();
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(store: SessionStore, keyRing: KeyRing, options: StoreSessionOptions = {}) {
     const where = 'StoreSessionBackend';
@@ -436,20 +439,49 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */
-  async #call<T>(run: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(`did not answer within ${this.#timeout} ms`)), this.#timeout);
+  #call<T>(run: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = { deadline: performance.now() + this.#timeout, reject };
+      this.#calls.add(call);
+      if (this.#watchdog === undefined) this.#watch();
+      const fail = (err: unknown) => {
+        this.#calls.delete(call);
+        reject(err instanceof SessionError ? err : unavailable('failed (see err.cause)', err));
+      };
+      try {
+        run().then((value) => {
+          this.#calls.delete(call);
+          resolve(value);
+        }, fail);
+      } catch (err) {
+        fail(err);
+      }
     });
-    try {
-      return await Promise.race([Promise.resolve().then(run), timeout]);
-    } catch (err) {
-      if (err instanceof SessionError) throw err;
-      throw unavailable('failed (see err.cause)', err);
-    } finally {
-      clearTimeout(timer);
-    }
   }
+
+  /**
+   * One timer for every call in flight, not one per call (arming and clearing a timer per request cost a tenth of a
+   * MemoryStore read): all calls wait equally long, so the oldest, first in the set, is the first due.
+   */
+  #watch(): void {
+    const now = performance.now();
+    for (const call of this.#calls) {
+      if (call.deadline > now) {
+        // Unreferenced: a call in flight holds its own handle (a socket); an idle app may exit.
+        this.#watchdog = setTimeout(() => this.#watch(), Math.ceil(call.deadline - now)).unref();
+        return;
+      }
+      this.#calls.delete(call);
+      call.reject(unavailable(`did not answer within ${this.#timeout} ms`));
+    }
+    this.#watchdog = undefined;
+  }
+}
+
+/** A store call in flight, failed once its deadline passes. */
+interface PendingCall {
+  readonly deadline: number;
+  readonly reject: (err: SessionError) => void;
 }
 
 const EMPTY = Buffer.alloc(0);
