@@ -22,15 +22,14 @@ for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 /**
  * Checks that `b` from `start` on is one JSON object (RFC 8259, whitespace allowed) whose values nest at most
  * {@link MAX_VALUE_DEPTH} deep, and returns its top-level entries as `[keyStart, keyEnd, valueStart, valueEnd, ...]`
- * (the key with its quotes), or `undefined` for anything else. It accepts exactly the texts that `JSON.parse`
- * accepts as such an object (a property test holds it to that), so reading a payload entry by entry and reading
- * it whole agree on every payload. Iterative and linear in the text: no input can overflow the stack or loop.
+ * (the key with its quotes; pushed onto `bounds`, when given), or `undefined` for anything else. It accepts exactly
+ * the texts that `JSON.parse` accepts as such an object (a property test holds it to that), so reading a payload
+ * entry by entry and reading it whole agree on every payload. Iterative and linear in the text: no input can overflow the stack or loop.
  */
-export function scanJson(b: Uint8Array, start = 0): number[] | undefined {
+export function scanJson(b: Uint8Array, start = 0, bounds: number[] = []): number[] | undefined {
   const end = b.length;
   let i = skipWhitespace(b, start);
   if (b[i] !== OPEN_OBJECT) return undefined;
-  const bounds: number[] = [];
   i = skipWhitespace(b, i + 1);
   if (b[i] === CLOSE_OBJECT) return skipWhitespace(b, i + 1) === end ? bounds : undefined;
   for (;;) {

@@ -52,7 +52,8 @@ export class JsonSerializer implements Serializer {
       return entries;
     },
     entry: (bytes, start, key) => {
-      const bounds = scanJson(bytes, start);
+      ENTRY_BOUNDS.length = 0;
+      const bounds = scanJson(bytes, start, ENTRY_BOUNDS);
       if (bounds?.length !== 4) return undefined;
       const [keyStart, keyEnd, valueStart, valueEnd] = bounds as [number, number, number, number];
       return keyIs(bytes, keyStart, keyEnd, key) ? new RawValue(bytes, keyStart, valueStart, valueEnd, false) : undefined;
@@ -63,6 +64,9 @@ export class JsonSerializer implements Serializer {
     entrySize: (key, value) => entrySize(key, value, LAYOUT),
   };
 }
+
+// Reused by each one-entry scan (a store reads one per key per request): no array to allocate. Never re-entered.
+const ENTRY_BOUNDS: number[] = [];
 
 /** JSON writes a byte array as `{"type":"Buffer","data":[...]}`, two levels deeper than where it stands. */
 const JSON_RULES: ValueRules = Object.freeze({ bytesDepth: 2, wellFormedStrings: false, bigint: undefined });

@@ -323,7 +323,7 @@ export class StoreSessionBackend implements SessionBackend {
     if (maxAge !== undefined && !isLifetime(maxAge)) return undefined;
     if (expiresAt <= now || expiresAt > now + this.#idleOf(maxAge) + CLOCK_SKEW_MS || createdAt > now + CLOCK_SKEW_MS) return undefined;
     if (now >= createdAt + this.#absolute) return undefined;
-    return { id: Buffer.from(opened.payload), keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
+    return { id: opened.payload, keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
   }
 
   #idleOf(own: OwnLifetime): number {
