@@ -13,7 +13,8 @@ export interface MemoryStoreOptions {
 const SWEEP_PER_TOUCH = 4;
 
 interface Entry {
-  fields: Map<string, Buffer>;
+  // Replaced by each write, never changed: a load hands out this very map.
+  fields: ReadonlyMap<string, Buffer>;
   readonly createdAt: number;
   expiresAt: number;
 }
@@ -47,18 +48,19 @@ export class MemoryStore implements SessionStore {
     if (entry === undefined) return undefined;
     entry.expiresAt = this.#now() + ttlMs;
     this.#touch(key, entry);
-    // The values themselves, not copies: a write replaces a value, never changes one in place, and the backend
-    // only reads them (the contract's fields are read-only).
-    return { fields: new Map(entry.fields), createdAt: entry.createdAt };
+    // The fields themselves, not copies: a write replaces the map and its values, never changes them, and the
+    // backend only reads them (the contract's fields are read-only).
+    return { fields: entry.fields, createdAt: entry.createdAt };
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
     const existing = this.#live(key);
     if (write.create !== (existing === undefined)) return false;
     const entry = existing ?? { fields: new Map(), createdAt: write.createdAt, expiresAt: 0 };
-    if (write.clear) entry.fields.clear();
-    for (const [name, value] of write.set) entry.fields.set(name, Buffer.from(value));
-    for (const name of write.remove) entry.fields.delete(name);
+    const fields = new Map(write.clear ? [] : entry.fields);
+    for (const [name, value] of write.set) fields.set(name, Buffer.from(value));
+    for (const name of write.remove) fields.delete(name);
+    entry.fields = fields;
     entry.expiresAt = this.#now() + write.ttlMs;
     this.#touch(key, entry);
     return true;
