@@ -116,12 +116,13 @@ export class RedisStore implements SessionStore {
 
   async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
     const redisKey = this.prefix + key;
-    const ttl = String(Math.max(1, Math.ceil(ttlMs)));
+    const ttl = milliseconds(ttlMs);
     // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
     const reply = this.#batches
       ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
       : await this.#script(LOAD, LOAD_SHA, redisKey, [ttl]);
-    const pairs = flatPairs(reply);
+    // [name, value, ...]: HGETALL's answer, from the script or, with the map type asked for as an array (RESP3), the client.
+    const pairs = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (pairs.length === 0) return undefined;
     const fields = new Map<string, Uint8Array>();
     let createdAt: number | undefined;
@@ -138,7 +139,7 @@ export class RedisStore implements SessionStore {
     const args: (string | Buffer)[] = [
       this.#deadline(write.timeoutMs),
       write.create ? '1' : '0',
-      String(Math.max(1, Math.ceil(write.ttlMs))),
+      milliseconds(write.ttlMs),
       write.clear ? '1' : '0',
       String(write.createdAt),
       String(write.set.size),
@@ -218,12 +219,9 @@ function adapt(client: RedisClientLike): Adapter {
   throw invalidOption('RedisStore', 'client', "a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client");
 }
 
-/** HGETALL's answer as [name, value, ...]: a flat array (RESP2, or the script's), or a map (RESP3). */
-function flatPairs(reply: unknown): unknown[] {
-  if (Array.isArray(reply)) return reply;
-  if (reply instanceof Map) return [...reply].flat();
-  if (typeof reply === 'object' && reply !== null) return Object.entries(reply).flat();
-  return [];
+/** A TTL as PEXPIRE takes it: whole milliseconds, at least 1 (0 or less would delete the key). */
+function milliseconds(ttlMs: number): string {
+  return String(Math.max(1, Math.ceil(ttlMs)));
 }
 
 function bytes(value: unknown): Buffer {

@@ -503,7 +503,6 @@ function unavailable(what: string, cause?: unknown): SessionError {
   );
 }
 
-
 /** The store's key for an id: a one-way hash, so a dump of the store yields no usable cookie. */
 function keyOf(id: Uint8Array): string {
   return hash('sha256', id, 'base64url');
