@@ -21,36 +21,43 @@ for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 
 /**
  * Checks that `b` from `start` on is one JSON object (RFC 8259, whitespace allowed) whose values nest at most
- * {@link MAX_VALUE_DEPTH} deep, and returns its top-level entries as `[keyStart, keyEnd, valueStart, valueEnd, ...]`
- * (the key with its quotes; pushed onto `bounds`, when given), or `undefined` for anything else. It accepts exactly
- * the texts that `JSON.parse` accepts as such an object (a property test holds it to that), so reading a payload
- * entry by entry and reading it whole agree on every payload. Iterative and linear in the text: no input can overflow the stack or loop.
+ * {@link MAX_VALUE_DEPTH} deep, writes its top-level entries into `bounds` as `[keyStart, keyEnd, valueStart,
+ * valueEnd, ...]` (the key with its quotes), and returns how many numbers that is (4 per entry), or -1 for anything
+ * else. A typed array of fixed length may serve as `bounds`: what does not fit is not kept, but still counted. It
+ * accepts exactly the texts that `JSON.parse` accepts as such an object (a property test holds it to that), so
+ * reading a payload entry by entry and reading it whole agree on every payload. Iterative and linear in the text:
+ * no input can overflow the stack or loop.
  */
-export function scanJson(b: Uint8Array, start = 0, bounds: number[] = []): number[] | undefined {
+export function scanJson(b: Uint8Array, start = 0, bounds: { [index: number]: number } = []): number {
   const end = b.length;
   let i = skipWhitespace(b, start);
-  if (b[i] !== OPEN_OBJECT) return undefined;
+  if (b[i] !== OPEN_OBJECT) return -1;
   i = skipWhitespace(b, i + 1);
-  if (b[i] === CLOSE_OBJECT) return skipWhitespace(b, i + 1) === end ? bounds : undefined;
+  if (b[i] === CLOSE_OBJECT) return skipWhitespace(b, i + 1) === end ? 0 : -1;
+  let n = 0;
   for (;;) {
-    if (b[i] !== QUOTE) return undefined;
+    if (b[i] !== QUOTE) return -1;
     const keyStart = i;
     i = afterString(b, i + 1);
-    if (i < 0) return undefined;
+    if (i < 0) return -1;
     const keyEnd = i;
     i = skipWhitespace(b, i);
-    if (b[i] !== COLON) return undefined;
+    if (b[i] !== COLON) return -1;
     const valueStart = skipWhitespace(b, i + 1);
     i = afterValue(b, valueStart);
-    if (i < 0) return undefined;
-    bounds.push(keyStart, keyEnd, valueStart, i);
+    if (i < 0) return -1;
+    bounds[n] = keyStart;
+    bounds[n + 1] = keyEnd;
+    bounds[n + 2] = valueStart;
+    bounds[n + 3] = i;
+    n += 4;
     i = skipWhitespace(b, i);
     if (b[i] === COMMA) {
       i = skipWhitespace(b, i + 1);
       continue;
     }
-    if (b[i] === CLOSE_OBJECT) return skipWhitespace(b, i + 1) === end ? bounds : undefined;
-    return undefined;
+    if (b[i] === CLOSE_OBJECT) return skipWhitespace(b, i + 1) === end ? n : -1;
+    return -1;
   }
 }
 

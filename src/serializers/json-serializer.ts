@@ -37,10 +37,11 @@ export class JsonSerializer implements Serializer {
     serialize: JsonSerializer.prototype.serialize,
     deserialize: JsonSerializer.prototype.deserialize,
     split: (payload) => {
-      const bounds = scanJson(payload);
-      if (bounds === undefined) return undefined;
+      const bounds: number[] = [];
+      const count = scanJson(payload, 0, bounds);
+      if (count < 0) return undefined;
       const entries = new Map<string, RawValue>();
-      for (let i = 0; i < bounds.length; i += 4) {
+      for (let i = 0; i < count; i += 4) {
         const keyStart = bounds[i] as number;
         const keyEnd = bounds[i + 1] as number;
         // A key without escapes is its bytes between the quotes; JSON.parse reads the rest.
@@ -52,11 +53,9 @@ export class JsonSerializer implements Serializer {
       return entries;
     },
     entry: (bytes, start, key) => {
-      ENTRY_BOUNDS.length = 0;
-      const bounds = scanJson(bytes, start, ENTRY_BOUNDS);
-      if (bounds?.length !== 4) return undefined;
-      const [keyStart, keyEnd, valueStart, valueEnd] = bounds as [number, number, number, number];
-      return keyIs(bytes, keyStart, keyEnd, key) ? new RawValue(bytes, keyStart, valueStart, valueEnd, false) : undefined;
+      const at = ENTRY_BOUNDS;
+      if (scanJson(bytes, start, at) !== 4 || !keyIs(bytes, at[0] as number, at[1] as number, key)) return undefined;
+      return new RawValue(bytes, at[0] as number, at[2] as number, at[3] as number, false);
     },
     decode: (raw) => JSON.parse(raw.source.toString('utf8', raw.valueStart, raw.valueEnd)) as unknown,
     encodeValue: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
@@ -65,8 +64,8 @@ export class JsonSerializer implements Serializer {
   };
 }
 
-// Reused by each one-entry scan (a store reads one per key per request): no array to allocate. Never re-entered.
-const ENTRY_BOUNDS: number[] = [];
+// Reused by each one-entry scan (a store reads one per key per request): nothing to allocate. Never re-entered.
+const ENTRY_BOUNDS = new Int32Array(4);
 
 /** JSON writes a byte array as `{"type":"Buffer","data":[...]}`, two levels deeper than where it stands. */
 const JSON_RULES: ValueRules = Object.freeze({ bytesDepth: 2, wellFormedStrings: false, bigint: undefined });
