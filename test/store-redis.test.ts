@@ -105,6 +105,19 @@ describe('the store backend on a real redis-server', function () {
         await request(server).get('/').set('Cookie', cookie).expect(200, { counter: null, isNew: true });
       });
 
+      it('should start a new session, not answer 503, when another type of value stands under the record key', async () => {
+        const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A])), counter);
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        const [key] = redis.cli('--scan', '--pattern', 'sess:*').split('\n');
+        redis.cli('UNLINK', key as string);
+        redis.cli('SET', key as string, 'not a session', 'PX', '60000');
+        const res = await request(server).get('/count').set('Cookie', cookie).expect(200, { counter: 1, isNew: true });
+        expect(`session=${cookieValue(res)}`).not.to.equal(cookie);
+        expect(redis.cli('GET', key as string).trim()).to.equal('not a session');
+        expect(app.errors).to.deep.equal([]);
+      });
+
       it('should answer 503 within storeTimeout while Redis is stalled (SIGSTOP), then find every session intact', async () => {
         const app = appWith(new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { storeTimeout: 300 }), counter);
         const server = await listen(app);

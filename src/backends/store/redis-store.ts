@@ -117,10 +117,18 @@ export class RedisStore implements SessionStore {
   async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
     const redisKey = this.prefix + key;
     const ttl = milliseconds(ttlMs);
-    // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
-    const reply = this.#batches
-      ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
-      : await this.#script(LOAD, LOAD_SHA, redisKey, [ttl]);
+    let reply: unknown;
+    try {
+      // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
+      reply = this.#batches
+        ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
+        : await this.#script(LOAD, LOAD_SHA, redisKey, [ttl]);
+    } catch (err) {
+      // Something else than a hash under the key (a value SET over it, say) is no session record: the session starts
+      // afresh under a new id and the key is left alone, as for a record that does not decode. Not an outage.
+      if (String((err as { message?: unknown })?.message).startsWith('WRONGTYPE')) return undefined;
+      throw err;
+    }
     // [name, value, ...]: HGETALL's answer, from the script or, with the map type asked for as an array (RESP3), the client.
     const pairs = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (pairs.length === 0) return undefined;
