@@ -1,18 +1,12 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { Redis as IORedis } from 'ioredis';
 import type Koa from 'koa';
-import { Cluster as IORedisCluster } from 'ioredis';
-import { createClient, createCluster } from 'redis';
-import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
-import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
 import request from 'supertest';
 import {
   JsonSerializer,
   KeyRing,
   MemoryStore,
   MsgpackSerializer,
-  RedisStore,
   SessionError,
   StoreSessionBackend,
   type SessionStore,
@@ -20,96 +14,11 @@ import {
 } from '../src/index.js';
 import { KEY_A, KEY_B, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
 import { roundTrips, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
-
-/** A store under test, and what the test may ask of the Redis behind it. */
-interface StoreCase {
-  readonly store: SessionStore;
-  /** The Redis keys of sessions (Redis cases only). */
-  readonly keys?: () => string[];
-  close(): Promise<void>;
-}
+import { storeCases, type StoreCase } from './stores.js';
 
 let redis: RedisServer;
 let cluster: RedisCluster;
-
-const STORES: readonly { label: string; redis: 'single' | 'cluster' | false; make: () => Promise<StoreCase> }[] = [
-  { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
-  {
-    label: 'RedisStore through node-redis 6 (createClient)',
-    redis: 'single',
-    make: async () => {
-      const client = await createClient({ url: redis.url }).connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
-    },
-  },
-  {
-    label: 'RedisStore through node-redis 5 (createClient)',
-    redis: 'single',
-    make: async () => {
-      const client = await createClient5({ url: redis.url }).connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
-    },
-  },
-  {
-    label: 'RedisStore through ioredis 5 (Redis)',
-    redis: 'single',
-    make: async () => {
-      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
-    },
-  },
-  {
-    label: 'RedisStore through ioredis 6 (Redis)',
-    redis: 'single',
-    make: async () => {
-      const client = new IORedis6(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
-    },
-  },
-  {
-    label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = await createCluster({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
-      return { store: new RedisStore(client), keys: () => cluster.keys('sess:*'), close: () => client.close() };
-    },
-  },
-  {
-    label: 'RedisStore through node-redis 5 on a Redis Cluster (createCluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = await createCluster5({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
-      return { store: new RedisStore(client), keys: () => cluster.keys('sess:*'), close: () => client.close() };
-    },
-  },
-  {
-    label: 'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = new IORedisCluster6([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => cluster.keys('sess:*'), close: async () => void (await client.quit()) };
-    },
-  },
-  {
-    label: 'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => cluster.keys('sess:*'), close: async () => void (await client.quit()) };
-    },
-  },
-];
-
-function sessionKeys(): string[] {
-  return redis
-    .cli('--scan', '--pattern', 'sess:*')
-    .split('\n')
-    .filter((line) => line !== '');
-}
+const STORES = storeCases(() => redis, () => cluster);
 
 /** The session handler every case uses: counter, set/remove of named keys, renew, purge, a barrier for races. */
 function handler(gates: Map<string, Promise<void>> = new Map()): Koa.Middleware {
