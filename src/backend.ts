@@ -53,3 +53,9 @@ export interface SessionHandle {
 export interface SessionBackend {
   load(ctx: Context): SessionHandle | Promise<SessionHandle>;
 }
+
+/**
+ * The backend handle behind each session the middleware handed out, by the session and by `ctx.session` (its
+ * view): a backend recognises "this request's session" (`revokeUser(user, { keep: ctx.session })`) by it. Internal.
+ */
+export const HANDLES = new WeakMap<object, SessionHandle>();

@@ -10,8 +10,8 @@ export {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from './http/cookie.js';
-export { StoreSessionBackend, type StoreSessionOptions } from './backends/store/store-backend.js';
-export type { SessionStore, StoreRecord, StoreWrite } from './backends/store/store.js';
+export { StoreSessionBackend, type StoreSessionOptions, type UserSession } from './backends/store/store-backend.js';
+export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './backends/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
 export { RedisStore, type RedisClientLike, type RedisStoreOptions } from './backends/store/redis-store.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';

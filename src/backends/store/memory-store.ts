@@ -1,5 +1,5 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
-import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
+import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -11,20 +11,27 @@ export interface MemoryStoreOptions {
 
 /** Expired entries dropped per write at most: a bounded cost per request. */
 const SWEEP_PER_TOUCH = 4;
+/** A user's session keeps a new `lastSeenAt` at most this often. */
+const SEEN_EVERY_MS = 60_000;
 
 interface Entry {
   // Replaced by each write, never changed: a load hands out this very map.
   fields: ReadonlyMap<string, Buffer>;
   readonly createdAt: number;
   expiresAt: number;
+  user: string | undefined;
+  lastSeenAt: number | undefined;
+  info: string | undefined;
 }
 
 /**
  * Sessions in this process's memory: for development and tests, or a single process that may lose its sessions
  * on restart. Bounded (least recently used first out) and expiring, with the same semantics as `RedisStore`.
  */
-export class MemoryStore implements SessionStore {
+export class MemoryStore implements SessionStore, UserIndex {
   readonly #entries = new Map<string, Entry>();
+  // Each user's records: key → until (the latest the record can live).
+  readonly #users = new Map<string, Map<string, number>>();
   readonly #maxSessions: number;
   readonly #now: () => number;
 
@@ -43,40 +50,89 @@ export class MemoryStore implements SessionStore {
     return this.#entries.size;
   }
 
-  async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
+  async load(key: string, ttlMs: number, seenAt?: number): Promise<StoreRecord | undefined> {
     const entry = this.#live(key);
     if (entry === undefined) return undefined;
     entry.expiresAt = this.#now() + ttlMs;
+    if (seenAt !== undefined && entry.user !== undefined && !(seenAt - (entry.lastSeenAt ?? 0) < SEEN_EVERY_MS)) entry.lastSeenAt = seenAt;
     this.#touch(key, entry);
     // The fields themselves, not copies: a write replaces the map and its values, never changes them, and the
     // backend only reads them (the contract's fields are read-only).
-    return { fields: entry.fields, createdAt: entry.createdAt };
+    return { fields: entry.fields, createdAt: entry.createdAt, user: entry.user };
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
     const existing = this.#live(key);
     if (write.create !== (existing === undefined)) return false;
-    const entry = existing ?? { fields: new Map(), createdAt: write.createdAt, expiresAt: 0 };
+    const entry: Entry = existing ?? { fields: new Map(), createdAt: write.createdAt, expiresAt: 0, user: undefined, lastSeenAt: undefined, info: undefined };
     const fields = new Map(write.clear ? [] : entry.fields);
     for (const [name, value] of write.set) fields.set(name, Buffer.from(value));
     for (const name of write.remove) fields.delete(name);
     entry.fields = fields;
     entry.expiresAt = this.#now() + write.ttlMs;
+    if (write.user !== undefined && write.user !== entry.user) {
+      this.#unindex(key, entry.user);
+      entry.user = write.user ?? undefined;
+      entry.info = write.user === null ? undefined : write.info;
+      if (write.user !== null) {
+        let index = this.#users.get(write.user);
+        if (index === undefined) this.#users.set(write.user, (index = new Map()));
+        index.set(key, write.until ?? entry.expiresAt);
+      }
+    }
     this.#touch(key, entry);
     return true;
   }
 
   // Synchronous: a call either happens at once or not at all, so timeoutMs has nothing to guard.
   async destroy(key: string): Promise<void> {
-    this.#entries.delete(key);
+    this.#drop(key);
+  }
+
+  async sessionsOf(user: string): Promise<readonly UserRecord[]> {
+    const index = this.#users.get(user);
+    if (index === undefined) return [];
+    const records: UserRecord[] = [];
+    for (const key of index.keys()) {
+      const entry = this.#live(key);
+      if (entry?.user === user) records.push({ key, createdAt: entry.createdAt, lastSeenAt: entry.lastSeenAt, info: entry.info });
+    }
+    return records;
+  }
+
+  async destroyUser(user: string, keep?: string): Promise<number> {
+    const index = this.#users.get(user);
+    if (index === undefined) return 0;
+    let removed = 0;
+    for (const key of [...index.keys()]) {
+      if (key === keep) continue;
+      if (this.#live(key)?.user === user) removed += 1;
+      this.#drop(key);
+    }
+    return removed;
   }
 
   #live(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt > this.#now()) return entry;
-    this.#entries.delete(key);
+    this.#drop(key);
     return undefined;
+  }
+
+  /** Removes a record and its user's index entry. */
+  #drop(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#unindex(key, entry.user);
+  }
+
+  #unindex(key: string, user: string | undefined): void {
+    if (user === undefined) return;
+    const index = this.#users.get(user);
+    index?.delete(key);
+    if (index?.size === 0) this.#users.delete(user);
   }
 
   /**
@@ -90,9 +146,9 @@ export class MemoryStore implements SessionStore {
     let swept = 0;
     for (const [oldKey, old] of this.#entries) {
       if (swept === SWEEP_PER_TOUCH || (old.expiresAt > now && this.#entries.size <= this.#maxSessions)) break;
-      this.#entries.delete(oldKey);
+      this.#drop(oldKey);
       swept += 1;
     }
-    while (this.#entries.size > this.#maxSessions) this.#entries.delete(this.#entries.keys().next().value as string);
+    while (this.#entries.size > this.#maxSessions) this.#drop(this.#entries.keys().next().value as string);
   }
 }

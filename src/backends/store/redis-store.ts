@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { checkOptionNames, invalidOption } from '../../options.js';
-import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
+import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -29,11 +29,17 @@ interface Adapter {
    * commands are one round trip at no cost. ioredis writes each command apart, and a script saves the app a write.
    */
   readonly batches: boolean;
+  /** A Redis Cluster: a script touches one key (one slot) only. */
+  readonly cluster: boolean;
 }
 
-// A record is a Redis hash: "@c" holds when the session began, and each session key is a field "." + key.
+// A record is a Redis hash: "@c" holds when the session began, and each session key is a field "." + key. With a
+// user index, "@u" holds the record's user, "@s" when it was last seen and "@i" its description; the user's index
+// is a sorted set under prefix + "user:" + user, of record keys scored by the latest each can live (ms).
 const CREATED_FIELD = '@c';
+const USER_FIELD = '@u';
 const DATA_PREFIX = '.';
+const USER_INDEX = 'user:';
 
 // A write or delete that reaches a server after its deadline (server time, ms; 0: none) is not applied: the app
 // was told it failed. Each script answers with the server's clock, so that later calls can carry a deadline in it.
@@ -41,10 +47,21 @@ const LATE = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] ~= '0' and now > tonumber(ARGV[1]) then return {-1, now} end`;
 
+// Adds a record to its user's index (KEYS[idx]): drops the entries past their time, and lets the index expire with
+// its last entry. ARGV[at]: the record's key, ARGV[at + 1]: until.
+const INDEX_ADD = `local function index_add(idx, member, untilMs, now)
+  redis.call('ZADD', idx, untilMs, member)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if #top == 2 then redis.call('PEXPIREAT', idx, top[2]) end
+end`;
+
 // Write, atomically: create only if absent, change only if present (never bring back a record that is gone).
-// ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, number of fields set, then name/value
-// pairs, then the names to remove.
+// ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, user ("-": unchanged, "": none), until,
+// info, number of fields set, then name/value pairs, then the names to remove. KEYS[2], when given (a single
+// node), is the new user's index, updated in the same script. Answers the user the record had, when it changed.
 const WRITE = `${LATE}
+${INDEX_ADD}
 local exists = redis.call('EXISTS', KEYS[1])
 if (ARGV[2] == '1') == (exists == 1) then return {0, now} end
 if ARGV[4] == '1' then
@@ -54,31 +71,72 @@ if ARGV[4] == '1' then
   end
 end
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], '@c', ARGV[5]) end
-local n = tonumber(ARGV[6])
-local at = 7
+local previous = false
+if ARGV[6] ~= '-' then
+  previous = redis.call('HGET', KEYS[1], '@u')
+  if previous == ARGV[6] then previous = false end
+  if ARGV[6] == '' then
+    redis.call('HDEL', KEYS[1], '@u', '@i', '@s')
+  else
+    redis.call('HSET', KEYS[1], '@u', ARGV[6])
+    if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], '@i', ARGV[8]) end
+    if #KEYS > 1 then index_add(KEYS[2], KEYS[1], ARGV[7], now) end
+  end
+end
+local n = tonumber(ARGV[9])
+local at = 10
 for i = 1, n do
   redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 for i = at, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, now}`;
+return {1, now, previous}`;
 
-// Read a record and extend its lifetime, as one command, for clients that would write two commands apart.
-// ARGV: ttl ms.
+// On a cluster, the index entry is written on its own, before the record. ARGV: member, until.
+const INDEX = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${INDEX_ADD}
+index_add(KEYS[1], ARGV[1], ARGV[2], now)
+return 1`;
+
+// The index's members, after dropping those past their time.
+const INDEX_LIST = `local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000)
+return redis.call('ZRANGE', KEYS[1], 0, -1)`;
+
+// Read a record and extend its lifetime, as one command, for clients that would write two commands apart, or when
+// a user's record must keep when it was last seen. ARGV: ttl ms, seen at ("" for none).
 const LOAD = `local fields = redis.call('HGETALL', KEYS[1])
-if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if #fields > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  if ARGV[2] ~= '' then
+    local seen = redis.call('HMGET', KEYS[1], '@u', '@s')
+    if seen[1] and not (tonumber(ARGV[2]) - (tonumber(seen[2]) or 0) < 60000) then redis.call('HSET', KEYS[1], '@s', ARGV[2]) end
+  end
+end
 return fields`;
 
-// ARGV: deadline.
+// ARGV: deadline. Answers the user the record had ("" for none), whose index entry goes next.
 const DESTROY = `${LATE}
+local user = redis.call('HGET', KEYS[1], '@u')
 redis.call('UNLINK', KEYS[1])
-return {1, now}`;
+return {1, now, user or ''}`;
+
+// Removes a record only if it still belongs to the user (ARGV[1]).
+const DESTROY_OF = `if redis.call('HGET', KEYS[1], '@u') ~= ARGV[1] then return 0 end
+redis.call('UNLINK', KEYS[1])
+return 1`;
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 const WRITE_SHA = sha1(WRITE);
 const DESTROY_SHA = sha1(DESTROY);
 const LOAD_SHA = sha1(LOAD);
+const INDEX_SHA = sha1(INDEX);
+const INDEX_LIST_SHA = sha1(INDEX_LIST);
+const DESTROY_OF_SHA = sha1(DESTROY_OF);
+/** Commands in flight at once when listing or ending a user's sessions. */
+const USER_BATCH = 64;
 
 /**
  * Sessions in Redis (single node or cluster), one hash per session with a TTL that follows the session's
@@ -92,11 +150,12 @@ const LOAD_SHA = sha1(LOAD);
  * app.use(session(new StoreSessionBackend(new RedisStore(redis), keyRing)));
  * ```
  */
-export class RedisStore implements SessionStore {
+export class RedisStore implements SessionStore, UserIndex {
   /** What every key starts with. */
   readonly prefix: string;
   readonly #send: Send;
   readonly #batches: boolean;
+  readonly #cluster: boolean;
   readonly #maxPending: number;
   #pending = 0;
   // Redis' clock minus this process's, learnt from each write; undefined until the first.
@@ -110,19 +169,20 @@ export class RedisStore implements SessionStore {
     const prefix = options.prefix ?? 'sess:';
     if (typeof prefix !== 'string') throw invalidOption('RedisStore', 'prefix', 'a string');
     this.prefix = prefix;
-    ({ send: this.#send, batches: this.#batches } = adapt(client));
+    ({ send: this.#send, batches: this.#batches, cluster: this.#cluster } = adapt(client));
     Object.seal(this);
   }
 
-  async load(key: string, ttlMs: number): Promise<StoreRecord | undefined> {
+  async load(key: string, ttlMs: number, seenAt?: number): Promise<StoreRecord | undefined> {
     const redisKey = this.prefix + key;
     const ttl = milliseconds(ttlMs);
     let reply: unknown;
     try {
       // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
-      reply = this.#batches
-        ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
-        : await this.#script(LOAD, LOAD_SHA, redisKey, [ttl]);
+      reply =
+        this.#batches && seenAt === undefined
+          ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
+          : await this.#script(LOAD, LOAD_SHA, [redisKey], [ttl, seenAt === undefined ? '' : String(Math.floor(seenAt))]);
     } catch (err) {
       // Something else than a hash under the key (a value SET over it, say) is no session record: the session starts
       // afresh under a new id and the key is left alone, as for a record that does not decode. Not an outage.
@@ -134,13 +194,15 @@ export class RedisStore implements SessionStore {
     if (pairs.length === 0) return undefined;
     const fields = new Map<string, Uint8Array>();
     let createdAt: number | undefined;
+    let user: string | undefined;
     for (let i = 0; i + 1 < pairs.length; i += 2) {
       const name = text(pairs[i]);
       const value = bytes(pairs[i + 1]);
       if (name.startsWith(DATA_PREFIX)) fields.set(name.slice(DATA_PREFIX.length), value);
       else if (name === CREATED_FIELD) createdAt = Number(value.toString('latin1'));
+      else if (name === USER_FIELD) user = value.toString('utf8');
     }
-    return { fields, createdAt };
+    return { fields, createdAt, user };
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
@@ -150,18 +212,82 @@ export class RedisStore implements SessionStore {
       milliseconds(write.ttlMs),
       write.clear ? '1' : '0',
       String(write.createdAt),
+      write.user === undefined ? '-' : (write.user ?? ''),
+      String(Math.floor(write.until ?? 0)),
+      write.info ?? '',
       String(write.set.size),
     ];
     for (const [name, value] of write.set) args.push(DATA_PREFIX + name, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     for (const name of write.remove) args.push(DATA_PREFIX + name);
-    const status = this.#status(await this.#script(WRITE, WRITE_SHA, this.prefix + key, args));
+    const redisKey = this.prefix + key;
+    const keys = [redisKey];
+    if (typeof write.user === 'string') {
+      const index = this.#indexKey(write.user);
+      // A cluster keeps the index in another slot: its entry is written first, so the index never misses a record.
+      if (this.#cluster) await this.#script(INDEX, INDEX_SHA, [index], [redisKey, String(Math.floor(write.until ?? 0))]);
+      else keys.push(index);
+    }
+    const reply = await this.#script(WRITE, WRITE_SHA, keys, args);
+    const status = this.#status(reply);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
+    const previous = Array.isArray(reply) ? reply[2] : undefined;
+    if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false) await this.#unindex(text(previous), redisKey);
     return status === 1;
   }
 
   async destroy(key: string, timeoutMs?: number): Promise<void> {
-    const status = this.#status(await this.#script(DESTROY, DESTROY_SHA, this.prefix + key, [this.#deadline(timeoutMs)]));
-    if (status !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
+    const redisKey = this.prefix + key;
+    const reply = await this.#script(DESTROY, DESTROY_SHA, [redisKey], [this.#deadline(timeoutMs)]);
+    if (this.#status(reply) !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
+    const user = text((reply as unknown[])[2]);
+    if (user !== '') await this.#unindex(user, redisKey);
+  }
+
+  async sessionsOf(user: string): Promise<readonly UserRecord[]> {
+    const members = await this.#members(user);
+    const records: UserRecord[] = [];
+    const stale: string[] = [];
+    await inBatches(members, async (member) => {
+      const reply = await this.#run(member, ['HMGET', member, USER_FIELD, CREATED_FIELD, '@s', '@i']);
+      const [owner, created, seen, info] = Array.isArray(reply) ? reply : [];
+      if (owner === null || owner === undefined || text(owner) !== user) {
+        stale.push(member);
+        return;
+      }
+      records.push({ key: member.slice(this.prefix.length), createdAt: numberOf(created), lastSeenAt: numberOf(seen), info: info === null || info === undefined ? undefined : text(info) });
+    });
+    if (stale.length > 0) await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...stale]);
+    return records;
+  }
+
+  async destroyUser(user: string, keep?: string): Promise<number> {
+    const members = await this.#members(user);
+    const keepKey = keep === undefined ? undefined : this.prefix + keep;
+    const gone: string[] = [];
+    let removed = 0;
+    await inBatches(members, async (member) => {
+      if (member === keepKey) return;
+      // Awaited before the sum is read: `removed += await …` would add to the value read before the wait.
+      const ended = Number(await this.#script(DESTROY_OF, DESTROY_OF_SHA, [member], [user]));
+      removed += ended;
+      gone.push(member);
+    });
+    if (gone.length > 0) await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...gone]);
+    return removed;
+  }
+
+  /** The keys a user's index lists, as Redis keys. */
+  async #members(user: string): Promise<string[]> {
+    const reply = await this.#script(INDEX_LIST, INDEX_LIST_SHA, [this.#indexKey(user)], []);
+    return Array.isArray(reply) ? reply.map(text) : [];
+  }
+
+  async #unindex(user: string, redisKey: string): Promise<void> {
+    await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), redisKey]);
+  }
+
+  #indexKey(user: string): string {
+    return this.prefix + USER_INDEX + user;
   }
 
   /** A script's status; learns the server's clock from its answer (taken on receipt: errs towards earlier deadlines). */
@@ -179,12 +305,13 @@ export class RedisStore implements SessionStore {
   }
 
   /** EVALSHA, falling back to EVAL the first time a server has not seen the script (then it is cached). */
-  async #script(script: string, sha: string, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+  async #script(script: string, sha: string, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
+    const key = keys[0] as string;
     try {
-      return await this.#run(key, ['EVALSHA', sha, '1', key, ...args]);
+      return await this.#run(key, ['EVALSHA', sha, String(keys.length), ...keys, ...args]);
     } catch (err) {
       if (!String((err as { message?: unknown })?.message).startsWith('NOSCRIPT')) throw err;
-      return this.#run(key, ['EVAL', script, '1', key, ...args]);
+      return this.#run(key, ['EVAL', script, String(keys.length), ...keys, ...args]);
     }
   }
 
@@ -213,16 +340,16 @@ function adapt(client: RedisClientLike): Adapter {
   // ioredis (Redis and Cluster): callBuffer routes by the command's keys on a cluster.
   if (typeof c.callBuffer === 'function') {
     const call = c.callBuffer as (command: string, ...args: (string | Buffer)[]) => Promise<unknown>;
-    return { send: (_key, [command, ...args]) => call.call(client, command as string, ...args), batches: false };
+    return { send: (_key, [command, ...args]) => call.call(client, command as string, ...args), batches: false, cluster: c.isCluster === true };
   }
   if (typeof c.sendCommand === 'function') {
     // node-redis' cluster takes the key that picks the node first; its single-node client takes the arguments.
     if ('masters' in c) {
       const send = c.sendCommand as (key: string, readonly: boolean, args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true };
+      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true, cluster: true };
     }
     const send = c.sendCommand as (args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true };
+    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true, cluster: false };
   }
   throw invalidOption('RedisStore', 'client', "a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client");
 }
@@ -230,6 +357,17 @@ function adapt(client: RedisClientLike): Adapter {
 /** A TTL as PEXPIRE takes it: whole milliseconds, at least 1 (0 or less would delete the key). */
 function milliseconds(ttlMs: number): string {
   return String(Math.max(1, Math.ceil(ttlMs)));
+}
+
+/** Runs `each` over `items`, at most {@link USER_BATCH} at once: a user may have many sessions, and maxPending holds. */
+async function inBatches<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += USER_BATCH) await Promise.all(items.slice(i, i + USER_BATCH).map(each));
+}
+
+function numberOf(value: unknown): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const n = Number(text(value));
+  return Number.isFinite(n) ? n : undefined;
 }
 
 function bytes(value: unknown): Buffer {

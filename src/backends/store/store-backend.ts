@@ -1,6 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
+import { HANDLES, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { SessionError } from '../../errors.js';
 import {
@@ -21,7 +21,7 @@ import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type W
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
 import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
-import type { SessionStore, StoreRecord } from './store.js';
+import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -52,7 +52,37 @@ export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAg
   readonly storeTimeout?: number;
   /** The clock, in milliseconds since the epoch; read once per request. For tests. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The session key that holds the signed-in user's id (a string or a number): each session that holds it is
+   * indexed under it, so that {@link StoreSessionBackend.sessionsOf} lists a user's sessions and
+   * {@link StoreSessionBackend.revokeUser} ends them. The store must keep a user index (`RedisStore` and
+   * `MemoryStore` do). @default undefined (no index)
+   */
+  readonly userKey?: string;
+  /**
+   * With `userKey`: what to list with a session in `sessionsOf`, asked once when the session gets its user (at
+   * login): a JSON value of at most 1 KiB, such as `{ userAgent: ctx.get('user-agent').slice(0, 200) }`. Store raw IP
+   * addresses only if you need to: they are personal data. @default undefined
+   */
+  readonly describe?: (ctx: Context) => unknown;
 }
+
+/** One of a user's sessions, as {@link StoreSessionBackend.sessionsOf} lists it. */
+export interface UserSession {
+  /** Names the session to {@link StoreSessionBackend.revoke}. Not its id: it cannot be made into a cookie. */
+  readonly handle: string;
+  /** When the session began (its login, with `renew()` at login), ms since the epoch. */
+  readonly createdAt: number | undefined;
+  /** Its last request, to within a minute (its `createdAt` until a later request). */
+  readonly lastSeenAt: number | undefined;
+  /** Whether it is the session given as `current`. */
+  readonly current: boolean;
+  /** What `describe(ctx)` answered when the session got its user. */
+  readonly info: unknown;
+}
+
+/** Largest `describe` answer kept, in bytes of JSON. */
+const MAX_INFO_BYTES = 1024;
 
 const OPTION_NAMES = [
   'serializer',
@@ -63,6 +93,8 @@ const OPTION_NAMES = [
   'maxBytes',
   'storeTimeout',
   'now',
+  'userKey',
+  'describe',
 ] as const satisfies readonly (keyof StoreSessionOptions)[];
 
 /** What a request's id cookie said, once authenticated. */
@@ -100,6 +132,8 @@ export class StoreSessionBackend implements SessionBackend {
   readonly #maxBytes: number;
   readonly #timeout: number;
   readonly #now: () => number;
+  readonly #userKey: string | undefined;
+  readonly #describe: ((ctx: Context) => unknown) | undefined;
   // Store calls in flight, oldest first, and the one timer that fails them when they overrun storeTimeout.
   readonly #calls = new Set<PendingCall>();
   #watchdog: NodeJS.Timeout | undefined;
@@ -139,8 +173,99 @@ export class StoreSessionBackend implements SessionBackend {
     this.#rules = Object.freeze({ ...valueRulesOf(this.#serializer), wellFormedStrings: true });
     this.#codec = entryCodecOf(this.#serializer);
     this.#now = resolveClock(where, options.now);
+    const { userKey, describe } = options;
+    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === '')) throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
+    if (userKey !== undefined && !isUserIndex(store)) {
+      throw invalidOption(where, 'userKey', 'given with a store that keeps a user index (sessionsOf and destroyUser), such as RedisStore or MemoryStore');
+    }
+    if (describe !== undefined && (typeof describe !== 'function' || userKey === undefined)) throw invalidOption(where, 'describe', 'a function, given with userKey');
+    this.#userKey = userKey;
+    this.#describe = describe;
     this.#keys = storeKeys(keyRing, this.cookie.name);
     Object.freeze(this);
+  }
+
+  /**
+   * The live sessions of a user (the value the sessions hold under `userKey`), for a "your devices" page.
+   * `current`: this request's session (`ctx.session`), marked `current: true` in the list.
+   * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails; `ERR_SESSION_INVALID_OPTION`
+   * without `userKey`.
+   */
+  async sessionsOf(user: string | number, options: { readonly current?: object } = {}): Promise<UserSession[]> {
+    const index = this.#userIndex('sessionsOf');
+    const current = options.current === undefined ? undefined : this.#keyOfSession(options.current);
+    const records = await this.#call(() => index.sessionsOf(userIdOf(user, 'sessionsOf')));
+    return records.map((record) => ({
+      handle: record.key,
+      createdAt: record.createdAt,
+      lastSeenAt: record.lastSeenAt ?? record.createdAt,
+      current: record.key === current,
+      info: parseInfo(record.info),
+    }));
+  }
+
+  /**
+   * Ends every session of a user but `keep` (this request's `ctx.session`, say: "sign out everywhere else"), at
+   * once: their next request starts a new, empty session. Answers how many it ended. A request of theirs already
+   * running finishes with the data it loaded, and writes nothing back.
+   * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails.
+   */
+  async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<number> {
+    const index = this.#userIndex('revokeUser');
+    const keep = options.keep === undefined ? undefined : this.#keyOfSession(options.keep);
+    return this.#call(() => index.destroyUser(userIdOf(user, 'revokeUser'), keep));
+  }
+
+  /**
+   * Ends one session, named by a handle from {@link StoreSessionBackend.sessionsOf}. Check that the handle is one of
+   * the signed-in user's before you pass it on: a handle names a session, whoever's it is.
+   */
+  async revoke(handle: string): Promise<void> {
+    if (typeof handle !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(handle)) {
+      throw new SessionError('ERR_SESSION_INVALID_OPTION', 'revoke() takes a handle from sessionsOf(): 43 characters of base64url.');
+    }
+    await this.#call(() => this.#store.destroy(handle, this.#timeout));
+  }
+
+  #userIndex(method: string): UserIndex {
+    if (this.#userKey === undefined) throw invalidOption('StoreSessionBackend', 'userKey', `set, to call ${method}()`);
+    return this.#store as SessionStore & UserIndex;
+  }
+
+  /** The store key of a request's session (`ctx.session`), as it stands now. */
+  #keyOfSession(session: object): string | undefined {
+    const handle = HANDLES.get(session) as { [STORE_KEY]?: () => string | undefined } | undefined;
+    const key = handle?.[STORE_KEY];
+    if (typeof key !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', 'keep and current take a request\'s session (ctx.session) of this backend.');
+    return key();
+  }
+
+  /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
+  #userOf(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Buffer> | undefined, had: string | undefined): string | null | undefined {
+    const key = this.#userKey as string;
+    const lazy = change[LAZY_ENTRIES];
+    let value: unknown;
+    if (lazy !== undefined && lazy.codec === this.#codec) {
+      const raw = lazy.entries.get(key);
+      // The value as it was loaded, and the record was indexed under it then: nothing to do.
+      if (raw instanceof RawValue && had !== undefined && raw.source === loaded?.get(key)) return undefined;
+      value = raw instanceof RawValue ? lazy.codec.decode(raw) : raw;
+    } else {
+      value = Object.hasOwn(change.data, key) ? change.data[key] : undefined;
+    }
+    const user = value === undefined || value === null ? null : userIdOf(value, `the session's ${JSON.stringify(key)}`);
+    return user === (had ?? null) ? undefined : user;
+  }
+
+  /** `describe`'s answer for a session that gets its user, as JSON. */
+  #info(ctx: Context): string | undefined {
+    if (this.#describe === undefined) return undefined;
+    const json = JSON.stringify(this.#describe(ctx));
+    if (json === undefined) return undefined;
+    if (Buffer.byteLength(json) > MAX_INFO_BYTES) {
+      throw new SessionError('ERR_SESSION_TOO_LARGE', `describe() answered ${Buffer.byteLength(json)} bytes of JSON; at most ${MAX_INFO_BYTES} are kept. Describe the session in fewer.`);
+    }
+    return json;
   }
 
   /** Replaces the key ring, as `CookieSessionBackend.setKeyRing` does: the ids' cookies are sealed with it from now on. */
@@ -182,21 +307,27 @@ export class StoreSessionBackend implements SessionBackend {
     if (ticket !== undefined && storeKey !== undefined) {
       const key = storeKey;
       const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
-      if (ttl > 0) record = await this.#call(() => this.#store.load(key, ttl));
+      const seenAt = this.#userKey === undefined ? undefined : now;
+      if (ttl > 0) record = await this.#call(() => this.#store.load(key, ttl, seenAt));
     }
     const found = record === undefined ? undefined : buffersOf(record.fields);
+    // The user the record is indexed under, kept up to date by each write.
+    let indexed = record?.user;
     // The record's fields as last loaded or written, or undefined for none (or a corrupt one): set by read(), and
     // kept up to date by each write, since save() may write more than once in a request.
     let loaded: ReadonlyMap<string, Buffer> | undefined;
     let stale = false;
     // Another request ended the session while this one ran: nothing more is written.
     let ended = false;
-    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
+    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [STORE_KEY]: () => string | undefined } = {
       [VALUE_RULES]: this.#rules,
+      [STORE_KEY]: () => storeKey,
       maxAge: cookie.maxAge ?? 'session',
       read: () => {
         if (found === undefined || ticket === undefined) return undefined;
-        const due = ticket.retired || this.#cookieDue(ticket, now);
+        // A record of a user that is not in the index yet (written before userKey was set): written back, indexed.
+        const unindexed = this.#userKey !== undefined && indexed === undefined && found.has(this.#userKey);
+        const due = ticket.retired || unindexed || this.#cookieDue(ticket, now);
         // Values stay encoded until read, and untouched ones are not encoded again at the end.
         const lazy = this.#split(found);
         if (lazy !== undefined) {
@@ -234,8 +365,10 @@ export class StoreSessionBackend implements SessionBackend {
         }
         const own = change.maxAge;
         if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
-          const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey);
+          const user = this.#userKey === undefined ? undefined : (this.#userOf(change, undefined, undefined) ?? undefined);
+          const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey, user);
           ({ ticket, storeKey, loaded } = created);
+          indexed = user;
           stale = false;
           return;
         }
@@ -252,10 +385,12 @@ export class StoreSessionBackend implements SessionBackend {
         this.#checkSize(fields);
         const lifetimeChanged = own !== current.maxAge;
         const ttlMs = this.#ttl(current.createdAt, own, now);
-        if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged) {
+        const user = this.#userKey === undefined ? undefined : this.#userOf(change, loaded, indexed);
+        if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
           assertHeadersOpen(ctx);
           const clear = change.cleared === true;
-          const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout };
+          const index = user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
+          const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout, ...index };
           const wrote = await this.#call(() => this.#store.write(recordKey, write));
           // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
           // left alone, since the other request's answer may carry the client's new one.
@@ -264,6 +399,7 @@ export class StoreSessionBackend implements SessionBackend {
             return;
           }
           loaded = fields;
+          if (user !== undefined) indexed = user ?? undefined;
         }
         if (lifetimeChanged || stale) {
           ticket = this.#putTicket(ctx, current.id, current.createdAt, own, now, ttlMs);
@@ -281,13 +417,15 @@ export class StoreSessionBackend implements SessionBackend {
     own: OwnLifetime,
     now: number,
     oldKey: string | undefined,
+    user: string | undefined,
   ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Buffer> }> {
     const fields = this.#encode(data);
     this.#checkSize(fields);
     assertHeadersOpen(ctx);
     const id = randomBytes(ID_BYTES);
     const ttlMs = this.#ttl(now, own, now);
-    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout };
+    const index = user === undefined ? {} : { user, until: now + this.#absolute, info: this.#info(ctx) };
+    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout, ...index };
     const storeKey = keyOf(id);
     const created = await this.#call(() => this.#store.write(storeKey, write));
     if (!created) {
@@ -475,6 +613,31 @@ export class StoreSessionBackend implements SessionBackend {
       call.reject(unavailable(`did not answer within ${this.#timeout} ms`));
     }
     this.#watchdog = undefined;
+  }
+}
+
+/** Where a store handle tells its current store key (internal): `keep` and `current` find the request's session by it. */
+const STORE_KEY = Symbol('koa-sealed-session.storeKey');
+
+function isUserIndex(store: SessionStore): store is SessionStore & UserIndex {
+  const candidate = store as Partial<UserIndex>;
+  return typeof candidate.sessionsOf === 'function' && typeof candidate.destroyUser === 'function';
+}
+
+/** A user's index id: a one-way hash of the id's text, so that index keys do not spell out user ids. */
+function userIdOf(user: unknown, what: string): string {
+  if (!((typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user)) || typeof user === 'bigint')) {
+    throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `${what} must be a user id: a non-empty string or a finite number.`);
+  }
+  return hash('sha256', String(user), 'base64url');
+}
+
+function parseInfo(info: string | undefined): unknown {
+  if (info === undefined) return undefined;
+  try {
+    return JSON.parse(info) as unknown;
+  } catch {
+    return undefined;
   }
 }
 

@@ -20,10 +20,36 @@
  * `storeTimeout`, into `ERR_SESSION_STORE_UNAVAILABLE` (a 503).
  */
 export interface SessionStore {
-  load(key: string, ttlMs: number): Promise<StoreRecord | undefined>;
+  /**
+   * `seenAt`, given only to a store with a user index (see {@link UserIndex}): a record that belongs to a user keeps
+   * it as its `lastSeenAt` when the one it holds is a minute older or more, in the same round trip.
+   */
+  load(key: string, ttlMs: number, seenAt?: number): Promise<StoreRecord | undefined>;
   write(key: string, write: StoreWrite): Promise<boolean>;
-  /** `timeoutMs`: as {@link StoreWrite.timeoutMs}. */
+  /** `timeoutMs`: as {@link StoreWrite.timeoutMs}. With a user index, the record also leaves its user's index. */
   destroy(key: string, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * What a store adds to {@link SessionStore} so that `StoreSessionBackend`'s `userKey` can list and end a user's
+ * sessions. A user is an opaque string (a hash of the app's user id). The index may hold more than the user's live
+ * records (an entry whose record ended or changed user meanwhile), never fewer: each method checks each record's
+ * own user before it reports or ends it, and drops the entries it finds stale. Entries expire at their `until`.
+ */
+export interface UserIndex {
+  /** The user's live records. */
+  sessionsOf(user: string): Promise<readonly UserRecord[]>;
+  /** Removes every record of the user but `keep`, and their entries; answers how many records it removed. */
+  destroyUser(user: string, keep?: string): Promise<number>;
+}
+
+/** One record of a user, as {@link UserIndex.sessionsOf} lists it. */
+export interface UserRecord {
+  readonly key: string;
+  readonly createdAt: number | undefined;
+  readonly lastSeenAt: number | undefined;
+  /** What the backend stored with `StoreWrite.info`, or `undefined`. */
+  readonly info: string | undefined;
 }
 
 /** A stored record: its fields by session key, each an encoded value (read, never changed, by the backend), and when its session began. */
@@ -31,6 +57,8 @@ export interface StoreRecord {
   readonly fields: ReadonlyMap<string, Uint8Array>;
   /** Milliseconds since the epoch; `undefined` when the store lost it. */
   readonly createdAt?: number;
+  /** With a user index: the user the record is indexed under, if any. */
+  readonly user?: string;
 }
 
 /** One atomic change of a record. */
@@ -47,4 +75,14 @@ export interface StoreWrite {
   readonly ttlMs: number;
   /** The backend gives up on the call after this long: see {@link SessionStore}. */
   readonly timeoutMs?: number;
+  /**
+   * With a user index: the user the record belongs to from this write on (`null`: none), indexed in the same
+   * atomic write where the store can (the entry is written first where it cannot, so the index never misses a
+   * record). `undefined`: unchanged.
+   */
+  readonly user?: string | null;
+  /** With `user`: the latest the record can live (its absolute deadline, ms since the epoch): the entry's expiry. */
+  readonly until?: number;
+  /** With `user`: a short description of the session to list with it (`describe`'s answer, as JSON). */
+  readonly info?: string;
 }
