@@ -13,7 +13,8 @@ export {
 export { StoreSessionBackend, type StoreSessionOptions, type UserSession } from './backends/store/store-backend.js';
 export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './backends/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
-export { RedisStore, type RedisClientLike, type RedisStoreOptions } from './backends/store/redis-store.js';
+export { RedisStore, type RedisStoreOptions } from './backends/store/redis-store.js';
+export type { RedisClientLike } from './redis/client.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
 export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
 export type { SealMode } from './envelope/envelope.js';

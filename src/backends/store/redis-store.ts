@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { checkOptionNames, invalidOption } from '../../options.js';
+import { RedisConnection, bytes, luaScript, text, type RedisClientLike } from '../../redis/client.js';
 import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
 
 /** Options of {@link RedisStore}. */
@@ -13,25 +13,7 @@ export interface RedisStoreOptions {
   readonly maxPending?: number;
 }
 
-/**
- * A connected client the app already has: node-redis (`createClient`, `createCluster`; redis 5 and 6) or ioredis
- * (`Redis`, `Cluster`; 5 and 6). Typed loosely on purpose: neither package is a dependency of this one.
- */
-export type RedisClientLike = object;
 
-/** One Redis command, routed by `key` on a cluster, answered with binary strings as Buffers. */
-type Send = (key: string, args: readonly (string | Buffer)[]) => Promise<unknown>;
-
-interface Adapter {
-  readonly send: Send;
-  /**
-   * Whether commands sent in one turn of the event loop leave in one socket write (node-redis): then two plain
-   * commands are one round trip at no cost. ioredis writes each command apart, and a script saves the app a write.
-   */
-  readonly batches: boolean;
-  /** A Redis Cluster: a script touches one key (one slot) only. */
-  readonly cluster: boolean;
-}
 
 // A record is a Redis hash: "@c" holds when the session began, and each session key is a field "." + key. With a
 // user index, "@u" holds the record's user, "@s" when it was last seen and "@i" its description; the user's index
@@ -60,7 +42,7 @@ end`;
 // ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, user ("-": unchanged, "": none), until,
 // info, number of fields set, then name/value pairs, then the names to remove. KEYS[2], when given (a single
 // node), is the new user's index, updated in the same script. Answers the user the record had, when it changed.
-const WRITE = `${LATE}
+const WRITE = luaScript(`${LATE}
 ${INDEX_ADD}
 local exists = redis.call('EXISTS', KEYS[1])
 if (ARGV[2] == '1') == (exists == 1) then return {0, now} end
@@ -91,23 +73,23 @@ for i = 1, n do
 end
 for i = at, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, now, previous}`;
+return {1, now, previous}`);
 
 // On a cluster, the index entry is written on its own, before the record. ARGV: member, until.
-const INDEX = `local t = redis.call('TIME')
+const INDEX = luaScript(`local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ${INDEX_ADD}
 index_add(KEYS[1], ARGV[1], ARGV[2], now)
-return 1`;
+return 1`);
 
 // The index's members, after dropping those past their time.
-const INDEX_LIST = `local t = redis.call('TIME')
+const INDEX_LIST = luaScript(`local t = redis.call('TIME')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000)
-return redis.call('ZRANGE', KEYS[1], 0, -1)`;
+return redis.call('ZRANGE', KEYS[1], 0, -1)`);
 
 // Read a record and extend its lifetime, as one command, for clients that would write two commands apart, or when
 // a user's record must keep when it was last seen. ARGV: ttl ms, seen at ("" for none).
-const LOAD = `local fields = redis.call('HGETALL', KEYS[1])
+const LOAD = luaScript(`local fields = redis.call('HGETALL', KEYS[1])
 if #fields > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   if ARGV[2] ~= '' then
@@ -115,26 +97,19 @@ if #fields > 0 then
     if seen[1] and not (tonumber(ARGV[2]) - (tonumber(seen[2]) or 0) < 60000) then redis.call('HSET', KEYS[1], '@s', ARGV[2]) end
   end
 end
-return fields`;
+return fields`);
 
 // ARGV: deadline. Answers the user the record had ("" for none), whose index entry goes next.
-const DESTROY = `${LATE}
+const DESTROY = luaScript(`${LATE}
 local user = redis.call('HGET', KEYS[1], '@u')
 redis.call('UNLINK', KEYS[1])
-return {1, now, user or ''}`;
+return {1, now, user or ''}`);
 
 // Removes a record only if it still belongs to the user (ARGV[1]).
-const DESTROY_OF = `if redis.call('HGET', KEYS[1], '@u') ~= ARGV[1] then return 0 end
+const DESTROY_OF = luaScript(`if redis.call('HGET', KEYS[1], '@u') ~= ARGV[1] then return 0 end
 redis.call('UNLINK', KEYS[1])
-return 1`;
+return 1`);
 
-const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
-const WRITE_SHA = sha1(WRITE);
-const DESTROY_SHA = sha1(DESTROY);
-const LOAD_SHA = sha1(LOAD);
-const INDEX_SHA = sha1(INDEX);
-const INDEX_LIST_SHA = sha1(INDEX_LIST);
-const DESTROY_OF_SHA = sha1(DESTROY_OF);
 /** Commands in flight at once when listing or ending a user's sessions. */
 const USER_BATCH = 64;
 
@@ -153,11 +128,7 @@ const USER_BATCH = 64;
 export class RedisStore implements SessionStore, UserIndex {
   /** What every key starts with. */
   readonly prefix: string;
-  readonly #send: Send;
-  readonly #batches: boolean;
-  readonly #cluster: boolean;
-  readonly #maxPending: number;
-  #pending = 0;
+  readonly #redis: RedisConnection;
   // Redis' clock minus this process's, learnt from each write; undefined until the first.
   #offset: number | undefined;
 
@@ -165,11 +136,10 @@ export class RedisStore implements SessionStore, UserIndex {
     checkOptionNames('RedisStore', options, ['prefix', 'maxPending']);
     const maxPending = options.maxPending ?? 10_000;
     if (!Number.isInteger(maxPending) || maxPending < 1) throw invalidOption('RedisStore', 'maxPending', 'a whole number from 1');
-    this.#maxPending = maxPending;
     const prefix = options.prefix ?? 'sess:';
     if (typeof prefix !== 'string') throw invalidOption('RedisStore', 'prefix', 'a string');
     this.prefix = prefix;
-    ({ send: this.#send, batches: this.#batches, cluster: this.#cluster } = adapt(client));
+    this.#redis = new RedisConnection('RedisStore', client, maxPending);
     Object.seal(this);
   }
 
@@ -180,9 +150,9 @@ export class RedisStore implements SessionStore, UserIndex {
     try {
       // One round trip either way. Sent together, two plain commands cost Redis less than the script does.
       reply =
-        this.#batches && seenAt === undefined
-          ? (await Promise.all([this.#run(redisKey, ['HGETALL', redisKey]), this.#run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
-          : await this.#script(LOAD, LOAD_SHA, [redisKey], [ttl, seenAt === undefined ? '' : String(Math.floor(seenAt))]);
+        this.#redis.batches && seenAt === undefined
+          ? (await Promise.all([this.#redis.run(redisKey, ['HGETALL', redisKey]), this.#redis.run(redisKey, ['PEXPIRE', redisKey, ttl])]))[0]
+          : await this.#redis.script(LOAD, [redisKey], [ttl, seenAt === undefined ? '' : String(Math.floor(seenAt))]);
     } catch (err) {
       // Something else than a hash under the key (a value SET over it, say) is no session record: the session starts
       // afresh under a new id and the key is left alone, as for a record that does not decode. Not an outage.
@@ -224,10 +194,10 @@ export class RedisStore implements SessionStore, UserIndex {
     if (typeof write.user === 'string') {
       const index = this.#indexKey(write.user);
       // A cluster keeps the index in another slot: its entry is written first, so the index never misses a record.
-      if (this.#cluster) await this.#script(INDEX, INDEX_SHA, [index], [redisKey, String(Math.floor(write.until ?? 0))]);
+      if (this.#redis.cluster) await this.#redis.script(INDEX, [index], [redisKey, String(Math.floor(write.until ?? 0))]);
       else keys.push(index);
     }
-    const reply = await this.#script(WRITE, WRITE_SHA, keys, args);
+    const reply = await this.#redis.script(WRITE, keys, args);
     const status = this.#status(reply);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
     const previous = Array.isArray(reply) ? reply[2] : undefined;
@@ -237,7 +207,7 @@ export class RedisStore implements SessionStore, UserIndex {
 
   async destroy(key: string, timeoutMs?: number): Promise<void> {
     const redisKey = this.prefix + key;
-    const reply = await this.#script(DESTROY, DESTROY_SHA, [redisKey], [this.#deadline(timeoutMs)]);
+    const reply = await this.#redis.script(DESTROY, [redisKey], [this.#deadline(timeoutMs)]);
     if (this.#status(reply) !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
     const user = text((reply as unknown[])[2]);
     if (user !== '') await this.#unindex(user, redisKey);
@@ -248,7 +218,7 @@ export class RedisStore implements SessionStore, UserIndex {
     const records: UserRecord[] = [];
     const stale: string[] = [];
     await inBatches(members, async (member) => {
-      const reply = await this.#run(member, ['HMGET', member, USER_FIELD, CREATED_FIELD, '@s', '@i']);
+      const reply = await this.#redis.run(member, ['HMGET', member, USER_FIELD, CREATED_FIELD, '@s', '@i']);
       const [owner, created, seen, info] = Array.isArray(reply) ? reply : [];
       if (owner === null || owner === undefined || text(owner) !== user) {
         stale.push(member);
@@ -256,7 +226,7 @@ export class RedisStore implements SessionStore, UserIndex {
       }
       records.push({ key: member.slice(this.prefix.length), createdAt: numberOf(created), lastSeenAt: numberOf(seen), info: info === null || info === undefined ? undefined : text(info) });
     });
-    if (stale.length > 0) await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...stale]);
+    if (stale.length > 0) await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...stale]);
     return records;
   }
 
@@ -268,22 +238,22 @@ export class RedisStore implements SessionStore, UserIndex {
     await inBatches(members, async (member) => {
       if (member === keepKey) return;
       // Awaited before the sum is read: `removed += await …` would add to the value read before the wait.
-      const ended = Number(await this.#script(DESTROY_OF, DESTROY_OF_SHA, [member], [user]));
+      const ended = Number(await this.#redis.script(DESTROY_OF, [member], [user]));
       removed += ended;
       gone.push(member);
     });
-    if (gone.length > 0) await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...gone]);
+    if (gone.length > 0) await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...gone]);
     return removed;
   }
 
   /** The keys a user's index lists, as Redis keys. */
   async #members(user: string): Promise<string[]> {
-    const reply = await this.#script(INDEX_LIST, INDEX_LIST_SHA, [this.#indexKey(user)], []);
+    const reply = await this.#redis.script(INDEX_LIST, [this.#indexKey(user)], []);
     return Array.isArray(reply) ? reply.map(text) : [];
   }
 
   async #unindex(user: string, redisKey: string): Promise<void> {
-    await this.#run(this.#indexKey(user), ['ZREM', this.#indexKey(user), redisKey]);
+    await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), redisKey]);
   }
 
   #indexKey(user: string): string {
@@ -304,55 +274,9 @@ export class RedisStore implements SessionStore, UserIndex {
     return String(Math.floor(Date.now() + this.#offset + timeoutMs / 2));
   }
 
-  /** EVALSHA, falling back to EVAL the first time a server has not seen the script (then it is cached). */
-  async #script(script: string, sha: string, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
-    const key = keys[0] as string;
-    try {
-      return await this.#run(key, ['EVALSHA', sha, String(keys.length), ...keys, ...args]);
-    } catch (err) {
-      if (!String((err as { message?: unknown })?.message).startsWith('NOSCRIPT')) throw err;
-      return this.#run(key, ['EVAL', script, String(keys.length), ...keys, ...args]);
-    }
-  }
 
-  /** Sends a command unless too many wait already: a stalled Redis must not grow the client's queue without bound. */
-  async #run(key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
-    if (this.#pending >= this.#maxPending) throw new Error(`${this.#pending} commands are waiting for Redis already (maxPending)`);
-    this.#pending++;
-    try {
-      return await this.#send(key, args);
-    } finally {
-      this.#pending--;
-    }
-  }
 }
 
-// node-redis' RESP_TYPES: binary strings as Buffers, and a RESP3 map (HGETALL's answer) as a flat array.
-const BLOB_STRING = 36;
-const MAP = 37;
-// No per-command timer (node-redis 6 arms a 5 s AbortSignal.timeout on every command by default, a quarter of the
-// app's CPU per read here): storeTimeout bounds each call, and maxPending the queue.
-const COMMAND_OPTIONS = { typeMapping: { [BLOB_STRING]: Buffer, [MAP]: Array }, timeout: 0 };
-
-/** One way to send a raw command, whichever client the app uses. */
-function adapt(client: RedisClientLike): Adapter {
-  const c = client as Record<string, unknown>;
-  // ioredis (Redis and Cluster): callBuffer routes by the command's keys on a cluster.
-  if (typeof c.callBuffer === 'function') {
-    const call = c.callBuffer as (command: string, ...args: (string | Buffer)[]) => Promise<unknown>;
-    return { send: (_key, [command, ...args]) => call.call(client, command as string, ...args), batches: false, cluster: c.isCluster === true };
-  }
-  if (typeof c.sendCommand === 'function') {
-    // node-redis' cluster takes the key that picks the node first; its single-node client takes the arguments.
-    if ('masters' in c) {
-      const send = c.sendCommand as (key: string, readonly: boolean, args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true, cluster: true };
-    }
-    const send = c.sendCommand as (args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true, cluster: false };
-  }
-  throw invalidOption('RedisStore', 'client', "a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client");
-}
 
 /** A TTL as PEXPIRE takes it: whole milliseconds, at least 1 (0 or less would delete the key). */
 function milliseconds(ttlMs: number): string {
@@ -370,10 +294,4 @@ function numberOf(value: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-function bytes(value: unknown): Buffer {
-  return Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
-}
 
-function text(value: unknown): string {
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
