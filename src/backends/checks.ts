@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { Context } from 'koa';
 import { SessionError } from '../errors.js';
 import { KeyRing } from '../key-ring.js';
@@ -101,4 +102,16 @@ export function largestKeys(sizes: Iterable<readonly [key: string, bytes: number
     .slice(0, 3)
     .map(([key, bytes]) => `"${key}" (${bytes} bytes)`);
   return largest.join(', ') || 'none';
+}
+
+/**
+ * A user's id as the user index and the revocation store know it: a one-way hash of the id's text, so that neither
+ * spells out user ids.
+ * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for anything but a non-empty string or a finite number.
+ */
+export function userIdOf(user: unknown, what: string): string {
+  if (!((typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user)) || typeof user === 'bigint')) {
+    throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `${what} must be a user id: a non-empty string or a finite number.`);
+  }
+  return hash('sha256', String(user), 'base64url');
 }

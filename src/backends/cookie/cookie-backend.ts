@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
+import { HANDLES, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../backend.js';
 import {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
@@ -14,12 +14,13 @@ import {
   type CookieAttributes,
 } from '../../http/cookie.js';
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
-import { LAZY_ENTRIES, entryCodecOf, recordOf, type RawValue, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { RevocationCache, type RevocationStore } from './revocations.js';
 import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, userIdOf } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -48,6 +49,31 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
    * @default undefined
    */
   readonly legacy?: LegacyCookies;
+  /**
+   * A session ends this long after it began (its login, with `renew()` at login), however active it is and however
+   * often it is re-sealed. Milliseconds, 1 s to 400 days. @default 2_592_000_000 (30 days), or `maxAge` if longer
+   */
+  readonly absoluteTimeout?: number;
+  /**
+   * The session key that holds the signed-in user's id (a string or a number): with `revocations`,
+   * {@link CookieSessionBackend.revokeUser} stops that user's cookies opening. @default undefined
+   */
+  readonly userKey?: string;
+  /** Where revocations are kept (`RedisRevocationStore`, `MemoryRevocationStore`); needs `userKey`. @default undefined */
+  readonly revocations?: RevocationStore;
+  /**
+   * How long a process trusts what it last heard of a user's revocations, in milliseconds: a cookie revoked on
+   * another server still opens here for at most this long. 0 asks the store on every request with a user.
+   * @default 5000
+   */
+  readonly revocationCacheMs?: number;
+  /** Longest wait for the revocation store, in milliseconds. @default 1000 */
+  readonly revocationTimeout?: number;
+  /**
+   * When the revocation store fails or is slow: `'reject'` fails the request of a signed-in user with
+   * `ERR_SESSION_STORE_UNAVAILABLE` (503); `'accept'` opens the cookie as if it were not revoked. @default 'reject'
+   */
+  readonly revocationStoreDown?: 'reject' | 'accept';
 }
 
 /**
@@ -56,10 +82,16 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
  */
 export const CLOCK_SKEW_MS = 60_000;
 
-/** Where a stored session carries the id of the key that opened it and when it began (internal). */
+/** Where a stored session carries the id of the key that opened it, when it began and was sealed (internal). */
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
-type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined };
+const ISSUED_AT = Symbol('koa-sealed-session.issuedAt');
+type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined; readonly [ISSUED_AT]: number };
+
+/** Where a cookie handle takes `revokeUser`'s `keep` (internal): the session is sealed again, not before `at`. */
+const KEEP = Symbol('koa-sealed-session.keep');
+
+const DAY = 24 * 60 * 60 * 1000;
 
 /** What an authenticated, unexpired cookie carries. */
 interface Unsealed {
@@ -70,6 +102,8 @@ interface Unsealed {
   /** `undefined` for a version 1 cookie. */
   readonly createdAt: number | undefined;
   readonly maxAge: OwnLifetime;
+  /** When it was sealed: its expiry less its lifetime. */
+  readonly issuedAt: number;
 }
 
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
@@ -82,6 +116,12 @@ const OPTION_NAMES = [
   'autoRenew',
   'now',
   'legacy',
+  'absoluteTimeout',
+  'userKey',
+  'revocations',
+  'revocationCacheMs',
+  'revocationTimeout',
+  'revocationStoreDown',
 ] as const satisfies readonly (keyof CookieSessionOptions)[];
 
 /**
@@ -122,6 +162,11 @@ export class CookieSessionBackend implements SessionBackend {
   readonly #now: () => number;
   readonly #autoRenew: boolean;
   readonly #legacy: LegacyCookies | undefined;
+  readonly #absolute: number;
+  readonly #userKey: string | undefined;
+  readonly #revocations: RevocationCache | undefined;
+  readonly #revocationTtl: number;
+  readonly #failOpen: boolean;
 
   private constructor(mode: SealMode, keyRing: KeyRing, options: CookieSessionOptions = {}) {
     const where = `CookieSessionBackend.${mode}`;
@@ -143,8 +188,54 @@ export class CookieSessionBackend implements SessionBackend {
       throw invalidOption(where, 'legacy', "the result of koaSessionCookies({ keys: app.keys })");
     }
     this.#legacy = legacy;
+    const absolute = options.absoluteTimeout ?? Math.max(30 * DAY, this.cookie.lifetime);
+    if (typeof absolute !== 'number' || !isLifetime(absolute)) throw invalidOption(where, 'absoluteTimeout', 'a whole number of milliseconds from 1000 to 34560000000 (400 days)');
+    this.#absolute = absolute;
+    const { userKey, revocations } = options;
+    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === '')) throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
+    if (revocations !== undefined) {
+      if (typeof revocations !== 'object' || revocations === null || typeof revocations.notBefore !== 'function' || typeof revocations.revoke !== 'function') {
+        throw invalidOption(where, 'revocations', 'a RevocationStore, such as new RedisRevocationStore(client) or new MemoryRevocationStore()');
+      }
+      if (userKey === undefined) throw invalidOption(where, 'revocations', 'given with userKey, the session key that holds the user id');
+    }
+    const cacheMs = options.revocationCacheMs ?? 5000;
+    if (!Number.isInteger(cacheMs) || cacheMs < 0 || cacheMs > 3_600_000) throw invalidOption(where, 'revocationCacheMs', 'a whole number of milliseconds from 0 to 3600000');
+    const timeout = options.revocationTimeout ?? 1000;
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) throw invalidOption(where, 'revocationTimeout', 'a whole number of milliseconds from 1 to 60000');
+    const down = options.revocationStoreDown ?? 'reject';
+    if (down !== 'reject' && down !== 'accept') throw invalidOption(where, 'revocationStoreDown', "'reject' (a 503) or 'accept'");
+    this.#userKey = userKey;
+    this.#revocations = revocations === undefined ? undefined : new RevocationCache(revocations, cacheMs, timeout);
+    // A revocation outlives every cookie sealed before it: none opens past its session's absolute deadline.
+    this.#revocationTtl = absolute + CLOCK_SKEW_MS;
+    this.#failOpen = down === 'accept';
     this.#keys = keysFor(keyRing, this.cookie.name);
     Object.freeze(this);
+  }
+
+  /**
+   * Stops every cookie of a user that was sealed before now from opening, on every server that shares the
+   * revocation store (within `revocationCacheMs` on the others; at once on this one). `keep`: this request's
+   * `ctx.session`, which is sealed again in this response and stays signed in ("sign out everywhere else").
+   * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the revocation store fails;
+   * `ERR_SESSION_INVALID_OPTION` without `userKey` and `revocations`.
+   */
+  async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<void> {
+    const cache = this.#revocations;
+    if (cache === undefined) throw invalidOption(`CookieSessionBackend.${this.mode}`, 'revocations', 'set (with userKey), to call revokeUser()');
+    let keep: ((at: number) => void) | undefined;
+    if (options.keep !== undefined) {
+      keep = (HANDLES.get(options.keep) as { [KEEP]?: (at: number) => void } | undefined)?.[KEEP];
+      if (typeof keep !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
+    }
+    const now = this.#now();
+    try {
+      await cache.revoke(userIdOf(user, 'revokeUser'), now, this.#revocationTtl, now);
+    } catch (err) {
+      throw revocationsUnavailable(err);
+    }
+    keep?.(now);
   }
 
   /**
@@ -178,65 +269,136 @@ export class CookieSessionBackend implements SessionBackend {
     return unsealed === undefined ? undefined : deserialize(unsealed.serializer, unsealed.payload);
   }
 
-  /** The middleware's entry point (see {@link SessionBackend}): reads the clock, nothing else, until used. */
-  load(ctx: Context): SessionHandle {
+  /**
+   * The middleware's entry point (see {@link SessionBackend}): reads the clock, nothing else, until used; with
+   * `revocations`, opens the cookie at once and checks its user's revocations (from the cache on most requests).
+   */
+  load(ctx: Context): SessionHandle | Promise<SessionHandle> {
     const now = this.#now();
     const cookie = this.cookie;
     let hadCookie = false;
     let openedWith: number | undefined;
     let createdAt: number | undefined;
     let legacyOpened = false;
-    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules } = {
-      [VALUE_RULES]: this.#rules,
-      maxAge: cookie.maxAge ?? 'session',
-      read: () => {
-        const header = ctx.request.headers.cookie;
-        const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
-        hadCookie = values.length > 0;
-        // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
-        for (const value of values) {
-          const stored = this.#read(value, now);
-          if (stored !== undefined) {
-            openedWith = stored[OPENED_WITH];
-            createdAt = stored[CREATED_AT];
-            return stored;
-          }
+    // revokeUser's keep: sealed again in this response, not before this time.
+    let keptAt: number | undefined;
+    const find = (): Opened<StoredSession> | undefined => {
+      const header = ctx.request.headers.cookie;
+      const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
+      hadCookie = values.length > 0;
+      // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
+      for (const value of values) {
+        const stored = this.#read(value, now);
+        if (stored !== undefined) {
+          openedWith = stored[OPENED_WITH];
+          createdAt = stored[CREATED_AT];
+          return stored;
         }
-        // No cookie of ours: a session of the library the app used before is moved over (stale: written now).
-        const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
-        if (moved === undefined) return undefined;
-        legacyOpened = true;
-        // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
-        const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
-        return { data: moved.data, stale: true, maxAge: own };
+      }
+      // No cookie of ours: a session of the library the app used before is moved over (stale: written now).
+      const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
+      if (moved === undefined) return undefined;
+      legacyOpened = true;
+      // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
+      const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
+      // Sealed at an unknown time: a user with any revocation does not move over.
+      return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined, [ISSUED_AT]: -Infinity };
+    };
+    let found: { readonly stored: StoredSession | undefined } | undefined;
+    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: (at: number) => void; rewrite?: boolean } = {
+      [VALUE_RULES]: this.#rules,
+      [KEEP]: (at: number) => {
+        keptAt = at;
+        handle.rewrite = true;
       },
+      maxAge: cookie.maxAge ?? 'session',
+      read: () => (found === undefined ? find() : found.stored),
       write: (change: SessionWrite) => {
         // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
         // it again with the new ring would undo the revocation, so the session ends here.
-        const revoked = openedWith !== undefined && !this.#keys.byId.has(openedWith);
+        const revoked = openedWith !== undefined && openedWith !== -1 && !this.#keys.byId.has(openedWith);
         const ending = change.status === 'purged' || revoked;
         if (ending && !hadCookie && !legacyOpened) return;
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookies alone.
         // A new or explicitly renewed session begins now; a version 1 cookie, which lacks the time, begins when first seen.
-        const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
-        const value = ending ? undefined : this.#sealWrite(change, now, began);
+        const sealedAt = keptAt === undefined ? now : Math.max(now, keptAt);
+        const began = change.isNew || change.status === 'renewed' ? sealedAt : (createdAt ?? now);
+        const value = ending ? undefined : this.#sealWrite(change, sealedAt, began);
         assertHeadersOpen(ctx);
         if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
         if (ending && !hadCookie) return;
         const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
-        const line =
-          value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure, cookieMaxAge(cookie, change.maxAge));
+        const maxAge = cookieMaxAge(cookie, change.maxAge);
+        // The browser keeps it no longer than the session's absolute deadline.
+        const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.#absolute - sealedAt));
+        const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, sealedAt, secure, capped);
         putSetCookie(ctx.res, cookie.name, line);
       },
     };
-    return handle;
+    const cache = this.#revocations;
+    if (cache === undefined) return handle;
+    // With revocations, the cookie is opened now: whether it still opens depends on its user's revocation time.
+    const stored = find();
+    const user = stored === undefined ? undefined : this.#userOf(stored);
+    if (stored === undefined || user === undefined) {
+      found = { stored };
+      return handle;
+    }
+    const revokedIfBefore = (notBefore: number | undefined): SessionHandle => {
+      if (notBefore !== undefined && stored[ISSUED_AT] < notBefore) {
+        // Opens as no session at all: a change starts a new one, which replaces the revoked cookie.
+        openedWith = createdAt = undefined;
+        legacyOpened = false;
+        found = { stored: undefined };
+      } else {
+        found = { stored };
+      }
+      return handle;
+    };
+    // A user value that is no id could never be revoked: such a cookie does not open.
+    if (user === '') return revokedIfBefore(Infinity);
+    let notBefore: number | undefined | Promise<number | undefined>;
+    try {
+      notBefore = cache.get(user, now);
+    } catch (err) {
+      notBefore = Promise.reject(err);
+    }
+    if (!(notBefore instanceof Promise)) return revokedIfBefore(notBefore);
+    return notBefore.then(revokedIfBefore, (err: unknown) => {
+      if (this.#failOpen) return revokedIfBefore(undefined);
+      throw revocationsUnavailable(err);
+    });
+  }
+
+  /** The revocation id of a stored session's user, or `undefined` for a session without one. */
+  #userOf(stored: StoredSession): string | undefined {
+    const key = this.#userKey as string;
+    const lazy = (stored as WithLazyEntries<StoredSession>)[LAZY_ENTRIES];
+    let value: unknown;
+    if (lazy !== undefined) {
+      const raw = lazy.entries.get(key);
+      try {
+        value = raw instanceof RawValue ? lazy.codec.decode(raw) : raw;
+      } catch {
+        value = undefined;
+      }
+    } else {
+      value = Object.hasOwn(stored.data, key) ? stored.data[key] : undefined;
+    }
+    if (value === undefined || value === null) return undefined;
+    try {
+      return userIdOf(value, 'userKey');
+    } catch {
+      // Not a user id: a cookie with such a value could never be revoked, so it does not open.
+      return '';
+    }
   }
 
   /** A request's session: its top-level values stay encoded until read, when the serializer allows it. */
   #read(value: string, now: number): Opened<StoredSession> | undefined {
     const unsealed = this.#unseal(value, now);
     if (unsealed === undefined) return undefined;
-    const { serializer, payload, stale, keyId, createdAt, maxAge } = unsealed;
+    const { serializer, payload, stale, keyId, createdAt, maxAge, issuedAt } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
@@ -251,11 +413,12 @@ export class CookieSessionBackend implements SessionBackend {
         [LAZY_ENTRIES]: { codec, entries },
         [OPENED_WITH]: keyId,
         [CREATED_AT]: createdAt,
+        [ISSUED_AT]: issuedAt,
       };
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt };
+    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [ISSUED_AT]: issuedAt };
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
@@ -267,12 +430,15 @@ export class CookieSessionBackend implements SessionBackend {
     const lifetime = this.#lifetime(opened.maxAge);
     // A sealed expiry beyond the session's lifetime was written under a longer maxAge: shortening maxAge ends it.
     if (opened.expiresAt <= now || opened.expiresAt > now + lifetime + CLOCK_SKEW_MS) return undefined;
+    // However often it was sealed again since, a session ends absoluteTimeout after it began.
+    if (opened.createdAt !== undefined && (now >= opened.createdAt + this.#absolute || opened.createdAt > now + CLOCK_SKEW_MS)) return undefined;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return undefined;
     const renewalDue = this.#autoRenew && opened.expiresAt - now < lifetime / 2;
     // A version 1 cookie is rewritten as version 2, which carries its creation time.
     const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue || opened.createdAt === undefined;
-    return { payload: opened.payload, serializer, stale, keyId: opened.keyId, createdAt: opened.createdAt, maxAge: opened.maxAge };
+    const { payload, keyId, createdAt, maxAge } = opened;
+    return { payload, serializer, stale, keyId, createdAt, maxAge, issuedAt: opened.expiresAt - lifetime };
   }
 
   /** How long a session with this own lifetime lasts on the server. */
@@ -313,6 +479,15 @@ export class CookieSessionBackend implements SessionBackend {
     const envelope = seal(this.mode, this.#keys, this.#serializer.id, times, payload);
     return envelope.toString('base64url');
   }
+}
+
+function revocationsUnavailable(cause: unknown): SessionError {
+  return new SessionError(
+    'ERR_SESSION_STORE_UNAVAILABLE',
+    'The revocation store failed or did not answer in time: the request fails (503) rather than open a cookie that ' +
+      "may be revoked (revocationStoreDown: 'reject'). Check the store.",
+    { cause },
+  );
 }
 
 /** The cookie's Max-Age for a session's own lifetime: `undefined` makes a browser-session cookie. */

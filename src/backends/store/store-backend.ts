@@ -19,7 +19,7 @@ import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, userIdOf } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 
@@ -622,14 +622,6 @@ const STORE_KEY = Symbol('koa-sealed-session.storeKey');
 function isUserIndex(store: SessionStore): store is SessionStore & UserIndex {
   const candidate = store as Partial<UserIndex>;
   return typeof candidate.sessionsOf === 'function' && typeof candidate.destroyUser === 'function';
-}
-
-/** A user's index id: a one-way hash of the id's text, so that index keys do not spell out user ids. */
-function userIdOf(user: unknown, what: string): string {
-  if (!((typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user)) || typeof user === 'bigint')) {
-    throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `${what} must be a user id: a non-empty string or a finite number.`);
-  }
-  return hash('sha256', String(user), 'base64url');
 }
 
 function parseInfo(info: string | undefined): unknown {

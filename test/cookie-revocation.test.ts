@@ -1,0 +1,333 @@
+import { expect } from 'chai';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Redis as IORedis, Cluster as IORedisCluster } from 'ioredis';
+import type Koa from 'koa';
+import { createClient, createCluster } from 'redis';
+import request from 'supertest';
+import {
+  CookieSessionBackend,
+  KeyRing,
+  MemoryRevocationStore,
+  RedisRevocationStore,
+  SessionError,
+  type CookieSessionOptions,
+  type RevocationStore,
+} from '../src/index.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const KEY_RING = new KeyRing([KEY_A]);
+
+/** A login app on a cookie backend: /login?user=… (renew, then the user), /others-out, /everywhere-out, /count. */
+function loginApp(backend: CookieSessionBackend): Koa.Middleware {
+  return async (ctx) => {
+    const session = ctx.session;
+    const user = session.get<string>('userId');
+    if (ctx.path === '/login') {
+      session.renew({ maxAge: ctx.query.remember === '1' ? 30 * DAY : undefined });
+      session.set('userId', String(ctx.query.user));
+    } else if (ctx.path === '/others-out' && user !== undefined) {
+      await backend.revokeUser(user, { keep: ctx.session });
+    } else if (ctx.path === '/everywhere-out' && user !== undefined) {
+      await backend.revokeUser(user);
+    } else if (ctx.path === '/count') {
+      session.set('counter', (session.get<number>('counter') ?? 0) + 1);
+    }
+    ctx.body = { user: session.get('userId') ?? null, counter: session.get('counter') ?? null };
+  };
+}
+
+const cookieOf = (res: request.Response) => `session=${cookieValue(res)}`;
+
+describe('the absolute timeout of cookie sessions (absoluteTimeout)', () => {
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    it(`should end a session absoluteTimeout after it began, however often autoRenew re-sealed it (${label})`, async () => {
+      const clock = manualClock();
+      const backend = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, maxAge: DAY, autoRenew: true, absoluteTimeout: 3 * DAY });
+      const server = await listen(appWith(backend, loginApp(backend)));
+      let cookie = cookieOf(await request(server).get('/count').expect(200));
+      let renewals = 0;
+      for (let hour = 11; hour < 72; hour += 11) {
+        clock.advance(11 * HOUR);
+        const res = await request(server).get('/').set('Cookie', cookie).expect(200);
+        expect(res.body.counter, `after ${hour} hours`).to.equal(1);
+        if (setCookieFor(res) !== undefined) [cookie, renewals] = [cookieOf(res), renewals + 1];
+      }
+      expect(renewals).to.be.at.least(2);
+      // 72 hours: the cookie is fresh (re-sealed at most 11 hours ago) but the session is three days old.
+      clock.advance(6 * HOUR);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null });
+    });
+
+    it(`should cap the cookie's Max-Age at the absolute deadline, and start again on renew() (${label})`, async () => {
+      const clock = manualClock();
+      const backend = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, maxAge: DAY, absoluteTimeout: 2 * DAY });
+      const server = await listen(appWith(backend, loginApp(backend)));
+      const first = await request(server).get('/count').expect(200);
+      expect(setCookieFor(first)).to.match(new RegExp(`Max-Age=${DAY / 1000};`));
+      clock.advance(20 * HOUR);
+      const middle = await request(server).get('/count').set('Cookie', cookieOf(first)).expect(200, { user: null, counter: 2 });
+      expect(setCookieFor(middle)).to.match(new RegExp(`Max-Age=${DAY / 1000};`));
+      clock.advance(16 * HOUR);
+      const late = await request(server).get('/count').set('Cookie', cookieOf(middle)).expect(200, { user: null, counter: 3 });
+      expect(setCookieFor(late)).to.match(new RegExp(`Max-Age=${(12 * HOUR) / 1000};`));
+      const renewed = await request(server).get('/login?user=ada').set('Cookie', cookieOf(late)).expect(200);
+      expect(setCookieFor(renewed)).to.match(new RegExp(`Max-Age=${DAY / 1000};`));
+      clock.advance(20 * HOUR);
+      await request(server).get('/').set('Cookie', cookieOf(renewed)).expect(200, { user: 'ada', counter: 3 });
+    });
+  }
+
+  it('should default to 30 days, or maxAge when that is longer, and refuse what no lifetime can be', async () => {
+    for (const [maxAge, resealAt, opensAt31Days] of [[20 * DAY, 15 * DAY, false], [40 * DAY, 25 * DAY, true]] as const) {
+      const clock = manualClock();
+      const backend = backendFor('signed', KEY_RING, { now: clock.now, maxAge, autoRenew: true });
+      const server = await listen(appWith(backend, loginApp(backend)));
+      let cookie = cookieOf(await request(server).get('/count').expect(200));
+      clock.advance(resealAt); // past half its lifetime: re-sealed
+      cookie = cookieOf(await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: 1 }));
+      clock.advance(31 * DAY - resealAt);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: opensAt31Days ? 1 : null });
+    }
+    expect(() => backendFor('signed', KEY_RING, { absoluteTimeout: 10 })).to.throw(SessionError, /absoluteTimeout/);
+    expect(() => backendFor('signed', KEY_RING, { absoluteTimeout: 500 * DAY })).to.throw(SessionError, /absoluteTimeout/);
+  });
+});
+
+/** Counts the revocation store's calls: how often the cache let a request through to it. */
+class Counted implements RevocationStore {
+  asked = 0;
+  /** How long each question takes, in ms: a store over the network. */
+  delayMs = 0;
+  constructor(readonly inner: RevocationStore) {}
+  async notBefore(user: string) {
+    this.asked += 1;
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return this.inner.notBefore(user);
+  }
+  revoke(user: string, at: number, ttlMs: number) {
+    return this.inner.revoke(user, at, ttlMs);
+  }
+}
+
+describe('revoking the cookies of one user (userKey, revocations, revokeUser)', function () {
+  this.timeout(30_000);
+
+  for (const { mode, serializer, label } of COMBINATIONS) {
+    describe(`when sealed ${label}`, () => {
+      const setup = async (options: CookieSessionOptions = {}) => {
+        const clock = manualClock(Date.now());
+        const store = new Counted(new MemoryRevocationStore({ now: clock.now }));
+        const backend = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, userKey: 'userId', revocations: store, ...options });
+        return { clock, store, backend, server: await listen(appWith(backend, loginApp(backend))) };
+      };
+      /** A clock that moves on by a millisecond each time it is read, as a real one does between two reads. */
+      const ticking = async () => {
+        let t = Date.now();
+        const now = () => (t += 1);
+        const store = new MemoryRevocationStore({ now });
+        const backend = backendFor(mode, KEY_RING, { serializer: serializer(), now, userKey: 'userId', revocations: store });
+        return { server: await listen(appWith(backend, loginApp(backend))) };
+      };
+
+      it("should stop every earlier cookie of the user opening, and no one else's", async () => {
+        const { clock, server } = await setup();
+        const laptop = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        const phone = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        const bob = cookieOf(await request(server).get('/login?user=bob').expect(200));
+        const anonymous = cookieOf(await request(server).get('/count').expect(200));
+        clock.advance(1000);
+        await request(server).get('/everywhere-out').set('Cookie', laptop).expect(200);
+        for (const gone of [laptop, phone]) await request(server).get('/').set('Cookie', gone).expect(200, { user: null, counter: null });
+        await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null });
+        await request(server).get('/').set('Cookie', anonymous).expect(200, { user: null, counter: 1 });
+        // Signing in again after the revocation works.
+        clock.advance(1);
+        const again = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        await request(server).get('/').set('Cookie', again).expect(200, { user: 'alice', counter: null });
+      });
+
+      it('should keep the session given as keep signed in, sealed again in the same response', async () => {
+        const { server } = await ticking();
+        const laptop = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        const phone = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        const res = await request(server).get('/others-out').set('Cookie', laptop).expect(200, { user: 'alice', counter: null });
+        expect(setCookieFor(res), 'the kept session is sealed again').not.to.equal(undefined);
+        await request(server).get('/').set('Cookie', cookieOf(res)).expect(200, { user: 'alice', counter: null });
+        await request(server).get('/').set('Cookie', phone).expect(200, { user: null, counter: null });
+        // The revocation comes after the request read its clock: the kept cookie is sealed no earlier than it.
+        const again = await request(server).get('/others-out').set('Cookie', cookieOf(res)).expect(200);
+        await request(server).get('/').set('Cookie', cookieOf(again)).expect(200, { user: 'alice', counter: null });
+      });
+
+      it('should open the pre-login cookie only as the anonymous session it was (session fixation)', async () => {
+        const { server } = await setup();
+        const before = cookieOf(await request(server).get('/count').expect(200));
+        const after = cookieOf(await request(server).get('/login?user=alice').set('Cookie', before).expect(200));
+        expect(after).not.to.equal(before);
+        await request(server).get('/').set('Cookie', before).expect(200, { user: null, counter: 1 });
+        await request(server).get('/').set('Cookie', after).expect(200, { user: 'alice', counter: 1 });
+      });
+
+      it('should ask the store at most once per revocationCacheMs per user, and not at all without a user', async () => {
+        const { clock, store, server } = await setup({ revocationCacheMs: 5000 });
+        store.delayMs = 30;
+        const alice = cookieOf(await request(server).get('/login?user=alice').expect(200));
+        const anonymous = cookieOf(await request(server).get('/count').expect(200));
+        for (let i = 0; i < 5; i++) await request(server).get('/').set('Cookie', anonymous).expect(200);
+        expect(store.asked).to.equal(0);
+        await Promise.all(Array.from({ length: 10 }, () => request(server).get('/').set('Cookie', alice).expect(200)));
+        expect(store.asked, 'ten concurrent requests, one question').to.equal(1);
+        clock.advance(4999);
+        await request(server).get('/').set('Cookie', alice).expect(200);
+        expect(store.asked).to.equal(1);
+        clock.advance(1);
+        await request(server).get('/').set('Cookie', alice).expect(200);
+        expect(store.asked).to.equal(2);
+      });
+
+      it('should not open a cookie whose user value is no user id', async () => {
+        const { backend, server } = await setup();
+        const token = backend.seal({ userId: { not: 'an id' } });
+        await request(server).get('/').set('Cookie', `session=${token}`).expect(200, { user: null, counter: null });
+      });
+    });
+  }
+
+  it('should refuse revocations without userKey, a store that is none, and revokeUser without revocations', async () => {
+    const store = new MemoryRevocationStore();
+    expect(() => CookieSessionBackend.signed(KEY_RING, { revocations: store })).to.throw(SessionError, /userKey/);
+    expect(() => CookieSessionBackend.signed(KEY_RING, { userKey: 'userId', revocations: {} as RevocationStore })).to.throw(SessionError, /revocations/);
+    expect(() => CookieSessionBackend.signed(KEY_RING, { userKey: 'userId', revocations: store, revocationStoreDown: 'maybe' as 'reject' })).to.throw(
+      SessionError,
+      /revocationStoreDown/,
+    );
+    let err: unknown;
+    try {
+      await CookieSessionBackend.signed(KEY_RING, { userKey: 'userId' }).revokeUser('alice');
+    } catch (caught) {
+      err = caught;
+    }
+    expect((err as SessionError).code).to.equal('ERR_SESSION_INVALID_OPTION');
+  });
+});
+
+describe('revocations in Redis (RedisRevocationStore)', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let cluster: RedisCluster;
+  before(async () => {
+    redis = await startRedis();
+    cluster = await startRedisCluster();
+  });
+  after(async () => {
+    await redis?.stop();
+    await cluster?.stop();
+  });
+
+  const CLIENTS = [
+    { label: 'node-redis', make: async () => {
+      const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.destroy() };
+    } },
+    { label: 'ioredis', make: async () => {
+      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.disconnect() };
+    } },
+    { label: 'node-redis on a cluster', make: async () => {
+      const client = await createCluster({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
+      return { client, close: () => client.close() };
+    } },
+    { label: 'ioredis on a cluster', make: async () => {
+      const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
+      await client.connect();
+      return { client, close: () => client.disconnect() };
+    } },
+  ];
+
+  for (const { label, make } of CLIENTS) {
+    it(`should keep the later time per user, for as long as asked (${label})`, async () => {
+      const { client, close } = await make();
+      try {
+        const store = new RedisRevocationStore(client, { prefix: `revoked-${label.replace(/ /g, '-')}:` });
+        expect(await store.notBefore('u1')).to.equal(undefined);
+        await store.revoke('u1', 2000, 60_000);
+        await store.revoke('u1', 1000, 60_000);
+        expect(await store.notBefore('u1')).to.equal(2000);
+        await store.revoke('u1', 3000, 50);
+        expect(await store.notBefore('u1')).to.equal(3000);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await store.notBefore('u1')).to.equal(undefined);
+      } finally {
+        await close();
+      }
+    });
+  }
+
+  it('should fail closed (503) while Redis is stalled, or open the cookie with revocationStoreDown: accept', async () => {
+    const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
+    try {
+      const revocations = new RedisRevocationStore(client);
+      const strict = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations, revocationCacheMs: 0, revocationTimeout: 200 });
+      const lenient = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations, revocationCacheMs: 0, revocationTimeout: 200, revocationStoreDown: 'accept' });
+      const strictApp = appWith(strict, loginApp(strict));
+      const strictServer = await listen(strictApp);
+      const lenientServer = await listen(appWith(lenient, loginApp(lenient)));
+      const alice = cookieOf(await request(strictServer).get('/login?user=alice').expect(200));
+      const anonymous = cookieOf(await request(strictServer).get('/count').expect(200));
+      redis.pause();
+      try {
+        const started = Date.now();
+        await request(strictServer).get('/').set('Cookie', alice).expect(503);
+        expect(Date.now() - started).to.be.below(1500);
+        await request(lenientServer).get('/').set('Cookie', alice).expect(200, { user: 'alice', counter: null });
+        // No user, no question: unaffected by the outage.
+        await request(strictServer).get('/').set('Cookie', anonymous).expect(200, { user: null, counter: 1 });
+      } finally {
+        redis.resume();
+      }
+      expect((strictApp.errors[0] as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
+      await request(strictServer).get('/').set('Cookie', alice).expect(200, { user: 'alice', counter: null });
+    } finally {
+      await close();
+    }
+  });
+
+  it('should stop a revoked cookie opening on a second app process within revocationCacheMs', async () => {
+    const cacheMs = 500;
+    const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
+    const peer = fork(fileURLToPath(new URL('./revocation-peer.js', import.meta.url)), [String(redis.port), String(cacheMs)], { stdio: 'ignore' });
+    try {
+      const [port] = (await once(peer, 'message')) as [number];
+      const here = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations: new RedisRevocationStore(client), revocationCacheMs: cacheMs });
+      const server = await listen(appWith(here, loginApp(here)));
+      const alice = cookieOf(await request(server).get('/login?user=alice').expect(200));
+      const other = `http://127.0.0.1:${port}`;
+      const userThere = async () => ((await (await fetch(`${other}/`, { headers: { cookie: alice } })).json()) as { user: string | null }).user;
+      expect(await userThere()).to.equal('alice'); // the peer has now cached "not revoked"
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      await here.revokeUser('alice');
+      const revokedAt = Date.now();
+      await request(server).get('/').set('Cookie', alice).expect(200, { user: null, counter: null }); // here: at once
+      let openedFor = 0;
+      for (;;) {
+        if ((await userThere()) === null) break;
+        openedFor = Date.now() - revokedAt;
+        expect(openedFor, 'still opening on the peer').to.be.below(cacheMs + 1000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(openedFor).to.be.at.most(cacheMs + 100);
+    } finally {
+      peer.kill();
+      await close();
+    }
+  });
+});
