@@ -41,8 +41,6 @@ export interface SessionHandle {
   readonly maxAge?: number | 'session';
   read(): StoredSession | undefined;
   write(change: SessionWrite): void | Promise<void>;
-  /** Set by the backend during the request to have the session written at the end even when unchanged. */
-  readonly rewrite?: boolean;
 }
 
 /**

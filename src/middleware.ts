@@ -175,7 +175,7 @@ class Lifecycle implements SessionWriter {
     if (this.#committed) return;
     this.#committed = true;
     if (this.#session === undefined) return;
-    const change = finish(this.#session, this.#stale || this.handle.rewrite === true);
+    const change = finish(this.#session, this.#stale);
     if (change !== undefined) await this.handle.write(change);
   }
 }

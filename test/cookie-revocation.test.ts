@@ -13,6 +13,7 @@ import {
   RedisRevocationStore,
   SessionError,
   type CookieSessionOptions,
+  type Revocation,
   type RevocationStore,
 } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
@@ -30,6 +31,7 @@ function loginApp(backend: CookieSessionBackend): Koa.Middleware {
     if (ctx.path === '/login') {
       session.renew({ maxAge: ctx.query.remember === '1' ? 30 * DAY : undefined });
       session.set('userId', String(ctx.query.user));
+      if (ctx.query.then === 'others-out') await backend.revokeUser(String(ctx.query.user), { keep: ctx.session });
     } else if (ctx.path === '/others-out' && user !== undefined) {
       await backend.revokeUser(user, { keep: ctx.session });
     } else if (ctx.path === '/everywhere-out' && user !== undefined) {
@@ -104,13 +106,13 @@ class Counted implements RevocationStore {
   /** How long each question takes, in ms: a store over the network. */
   delayMs = 0;
   constructor(readonly inner: RevocationStore) {}
-  async notBefore(user: string) {
+  async get(user: string) {
     this.asked += 1;
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
-    return this.inner.notBefore(user);
+    return this.inner.get(user);
   }
-  revoke(user: string, at: number, ttlMs: number) {
-    return this.inner.revoke(user, at, ttlMs);
+  set(user: string, revocation: Revocation, ttlMs: number) {
+    return this.inner.set(user, revocation, ttlMs);
   }
 }
 
@@ -151,17 +153,36 @@ describe('revoking the cookies of one user (userKey, revocations, revokeUser)', 
         await request(server).get('/').set('Cookie', again).expect(200, { user: 'alice', counter: null });
       });
 
-      it('should keep the session given as keep signed in, sealed again in the same response', async () => {
+      it('should keep the session given as keep signed in, with the cookie it has, and one it begins in the same request', async () => {
         const { server } = await ticking();
         const laptop = cookieOf(await request(server).get('/login?user=alice').expect(200));
         const phone = cookieOf(await request(server).get('/login?user=alice').expect(200));
         const res = await request(server).get('/others-out').set('Cookie', laptop).expect(200, { user: 'alice', counter: null });
-        expect(setCookieFor(res), 'the kept session is sealed again').not.to.equal(undefined);
-        await request(server).get('/').set('Cookie', cookieOf(res)).expect(200, { user: 'alice', counter: null });
+        expect(setCookieFor(res), 'nothing to write: the kept cookie is known by when its session began').to.equal(undefined);
+        await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null });
         await request(server).get('/').set('Cookie', phone).expect(200, { user: null, counter: null });
-        // The revocation comes after the request read its clock: the kept cookie is sealed no earlier than it.
-        const again = await request(server).get('/others-out').set('Cookie', cookieOf(res)).expect(200);
-        await request(server).get('/').set('Cookie', cookieOf(again)).expect(200, { user: 'alice', counter: null });
+        // A later revocation without keep ends it too; a session that signs in and keeps itself at once survives.
+        await request(server).get('/everywhere-out').set('Cookie', laptop).expect(200);
+        await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, counter: null });
+        const fresh = cookieOf(await request(server).get('/login?user=alice&then=others-out').expect(200));
+        await request(server).get('/').set('Cookie', fresh).expect(200, { user: 'alice', counter: null });
+      });
+
+      it('should not let a server that has not heard of the revocation yet re-seal a revoked session out of it', async () => {
+        const { clock, store, backend } = await setup();
+        const other = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, userKey: 'userId', revocations: store, revocationCacheMs: 5000 });
+        const here = await listen(appWith(backend, loginApp(backend)));
+        const there = await listen(appWith(other, loginApp(other)));
+        const alice = cookieOf(await request(here).get('/login?user=alice').expect(200));
+        await request(there).get('/').set('Cookie', alice).expect(200, { user: 'alice', counter: null }); // cached: not revoked
+        clock.advance(1000);
+        await backend.revokeUser('alice');
+        // Within its cache bound the other server still serves it, and seals a changed cookie, now...
+        const resealed = cookieOf(await request(there).get('/count').set('Cookie', alice).expect(200, { user: 'alice', counter: 1 }));
+        // ...which still carries when the session began: revoked once the bound has passed.
+        clock.advance(5000);
+        await request(there).get('/').set('Cookie', resealed).expect(200, { user: null, counter: null });
+        await request(here).get('/').set('Cookie', resealed).expect(200, { user: null, counter: null });
       });
 
       it('should open the pre-login cookie only as the anonymous session it was (session fixation)', async () => {
@@ -254,18 +275,18 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
   ];
 
   for (const { label, make } of CLIENTS) {
-    it(`should keep the later time per user, for as long as asked (${label})`, async () => {
+    it(`should keep the revocation with the later time per user, for as long as asked (${label})`, async () => {
       const { client, close } = await make();
       try {
         const store = new RedisRevocationStore(client, { prefix: `revoked-${label.replace(/ /g, '-')}:` });
-        expect(await store.notBefore('u1')).to.equal(undefined);
-        await store.revoke('u1', 2000, 60_000);
-        await store.revoke('u1', 1000, 60_000);
-        expect(await store.notBefore('u1')).to.equal(2000);
-        await store.revoke('u1', 3000, 50);
-        expect(await store.notBefore('u1')).to.equal(3000);
+        expect(await store.get('u1')).to.equal(undefined);
+        await store.set('u1', { before: 2000, except: 1500 }, 60_000);
+        await store.set('u1', { before: 1000 }, 60_000);
+        expect(await store.get('u1')).to.deep.equal({ before: 2000, except: 1500 });
+        await store.set('u1', { before: 3000 }, 50);
+        expect(await store.get('u1')).to.deep.equal({ before: 3000 });
         await new Promise((resolve) => setTimeout(resolve, 120));
-        expect(await store.notBefore('u1')).to.equal(undefined);
+        expect(await store.get('u1')).to.equal(undefined);
       } finally {
         await close();
       }

@@ -15,7 +15,7 @@ import {
 } from '../../http/cookie.js';
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
-import { RevocationCache, type RevocationStore } from './revocations.js';
+import { RevocationCache, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
@@ -82,13 +82,15 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
  */
 export const CLOCK_SKEW_MS = 60_000;
 
-/** Where a stored session carries the id of the key that opened it, when it began and was sealed (internal). */
+/** Where a stored session carries the id of the key that opened it and when it began (internal). */
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
-const ISSUED_AT = Symbol('koa-sealed-session.issuedAt');
-type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined; readonly [ISSUED_AT]: number };
+type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined };
 
-/** Where a cookie handle takes `revokeUser`'s `keep` (internal): the session is sealed again, not before `at`. */
+/**
+ * Where a cookie handle tells `revokeUser`'s `keep` (internal) when its request read the clock, and when its session
+ * began (`undefined`: it begins in this request, or is a version 1 cookie, rewritten as begun now).
+ */
 const KEEP = Symbol('koa-sealed-session.keep');
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -102,8 +104,6 @@ interface Unsealed {
   /** `undefined` for a version 1 cookie. */
   readonly createdAt: number | undefined;
   readonly maxAge: OwnLifetime;
-  /** When it was sealed: its expiry less its lifetime. */
-  readonly issuedAt: number;
 }
 
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
@@ -194,7 +194,7 @@ export class CookieSessionBackend implements SessionBackend {
     const { userKey, revocations } = options;
     if (userKey !== undefined && (typeof userKey !== 'string' || userKey === '')) throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
     if (revocations !== undefined) {
-      if (typeof revocations !== 'object' || revocations === null || typeof revocations.notBefore !== 'function' || typeof revocations.revoke !== 'function') {
+      if (typeof revocations !== 'object' || revocations === null || typeof revocations.get !== 'function' || typeof revocations.set !== 'function') {
         throw invalidOption(where, 'revocations', 'a RevocationStore, such as new RedisRevocationStore(client) or new MemoryRevocationStore()');
       }
       if (userKey === undefined) throw invalidOption(where, 'revocations', 'given with userKey, the session key that holds the user id');
@@ -215,27 +215,29 @@ export class CookieSessionBackend implements SessionBackend {
   }
 
   /**
-   * Stops every cookie of a user that was sealed before now from opening, on every server that shares the
-   * revocation store (within `revocationCacheMs` on the others; at once on this one). `keep`: this request's
-   * `ctx.session`, which is sealed again in this response and stays signed in ("sign out everywhere else").
+   * Stops every cookie of a user whose session began before now from opening (however recently it was re-sealed),
+   * on every server that shares the revocation store: at once on this one, within `revocationCacheMs` on the others.
+   * `keep`: this request's `ctx.session`, which stays signed in ("sign out everywhere else").
    * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the revocation store fails;
    * `ERR_SESSION_INVALID_OPTION` without `userKey` and `revocations`.
    */
   async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<void> {
     const cache = this.#revocations;
     if (cache === undefined) throw invalidOption(`CookieSessionBackend.${this.mode}`, 'revocations', 'set (with userKey), to call revokeUser()');
-    let keep: ((at: number) => void) | undefined;
-    if (options.keep !== undefined) {
-      keep = (HANDLES.get(options.keep) as { [KEEP]?: (at: number) => void } | undefined)?.[KEEP];
-      if (typeof keep !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
-    }
     const now = this.#now();
+    let revocation: Revocation = { before: now };
+    if (options.keep !== undefined) {
+      const kept = (HANDLES.get(options.keep) as { [KEEP]?: () => { now: number; createdAt: number | undefined } } | undefined)?.[KEEP];
+      if (typeof kept !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
+      // From the kept request's clock: a session it begins now (or renews, or rewrites from version 1) is not older.
+      const { now: requestNow, createdAt } = kept();
+      revocation = createdAt === undefined ? { before: requestNow } : { before: requestNow, except: createdAt };
+    }
     try {
-      await cache.revoke(userIdOf(user, 'revokeUser'), now, this.#revocationTtl, now);
+      await cache.revoke(userIdOf(user, 'revokeUser'), revocation, this.#revocationTtl, now);
     } catch (err) {
       throw revocationsUnavailable(err);
     }
-    keep?.(now);
   }
 
   /**
@@ -280,8 +282,6 @@ export class CookieSessionBackend implements SessionBackend {
     let openedWith: number | undefined;
     let createdAt: number | undefined;
     let legacyOpened = false;
-    // revokeUser's keep: sealed again in this response, not before this time.
-    let keptAt: number | undefined;
     const find = (): Opened<StoredSession> | undefined => {
       const header = ctx.request.headers.cookie;
       const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
@@ -301,16 +301,13 @@ export class CookieSessionBackend implements SessionBackend {
       legacyOpened = true;
       // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
       const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
-      // Sealed at an unknown time: a user with any revocation does not move over.
-      return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined, [ISSUED_AT]: -Infinity };
+      // Begun at an unknown time: a user with any revocation does not move over.
+      return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
     };
     let found: { readonly stored: StoredSession | undefined } | undefined;
-    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: (at: number) => void; rewrite?: boolean } = {
+    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: () => { now: number; createdAt: number | undefined } } = {
       [VALUE_RULES]: this.#rules,
-      [KEEP]: (at: number) => {
-        keptAt = at;
-        handle.rewrite = true;
-      },
+      [KEEP]: () => ({ now, createdAt }),
       maxAge: cookie.maxAge ?? 'session',
       read: () => (found === undefined ? find() : found.stored),
       write: (change: SessionWrite) => {
@@ -321,17 +318,16 @@ export class CookieSessionBackend implements SessionBackend {
         if (ending && !hadCookie && !legacyOpened) return;
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookies alone.
         // A new or explicitly renewed session begins now; a version 1 cookie, which lacks the time, begins when first seen.
-        const sealedAt = keptAt === undefined ? now : Math.max(now, keptAt);
-        const began = change.isNew || change.status === 'renewed' ? sealedAt : (createdAt ?? now);
-        const value = ending ? undefined : this.#sealWrite(change, sealedAt, began);
+        const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
+        const value = ending ? undefined : this.#sealWrite(change, now, began);
         assertHeadersOpen(ctx);
         if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
         if (ending && !hadCookie) return;
         const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
         const maxAge = cookieMaxAge(cookie, change.maxAge);
         // The browser keeps it no longer than the session's absolute deadline.
-        const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.#absolute - sealedAt));
-        const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, sealedAt, secure, capped);
+        const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.#absolute - now));
+        const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure, capped);
         putSetCookie(ctx.res, cookie.name, line);
       },
     };
@@ -344,8 +340,9 @@ export class CookieSessionBackend implements SessionBackend {
       found = { stored };
       return handle;
     }
-    const revokedIfBefore = (notBefore: number | undefined): SessionHandle => {
-      if (notBefore !== undefined && stored[ISSUED_AT] < notBefore) {
+    const revokedIf = (revocation: Revocation | undefined): SessionHandle => {
+      // By when the session began, which every re-seal keeps: a revoked session cannot be re-sealed out of it.
+      if (isRevoked(revocation, stored[CREATED_AT])) {
         // Opens as no session at all: a change starts a new one, which replaces the revoked cookie.
         openedWith = createdAt = undefined;
         legacyOpened = false;
@@ -356,16 +353,16 @@ export class CookieSessionBackend implements SessionBackend {
       return handle;
     };
     // A user value that is no id could never be revoked: such a cookie does not open.
-    if (user === '') return revokedIfBefore(Infinity);
-    let notBefore: number | undefined | Promise<number | undefined>;
+    if (user === '') return revokedIf({ before: Infinity });
+    let revocation: Revocation | undefined | Promise<Revocation | undefined>;
     try {
-      notBefore = cache.get(user, now);
+      revocation = cache.get(user, now);
     } catch (err) {
-      notBefore = Promise.reject(err);
+      revocation = Promise.reject(err);
     }
-    if (!(notBefore instanceof Promise)) return revokedIfBefore(notBefore);
-    return notBefore.then(revokedIfBefore, (err: unknown) => {
-      if (this.#failOpen) return revokedIfBefore(undefined);
+    if (!(revocation instanceof Promise)) return revokedIf(revocation);
+    return revocation.then(revokedIf, (err: unknown) => {
+      if (this.#failOpen) return revokedIf(undefined);
       throw revocationsUnavailable(err);
     });
   }
@@ -398,7 +395,7 @@ export class CookieSessionBackend implements SessionBackend {
   #read(value: string, now: number): Opened<StoredSession> | undefined {
     const unsealed = this.#unseal(value, now);
     if (unsealed === undefined) return undefined;
-    const { serializer, payload, stale, keyId, createdAt, maxAge, issuedAt } = unsealed;
+    const { serializer, payload, stale, keyId, createdAt, maxAge } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
@@ -413,12 +410,11 @@ export class CookieSessionBackend implements SessionBackend {
         [LAZY_ENTRIES]: { codec, entries },
         [OPENED_WITH]: keyId,
         [CREATED_AT]: createdAt,
-        [ISSUED_AT]: issuedAt,
       };
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [ISSUED_AT]: issuedAt };
+    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt };
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
@@ -437,8 +433,7 @@ export class CookieSessionBackend implements SessionBackend {
     const renewalDue = this.#autoRenew && opened.expiresAt - now < lifetime / 2;
     // A version 1 cookie is rewritten as version 2, which carries its creation time.
     const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue || opened.createdAt === undefined;
-    const { payload, keyId, createdAt, maxAge } = opened;
-    return { payload, serializer, stale, keyId, createdAt, maxAge, issuedAt: opened.expiresAt - lifetime };
+    return { payload: opened.payload, serializer, stale, keyId: opened.keyId, createdAt: opened.createdAt, maxAge: opened.maxAge };
   }
 
   /** How long a session with this own lifetime lasts on the server. */

@@ -1,6 +1,6 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
 import { RedisConnection, luaScript, text, type RedisClientLike } from '../../redis/client.js';
-import type { RevocationStore } from './revocations.js';
+import type { Revocation, RevocationStore } from './revocations.js';
 
 /** Options of {@link RedisRevocationStore}. */
 export interface RedisRevocationStoreOptions {
@@ -10,10 +10,12 @@ export interface RedisRevocationStoreOptions {
   readonly maxPending?: number;
 }
 
-// Keeps the later of two times, and the entry at least as long as asked. ARGV: at, ttl ms.
-const REVOKE = luaScript(`local current = tonumber(redis.call('GET', KEYS[1]))
-local ttl = tonumber(ARGV[2])
-if current and current >= tonumber(ARGV[1]) then
+// An entry is "before" or "before:except". Keeps the one with the later "before", and the entry at least as long as
+// asked. ARGV: the entry, its "before", ttl ms.
+const REVOKE = luaScript(`local current = redis.call('GET', KEYS[1])
+local ttl = tonumber(ARGV[3])
+local before = current and tonumber(string.match(current, '^%d+'))
+if before and before > tonumber(ARGV[2]) then
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
   return 0
 end
@@ -46,18 +48,20 @@ export class RedisRevocationStore implements RevocationStore {
     Object.freeze(this);
   }
 
-  async notBefore(user: string): Promise<number | undefined> {
+  async get(user: string): Promise<Revocation | undefined> {
     const key = this.prefix + user;
     const reply = await this.#redis.run(key, ['GET', key]);
     if (reply === null || reply === undefined) return undefined;
-    const at = Number(text(reply));
+    const match = /^(\d{1,15})(?::(\d{1,15}))?$/.exec(text(reply));
     // Something else under the key fails closed, as an outage does: a revoked user must not slip through.
-    if (!Number.isFinite(at)) throw new Error('the revocation entry holds no time');
-    return at;
+    if (match === null) throw new Error('the revocation entry is not one');
+    return match[2] === undefined ? { before: Number(match[1]) } : { before: Number(match[1]), except: Number(match[2]) };
   }
 
-  async revoke(user: string, at: number, ttlMs: number): Promise<void> {
+  async set(user: string, revocation: Revocation, ttlMs: number): Promise<void> {
     const key = this.prefix + user;
-    await this.#redis.script(REVOKE, [key], [String(Math.floor(at)), String(Math.max(1, Math.ceil(ttlMs)))]);
+    const before = String(Math.floor(revocation.before));
+    const entry = revocation.except === undefined ? before : `${before}:${Math.floor(revocation.except)}`;
+    await this.#redis.script(REVOKE, [key], [entry, before, String(Math.max(1, Math.ceil(ttlMs)))]);
   }
 }

@@ -1,19 +1,27 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
 
 /**
- * Where `CookieSessionBackend` keeps, per user, a "not before" time: a cookie of that user sealed before it does
- * not open. A user is an opaque string (a hash of the app's user id). Small: one number per revoked user, kept as
- * long as a cookie sealed before it could still open.
+ * A user's revocation: their sessions that began before `before` no longer open, but for the one that began at
+ * `except` (the session that asked to "sign out everywhere else"). Times in milliseconds since the epoch.
+ */
+export interface Revocation {
+  readonly before: number;
+  readonly except?: number;
+}
+
+/**
+ * Where `CookieSessionBackend` keeps each user's {@link Revocation}. A user is an opaque string (a hash of the
+ * app's user id). Small: one entry per revoked user, kept as long as a session begun before it could still open.
  *
  * What each method must guarantee:
- * - `notBefore`: the user's time, in milliseconds since the epoch, or `undefined` when none is kept.
- * - `revoke`: sets the user's time to `at`, unless a later one is set already, and keeps it at least `ttlMs`.
+ * - `get`: the user's revocation, or `undefined` when none is kept.
+ * - `set`: keeps `revocation` for at least `ttlMs`, unless one with a later `before` is kept already.
  *
  * Both reject when the store cannot answer.
  */
 export interface RevocationStore {
-  notBefore(user: string): Promise<number | undefined>;
-  revoke(user: string, at: number, ttlMs: number): Promise<void>;
+  get(user: string): Promise<Revocation | undefined>;
+  set(user: string, revocation: Revocation, ttlMs: number): Promise<void>;
 }
 
 /** Options of {@link MemoryRevocationStore}. */
@@ -27,7 +35,7 @@ export interface MemoryRevocationStoreOptions {
  * reach other processes; use `RedisRevocationStore` for more than one.
  */
 export class MemoryRevocationStore implements RevocationStore {
-  readonly #users = new Map<string, { at: number; expiresAt: number }>();
+  readonly #users = new Map<string, { revocation: Revocation; expiresAt: number }>();
   readonly #now: () => number;
 
   constructor(options: MemoryRevocationStoreOptions = {}) {
@@ -42,15 +50,15 @@ export class MemoryRevocationStore implements RevocationStore {
     return this.#users.size;
   }
 
-  async notBefore(user: string): Promise<number | undefined> {
+  async get(user: string): Promise<Revocation | undefined> {
     const entry = this.#users.get(user);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt > this.#now()) return entry.at;
+    if (entry.expiresAt > this.#now()) return entry.revocation;
     this.#users.delete(user);
     return undefined;
   }
 
-  async revoke(user: string, at: number, ttlMs: number): Promise<void> {
+  async set(user: string, revocation: Revocation, ttlMs: number): Promise<void> {
     const now = this.#now();
     // Entries are kept as long as the longest cookie lifetime, all alike: the oldest expire first.
     for (const [name, entry] of this.#users) {
@@ -58,9 +66,9 @@ export class MemoryRevocationStore implements RevocationStore {
       this.#users.delete(name);
     }
     const previous = this.#users.get(user);
-    const kept = previous !== undefined && previous.expiresAt > now && previous.at >= at ? previous.at : at;
+    const kept = previous !== undefined && previous.expiresAt > now && previous.revocation.before > revocation.before ? previous.revocation : { ...revocation };
     this.#users.delete(user);
-    this.#users.set(user, { at: kept, expiresAt: Math.max(now + ttlMs, previous?.expiresAt ?? 0) });
+    this.#users.set(user, { revocation: kept, expiresAt: Math.max(now + ttlMs, previous?.expiresAt ?? 0) });
   }
 }
 
@@ -75,8 +83,8 @@ export class RevocationCache {
   readonly #store: RevocationStore;
   readonly #freshMs: number;
   readonly #timeoutMs: number;
-  readonly #entries = new Map<string, { notBefore: number | undefined; fetchedAt: number }>();
-  readonly #asking = new Map<string, Promise<number | undefined>>();
+  readonly #entries = new Map<string, { revocation: Revocation | undefined; fetchedAt: number }>();
+  readonly #asking = new Map<string, Promise<Revocation | undefined>>();
 
   constructor(store: RevocationStore, freshMs: number, timeoutMs: number) {
     this.#store = store;
@@ -84,17 +92,18 @@ export class RevocationCache {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** The user's time: at once when the cache holds a fresh one, else from the store (rejects when it fails). */
-  get(user: string, now: number): number | undefined | Promise<number | undefined> {
+  /** The user's revocation: at once when the cache holds a fresh answer, else from the store (rejects when it fails). */
+  get(user: string, now: number): Revocation | undefined | Promise<Revocation | undefined> {
     const entry = this.#entries.get(user);
-    if (entry !== undefined && now - entry.fetchedAt < this.#freshMs && now >= entry.fetchedAt) return entry.notBefore;
+    if (entry !== undefined && now - entry.fetchedAt < this.#freshMs && now >= entry.fetchedAt) return entry.revocation;
     const asking = this.#asking.get(user);
     if (asking !== undefined) return asking;
-    const asked = withTimeout(this.#store.notBefore(user), this.#timeoutMs).then(
-      (notBefore) => {
+    const asked = withTimeout(this.#store.get(user), this.#timeoutMs).then(
+      (revocation) => {
         this.#asking.delete(user);
-        this.#put(user, typeof notBefore === 'number' && Number.isFinite(notBefore) ? notBefore : undefined, now);
-        return this.#entries.get(user)?.notBefore;
+        if (revocation !== undefined && !isRevocation(revocation)) throw new Error('the revocation store answered something else than a revocation');
+        this.#put(user, revocation, now);
+        return this.#entries.get(user)?.revocation;
       },
       (err: unknown) => {
         this.#asking.delete(user);
@@ -106,19 +115,31 @@ export class RevocationCache {
   }
 
   /** Revokes in the store, then here, so that this process never opens a revoked cookie again. */
-  async revoke(user: string, at: number, ttlMs: number, now: number): Promise<void> {
-    await withTimeout(this.#store.revoke(user, at, ttlMs), this.#timeoutMs);
-    this.#put(user, at, now);
+  async revoke(user: string, revocation: Revocation, ttlMs: number, now: number): Promise<void> {
+    await withTimeout(this.#store.set(user, revocation, ttlMs), this.#timeoutMs);
+    this.#put(user, revocation, now);
   }
 
-  #put(user: string, notBefore: number | undefined, now: number): void {
-    const known = this.#entries.get(user)?.notBefore;
-    // A later time known here (a revocation of this process, say) is never replaced by an older answer.
-    const kept = known !== undefined && (notBefore === undefined || known > notBefore) ? known : notBefore;
+  #put(user: string, revocation: Revocation | undefined, now: number): void {
+    const known = this.#entries.get(user)?.revocation;
+    // A later revocation known here (one of this process, say) is never replaced by an older answer.
+    const kept = known !== undefined && (revocation === undefined || known.before > revocation.before) ? known : revocation;
     this.#entries.delete(user);
     if (this.#entries.size >= MAX_CACHED_USERS) this.#entries.delete(this.#entries.keys().next().value as string);
-    this.#entries.set(user, { notBefore: kept, fetchedAt: now });
+    this.#entries.set(user, { revocation: kept, fetchedAt: now });
   }
+}
+
+/** Whether a session that began at `createdAt` (`undefined`: unknown, a version 1 cookie) is revoked. */
+export function isRevoked(revocation: Revocation | undefined, createdAt: number | undefined): boolean {
+  if (revocation === undefined) return false;
+  if (createdAt === undefined) return true;
+  return createdAt < revocation.before && createdAt !== revocation.except;
+}
+
+function isRevocation(value: unknown): value is Revocation {
+  const r = value as Partial<Revocation> | null;
+  return typeof r === 'object' && r !== null && Number.isFinite(r.before) && (r.except === undefined || Number.isFinite(r.except));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
