@@ -16,7 +16,7 @@ import {
   type Revocation,
   type RevocationStore,
 } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor } from './helpers.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor, signIn } from './helpers.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
 const HOUR = 3_600_000;
@@ -29,9 +29,8 @@ function loginApp(backend: CookieSessionBackend): Koa.Middleware {
     const session = ctx.session;
     const user = session.get<string>('userId');
     if (ctx.path === '/login') {
-      session.renew({ maxAge: ctx.query.remember === '1' ? 30 * DAY : undefined });
-      session.set('userId', String(ctx.query.user));
-      if (ctx.query.then === 'others-out') await backend.revokeUser(String(ctx.query.user), { keep: ctx.session });
+      const signedIn = signIn(ctx);
+      if (ctx.query.then === 'others-out') await backend.revokeUser(signedIn, { keep: ctx.session });
     } else if (ctx.path === '/others-out' && user !== undefined) {
       await backend.revokeUser(user, { keep: ctx.session });
     } else if (ctx.path === '/everywhere-out' && user !== undefined) {

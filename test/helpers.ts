@@ -186,3 +186,11 @@ export function expectSessionError(fn: () => unknown, code: SessionErrorCode): S
 export function sealBytes(mode: SealMode, ring: KeyRing, serializerId: number, payload: Uint8Array, name = 'session', now = Date.now()): string {
   return seal(mode, keysFor(ring, name), serializerId, { expiresAt: now + 3_600_000, createdAt: now, maxAge: undefined }, payload).toString('base64url');
 }
+
+/** A test app's sign-in, as the README shows it: GET /login?user=…&remember=1 renews the session (for 30 days if remembered), then sets its user. */
+export function signIn(ctx: Koa.Context): string {
+  const user = String(ctx.query.user);
+  ctx.session.renew({ maxAge: ctx.query.remember === '1' ? 30 * 86_400_000 : undefined });
+  ctx.session.set('userId', user);
+  return user;
+}

@@ -4,7 +4,7 @@ import { createClient, createCluster } from 'redis';
 import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
 import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
 import { MemoryStore, RedisStore, type SessionStore } from '../src/index.js';
-import type { RedisCluster, RedisServer } from './redis-server.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
 /** A store under test, and what the test may ask of the Redis behind it. */
 export interface StoreCase {
@@ -95,4 +95,57 @@ export function storeCases(
     },
   },
   ];
+}
+
+/** One store of {@link eachStore}'s, as a test sees it: the store itself (fresh for each test) and its servers. */
+export interface StoreUnderTest {
+  readonly label: string;
+  readonly kind: 'single' | 'cluster' | false;
+  readonly current: StoreCase;
+  readonly redis: RedisServer;
+  readonly cluster: RedisCluster;
+}
+
+/**
+ * Inside a describe: starts a redis-server and a three-master cluster for the suite, and declares `body`'s tests
+ * once per store, each test on an emptied Redis and a client of its own.
+ */
+export function eachStore(body: (store: StoreUnderTest) => void): void {
+  let redis: RedisServer;
+  let cluster: RedisCluster;
+  before(async function () {
+    this.timeout(60_000);
+    redis = await startRedis();
+    cluster = await startRedisCluster();
+  });
+  after(async () => {
+    await redis?.stop();
+    await cluster?.stop();
+  });
+  for (const { label, redis: kind, make } of storeCases(() => redis, () => cluster)) {
+    describe(`with ${label}`, () => {
+      let current: StoreCase;
+      beforeEach(async () => {
+        if (kind === 'single') redis.cli('FLUSHALL');
+        if (kind === 'cluster') for (const node of cluster.nodes) node.cli('FLUSHALL');
+        current = await make();
+      });
+      afterEach(async () => {
+        await current.close();
+      });
+      body({
+        label,
+        kind,
+        get current() {
+          return current;
+        },
+        get redis() {
+          return redis;
+        },
+        get cluster() {
+          return cluster;
+        },
+      });
+    });
+  }
 }

@@ -3,13 +3,8 @@ import { createHash } from 'node:crypto';
 import type Koa from 'koa';
 import request from 'supertest';
 import { KeyRing, MemoryStore, SessionError, StoreSessionBackend, type StoreSessionOptions, type UserSession } from '../src/index.js';
-import { KEY_A, appWith, cookieValue, listen, manualClock } from './helpers.js';
-import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
-import { storeCases, type StoreCase } from './stores.js';
-
-let redis: RedisServer;
-let cluster: RedisCluster;
-const STORES = storeCases(() => redis, () => cluster);
+import { KEY_A, appWith, cookieValue, listen, manualClock, signIn } from './helpers.js';
+import { eachStore, type StoreUnderTest } from './stores.js';
 const KEY_RING = new KeyRing([KEY_A]);
 const DAY = 86_400_000;
 
@@ -19,8 +14,7 @@ function loginApp(backend: StoreSessionBackend): Koa.Middleware {
     const session = ctx.session;
     const user = session.get<string>('userId');
     if (ctx.path === '/login') {
-      session.renew({ maxAge: ctx.query.remember === '1' ? 30 * DAY : undefined });
-      session.set('userId', String(ctx.query.user));
+      signIn(ctx);
     } else if (ctx.path === '/devices' && user !== undefined) {
       ctx.body = await backend.sessionsOf(user, { current: ctx.session });
       return;
@@ -48,198 +42,178 @@ function loginApp(backend: StoreSessionBackend): Koa.Middleware {
 
 describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUser, revoke)', function () {
   this.timeout(30_000);
-  before(async () => {
-    this.timeout(60_000);
-    redis = await startRedis();
-    cluster = await startRedisCluster();
-  });
-  after(async () => {
-    await redis?.stop();
-    await cluster?.stop();
-  });
+  eachStore((store) => {
+    const { kind: isRedis } = store;
+    const serve = async (options: StoreSessionOptions = {}) => {
+      const backend = new StoreSessionBackend(store.current.store, KEY_RING, { userKey: 'userId', ...options });
+      return { backend, server: await listen(appWith(backend, loginApp(backend))) };
+    };
+    const login = async (server: Parameters<typeof request>[0], user: string, from?: string, remember = false) => {
+      const req = request(server).get(`/login?user=${user}${remember ? '&remember=1' : ''}`).set('User-Agent', `agent of ${user}`);
+      const res = await (from === undefined ? req : req.set('Cookie', from)).expect(200);
+      expect(res.body.user).to.equal(user);
+      return `session=${cookieValue(res)}`;
+    };
 
-  for (const { label, redis: isRedis, make } of STORES) {
-    describe(`with ${label}`, () => {
-      let current: StoreCase;
-      beforeEach(async () => {
-        if (isRedis === 'single') redis.cli('FLUSHALL');
-        if (isRedis === 'cluster') for (const node of cluster.nodes) node.cli('FLUSHALL');
-        current = await make();
-      });
-      afterEach(async () => {
-        await current.close();
-      });
-      const serve = async (options: StoreSessionOptions = {}) => {
-        const backend = new StoreSessionBackend(current.store, KEY_RING, { userKey: 'userId', ...options });
-        return { backend, server: await listen(appWith(backend, loginApp(backend))) };
-      };
-      const login = async (server: Parameters<typeof request>[0], user: string, from?: string, remember = false) => {
-        const req = request(server).get(`/login?user=${user}${remember ? '&remember=1' : ''}`).set('User-Agent', `agent of ${user}`);
-        const res = await (from === undefined ? req : req.set('Cookie', from)).expect(200);
-        expect(res.body.user).to.equal(user);
-        return `session=${cookieValue(res)}`;
-      };
-
-      it("should list a user's live sessions with when each began, was last seen, which is current and what describe() said", async () => {
-        const clock = manualClock(Date.now());
-        const { server } = await serve({ now: clock.now, describe: (ctx) => ({ userAgent: ctx.get('user-agent') }) });
-        const laptop = await login(server, 'alice');
-        clock.advance(1000);
-        const phone = await login(server, 'alice');
-        await login(server, 'bob');
-        await request(server).get('/count').expect(200); // anonymous: not listed anywhere
-        const list = (await request(server).get('/devices').set('Cookie', phone).expect(200)).body as UserSession[];
-        expect(list).to.have.length(2);
-        const byCurrent = [...list].sort((a, b) => Number(a.current) - Number(b.current));
-        expect(byCurrent.map((s) => s.current)).to.deep.equal([false, true]);
-        expect(byCurrent.map((s) => s.createdAt)).to.deep.equal([clock.now() - 1000, clock.now()]);
-        expect(byCurrent.map((s) => s.lastSeenAt)).to.deep.equal([clock.now() - 1000, clock.now()]);
-        expect(byCurrent.map((s) => s.info)).to.deep.equal([{ userAgent: 'agent of alice' }, { userAgent: 'agent of alice' }]);
-        // A handle is not the session's id and does not open as a cookie.
-        const ids = [laptop, phone].map((cookie) => Buffer.from(cookie.slice('session='.length), 'base64url').subarray(23, 55).toString('base64url'));
-        for (const { handle } of list) {
-          expect(handle).to.match(/^[A-Za-z0-9_-]{43}$/);
-          expect(ids).not.to.include(handle);
-          await request(server).get('/').set('Cookie', `session=${handle}`).expect(200, { user: null, counter: null, isNew: true });
-        }
-      });
-
-      it('should note lastSeenAt in the read, at most once a minute', async () => {
-        const clock = manualClock(Date.now());
-        const { server } = await serve({ now: clock.now });
-        const laptop = await login(server, 'alice');
-        const began = clock.now();
-        const seen = async () => ((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[])[0]?.lastSeenAt;
-        clock.advance(30_000);
-        // The /devices request itself is a read: it noted nothing, since the record holds none yet (a first is due).
-        expect(await seen()).to.equal(began + 30_000);
-        clock.advance(30_000);
-        expect(await seen(), 'within a minute of the last one: unchanged').to.equal(began + 30_000);
-        clock.advance(30_000);
-        expect(await seen(), 'a minute after the last one: noted').to.equal(began + 90_000);
-      });
-
-      it('should end every other session of the user with revokeUser(user, { keep }), and no one else\'s', async () => {
-        const { server } = await serve();
-        const laptop = await login(server, 'alice');
-        const phone = await login(server, 'alice');
-        const tablet = await login(server, 'alice');
-        const bob = await login(server, 'bob');
-        const anonymous = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
-        await request(server).get('/others-out').set('Cookie', laptop).expect(200, { ended: 2 });
-        for (const gone of [phone, tablet]) await request(server).get('/').set('Cookie', gone).expect(200, { user: null, counter: null, isNew: true });
-        await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null, isNew: false });
-        await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null, isNew: false });
-        await request(server).get('/').set('Cookie', anonymous).expect(200, { user: null, counter: 1, isNew: false });
-        expect(((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[]).map((s) => s.current)).to.deep.equal([true]);
-        // Everywhere, this one included.
-        await request(server).get('/everywhere-out').set('Cookie', laptop).expect(200, { ended: 1 });
-        await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, counter: null, isNew: true });
-      });
-
-      it('should end one session with revoke(handle)', async () => {
-        const { server } = await serve();
-        const laptop = await login(server, 'alice');
-        const phone = await login(server, 'alice');
-        const list = (await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[];
-        const other = list.find((s) => !s.current) as UserSession;
-        await request(server).get(`/revoke?handle=${other.handle}`).set('Cookie', laptop).expect(200);
-        await request(server).get('/').set('Cookie', phone).expect(200, { user: null, counter: null, isNew: true });
-        await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null, isNew: false });
-        expect((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body).to.have.length(1);
-      });
-
-      it('should take a session out of the index when its user signs out or it is purged, and index it again on sign-in', async () => {
-        const { backend, server } = await serve();
-        const laptop = await login(server, 'alice');
-        const phone = await login(server, 'alice');
-        await request(server).get('/logout').set('Cookie', phone).expect(200, { user: null, counter: null, isNew: false });
-        expect(await backend.sessionsOf('alice')).to.have.length(1);
-        await request(server).get('/purge').set('Cookie', laptop).expect(200);
-        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-        // The signed-out session signs in as another user: indexed under that one only.
-        await login(server, 'bob', phone);
-        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-        expect(await backend.sessionsOf('bob')).to.have.length(1);
-        expect(await backend.revokeUser('alice')).to.equal(0);
-      });
-
-      it('should make the pre-login cookie useless after renew() at login (session fixation)', async () => {
-        const { server } = await serve();
-        const before = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
-        const after = await login(server, 'alice', before);
-        expect(after).not.to.equal(before);
-        await request(server).get('/').set('Cookie', before).expect(200, { user: null, counter: null, isNew: true });
-        await request(server).get('/').set('Cookie', after).expect(200, { user: 'alice', counter: 1, isNew: false });
-      });
-
-      it('should give a remembered session its own, longer lifetime (renew({ maxAge }))', async () => {
-        const { server } = await serve({ idleTimeout: DAY });
-        const res = await request(server).get('/login?user=alice&remember=1').expect(200);
-        expect(res.headers['set-cookie']?.[0]).to.match(new RegExp(`Max-Age=${(30 * DAY) / 1000};`));
-        const plain = await request(server).get('/login?user=alice').expect(200);
-        expect(plain.headers['set-cookie']?.[0]).to.match(new RegExp(`Max-Age=${DAY / 1000};`));
-      });
-
-      it('should index a session that got its user before userKey was set, on its next request', async () => {
-        const plain = new StoreSessionBackend(current.store, KEY_RING);
-        const old = await listen(appWith(plain, loginApp(plain)));
-        const cookie = await login(old, 'alice');
-        const { backend, server } = await serve();
-        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-        await request(server).get('/').set('Cookie', cookie).expect(200, { user: 'alice', counter: null, isNew: false });
-        expect(await backend.sessionsOf('alice')).to.have.length(1);
-      });
-
-      it('should not list or end a record the index names that is gone or belongs to someone else now', async () => {
-        const { backend, server } = await serve();
-        await login(server, 'alice');
-        const bob = await login(server, 'bob');
-        const [bobs] = await backend.sessionsOf('bob');
-        const alice = createHash('sha256').update('alice').digest('base64url');
-        const write = { createdAt: Date.now(), clear: false, set: new Map(), remove: [], ttlMs: 60_000, user: alice, until: Date.now() + 60_000 };
-        // Writes refused, as on a cluster a write can fail after its index entry was written (the entry goes first):
-        // a record that does not exist, and bob's, which exists, as if new.
-        const refused = async () => {
-          expect(await current.store.write('A'.repeat(43), { ...write, create: false })).to.equal(false);
-          expect(await current.store.write(bobs?.handle as string, { ...write, create: true })).to.equal(false);
-          // On a cluster the index now names both; a single node or memory wrote nothing (one atomic write).
-          if (isRedis !== false) expect(indexSize(isRedis, `sess:user:${alice}`)).to.equal(isRedis === 'cluster' ? 3 : 1);
-        };
-        await refused();
-        const listed = await backend.sessionsOf('alice');
-        expect(listed).to.have.length(1);
-        expect(listed.map((s) => s.handle)).not.to.include(bobs?.handle);
-        if (isRedis !== false) expect(indexSize(isRedis, `sess:user:${alice}`), 'stale entries dropped').to.equal(1);
-        await refused();
-        expect(await backend.revokeUser('alice')).to.equal(1);
-        await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null, isNew: false });
-        expect(await backend.sessionsOf('bob')).to.have.length(1);
-      });
-
-      it('should drop the index entries of sessions that ended, so an index holds live sessions only', async () => {
-        const { backend, server } = await serve({ idleTimeout: 1000, absoluteTimeout: 1000 });
-        for (let i = 0; i < 5; i++) await login(server, 'alice');
-        expect(await backend.sessionsOf('alice')).to.have.length(5);
-        await new Promise((resolve) => setTimeout(resolve, 1100));
-        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-        if (isRedis === 'single') expect(redis.cli('--scan', '--pattern', 'sess:user:*').trim()).to.equal('');
-        if (isRedis === 'cluster') expect(cluster.keys('sess:user:*')).to.deep.equal([]);
-      });
-
-      it('should leave no session of the user alive that began before revokeUser(), under concurrent sign-ins and requests', async () => {
-        const { backend, server } = await serve();
-        const cookies = await Promise.all(Array.from({ length: 20 }, () => login(server, 'alice')));
-        const traffic = Promise.all(cookies.map((cookie) => request(server).get('/count').set('Cookie', cookie)));
-        const ended = await backend.revokeUser('alice');
-        const answers = await traffic;
-        expect(answers.map((res) => res.status)).to.deep.equal(cookies.map(() => 200));
-        expect(ended).to.equal(20);
-        for (const cookie of cookies) await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
-        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-      });
+    it("should list a user's live sessions with when each began, was last seen, which is current and what describe() said", async () => {
+      const clock = manualClock(Date.now());
+      const { server } = await serve({ now: clock.now, describe: (ctx) => ({ userAgent: ctx.get('user-agent') }) });
+      const laptop = await login(server, 'alice');
+      clock.advance(1000);
+      const phone = await login(server, 'alice');
+      await login(server, 'bob');
+      await request(server).get('/count').expect(200); // anonymous: not listed anywhere
+      const list = (await request(server).get('/devices').set('Cookie', phone).expect(200)).body as UserSession[];
+      expect(list).to.have.length(2);
+      const byCurrent = [...list].sort((a, b) => Number(a.current) - Number(b.current));
+      expect(byCurrent.map((s) => s.current)).to.deep.equal([false, true]);
+      expect(byCurrent.map((s) => s.createdAt)).to.deep.equal([clock.now() - 1000, clock.now()]);
+      expect(byCurrent.map((s) => s.lastSeenAt)).to.deep.equal([clock.now() - 1000, clock.now()]);
+      expect(byCurrent.map((s) => s.info)).to.deep.equal([{ userAgent: 'agent of alice' }, { userAgent: 'agent of alice' }]);
+      // A handle is not the session's id and does not open as a cookie.
+      const ids = [laptop, phone].map((cookie) => Buffer.from(cookie.slice('session='.length), 'base64url').subarray(23, 55).toString('base64url'));
+      for (const { handle } of list) {
+        expect(handle).to.match(/^[A-Za-z0-9_-]{43}$/);
+        expect(ids).not.to.include(handle);
+        await request(server).get('/').set('Cookie', `session=${handle}`).expect(200, { user: null, counter: null, isNew: true });
+      }
     });
-  }
+
+    it('should note lastSeenAt in the read, at most once a minute', async () => {
+      const clock = manualClock(Date.now());
+      const { server } = await serve({ now: clock.now });
+      const laptop = await login(server, 'alice');
+      const began = clock.now();
+      const seen = async () => ((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[])[0]?.lastSeenAt;
+      clock.advance(30_000);
+      // The /devices request itself is a read: it noted nothing, since the record holds none yet (a first is due).
+      expect(await seen()).to.equal(began + 30_000);
+      clock.advance(30_000);
+      expect(await seen(), 'within a minute of the last one: unchanged').to.equal(began + 30_000);
+      clock.advance(30_000);
+      expect(await seen(), 'a minute after the last one: noted').to.equal(began + 90_000);
+    });
+
+    it('should end every other session of the user with revokeUser(user, { keep }), and no one else\'s', async () => {
+      const { server } = await serve();
+      const laptop = await login(server, 'alice');
+      const phone = await login(server, 'alice');
+      const tablet = await login(server, 'alice');
+      const bob = await login(server, 'bob');
+      const anonymous = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      await request(server).get('/others-out').set('Cookie', laptop).expect(200, { ended: 2 });
+      for (const gone of [phone, tablet]) await request(server).get('/').set('Cookie', gone).expect(200, { user: null, counter: null, isNew: true });
+      await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null, isNew: false });
+      await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null, isNew: false });
+      await request(server).get('/').set('Cookie', anonymous).expect(200, { user: null, counter: 1, isNew: false });
+      expect(((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[]).map((s) => s.current)).to.deep.equal([true]);
+      // Everywhere, this one included.
+      await request(server).get('/everywhere-out').set('Cookie', laptop).expect(200, { ended: 1 });
+      await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, counter: null, isNew: true });
+    });
+
+    it('should end one session with revoke(handle)', async () => {
+      const { server } = await serve();
+      const laptop = await login(server, 'alice');
+      const phone = await login(server, 'alice');
+      const list = (await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[];
+      const other = list.find((s) => !s.current) as UserSession;
+      await request(server).get(`/revoke?handle=${other.handle}`).set('Cookie', laptop).expect(200);
+      await request(server).get('/').set('Cookie', phone).expect(200, { user: null, counter: null, isNew: true });
+      await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null, isNew: false });
+      expect((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body).to.have.length(1);
+    });
+
+    it('should take a session out of the index when its user signs out or it is purged, and index it again on sign-in', async () => {
+      const { backend, server } = await serve();
+      const laptop = await login(server, 'alice');
+      const phone = await login(server, 'alice');
+      await request(server).get('/logout').set('Cookie', phone).expect(200, { user: null, counter: null, isNew: false });
+      expect(await backend.sessionsOf('alice')).to.have.length(1);
+      await request(server).get('/purge').set('Cookie', laptop).expect(200);
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+      // The signed-out session signs in as another user: indexed under that one only.
+      await login(server, 'bob', phone);
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+      expect(await backend.sessionsOf('bob')).to.have.length(1);
+      expect(await backend.revokeUser('alice')).to.equal(0);
+    });
+
+    it('should make the pre-login cookie useless after renew() at login (session fixation)', async () => {
+      const { server } = await serve();
+      const before = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      const after = await login(server, 'alice', before);
+      expect(after).not.to.equal(before);
+      await request(server).get('/').set('Cookie', before).expect(200, { user: null, counter: null, isNew: true });
+      await request(server).get('/').set('Cookie', after).expect(200, { user: 'alice', counter: 1, isNew: false });
+    });
+
+    it('should give a remembered session its own, longer lifetime (renew({ maxAge }))', async () => {
+      const { server } = await serve({ idleTimeout: DAY });
+      const res = await request(server).get('/login?user=alice&remember=1').expect(200);
+      expect(res.headers['set-cookie']?.[0]).to.match(new RegExp(`Max-Age=${(30 * DAY) / 1000};`));
+      const plain = await request(server).get('/login?user=alice').expect(200);
+      expect(plain.headers['set-cookie']?.[0]).to.match(new RegExp(`Max-Age=${DAY / 1000};`));
+    });
+
+    it('should index a session that got its user before userKey was set, on its next request', async () => {
+      const plain = new StoreSessionBackend(store.current.store, KEY_RING);
+      const old = await listen(appWith(plain, loginApp(plain)));
+      const cookie = await login(old, 'alice');
+      const { backend, server } = await serve();
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { user: 'alice', counter: null, isNew: false });
+      expect(await backend.sessionsOf('alice')).to.have.length(1);
+    });
+
+    it('should not list or end a record the index names that is gone or belongs to someone else now', async () => {
+      const { backend, server } = await serve();
+      await login(server, 'alice');
+      const bob = await login(server, 'bob');
+      const [bobs] = await backend.sessionsOf('bob');
+      const alice = createHash('sha256').update('alice').digest('base64url');
+      const write = { createdAt: Date.now(), clear: false, set: new Map(), remove: [], ttlMs: 60_000, user: alice, until: Date.now() + 60_000 };
+      // Writes refused, as on a cluster a write can fail after its index entry was written (the entry goes first):
+      // a record that does not exist, and bob's, which exists, as if new.
+      const refused = async () => {
+        expect(await store.current.store.write('A'.repeat(43), { ...write, create: false })).to.equal(false);
+        expect(await store.current.store.write(bobs?.handle as string, { ...write, create: true })).to.equal(false);
+        // On a cluster the index now names both; a single node or memory wrote nothing (one atomic write).
+        if (isRedis !== false) expect(indexSize(store, `sess:user:${alice}`)).to.equal(isRedis === 'cluster' ? 3 : 1);
+      };
+      await refused();
+      const listed = await backend.sessionsOf('alice');
+      expect(listed).to.have.length(1);
+      expect(listed.map((s) => s.handle)).not.to.include(bobs?.handle);
+      if (isRedis !== false) expect(indexSize(store, `sess:user:${alice}`), 'stale entries dropped').to.equal(1);
+      await refused();
+      expect(await backend.revokeUser('alice')).to.equal(1);
+      await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null, isNew: false });
+      expect(await backend.sessionsOf('bob')).to.have.length(1);
+    });
+
+    it('should drop the index entries of sessions that ended, so an index holds live sessions only', async () => {
+      const { backend, server } = await serve({ idleTimeout: 1000, absoluteTimeout: 1000 });
+      for (let i = 0; i < 5; i++) await login(server, 'alice');
+      expect(await backend.sessionsOf('alice')).to.have.length(5);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+      if (isRedis === 'single') expect(store.redis.cli('--scan', '--pattern', 'sess:user:*').trim()).to.equal('');
+      if (isRedis === 'cluster') expect(store.cluster.keys('sess:user:*')).to.deep.equal([]);
+    });
+
+    it('should leave no session of the user alive that began before revokeUser(), under concurrent sign-ins and requests', async () => {
+      const { backend, server } = await serve();
+      const cookies = await Promise.all(Array.from({ length: 20 }, () => login(server, 'alice')));
+      const traffic = Promise.all(cookies.map((cookie) => request(server).get('/count').set('Cookie', cookie)));
+      const ended = await backend.revokeUser('alice');
+      const answers = await traffic;
+      expect(answers.map((res) => res.status)).to.deep.equal(cookies.map(() => 200));
+      expect(ended).to.equal(20);
+      for (const cookie of cookies) await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+    });
+  });
 
   describe('options and errors', () => {
     it('should refuse userKey with a store that keeps no user index, and describe without userKey', () => {
@@ -287,8 +261,8 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
 });
 
 /** ZCARD of a user index, on the node that holds it. */
-function indexSize(where: 'single' | 'cluster', key: string): number {
-  const answers = where === 'single' ? [redis.cli('ZCARD', key)] : cluster.nodes.map((node) => node.cli('ZCARD', key));
+function indexSize(store: StoreUnderTest, key: string): number {
+  const answers = store.kind === 'single' ? [store.redis.cli('ZCARD', key)] : store.cluster.nodes.map((node) => node.cli('ZCARD', key));
   const counts = answers.map((answer) => answer.trim()).filter((answer) => /^\d+$/.test(answer));
   expect(counts, `ZCARD ${key} answered by one node`).to.have.length(1);
   return Number(counts[0]);
