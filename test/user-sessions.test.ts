@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import type Koa from 'koa';
+import Koa from 'koa';
 import request from 'supertest';
-import { KeyRing, MemoryStore, SessionError, StoreSessionBackend, type StoreSessionOptions, type UserSession } from '../src/index.js';
+import { KeyRing, MemoryStore, SessionError, StoreSessionBackend, session, type StoreSessionOptions, type UserSession } from '../src/index.js';
 import { KEY_A, appWith, cookieValue, listen, manualClock, signIn } from './helpers.js';
 import { eachStore, type StoreUnderTest } from './stores.js';
 const KEY_RING = new KeyRing([KEY_A]);
@@ -213,6 +213,26 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       for (const cookie of cookies) await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
       expect(await backend.sessionsOf('alice')).to.deep.equal([]);
     });
+  });
+
+  it("should mark the request's own session current without being told, when the app keeps Koa's async local storage", async () => {
+    const backend = new StoreSessionBackend(new MemoryStore(), KEY_RING, { userKey: 'userId' });
+    const app = new Koa({ asyncLocalStorage: true });
+    app.use(session(backend));
+    app.use(async (ctx) => {
+      if (ctx.path === '/login') signIn(ctx);
+      ctx.body = ctx.path === '/devices' ? await backend.sessionsOf('alice') : 'ok';
+    });
+    const server = await listen(app);
+    const first = `session=${cookieValue(await request(server).get('/login?user=alice').expect(200))}`;
+    const second = `session=${cookieValue(await request(server).get('/login?user=alice').expect(200))}`;
+    for (const cookie of [first, second]) {
+      const list = (await request(server).get('/devices').set('Cookie', cookie).expect(200)).body as UserSession[];
+      expect(list.map((s) => s.current).sort()).to.deep.equal([false, true]);
+    }
+    const a = (await request(server).get('/devices').set('Cookie', first)).body as UserSession[];
+    const b = (await request(server).get('/devices').set('Cookie', second)).body as UserSession[];
+    expect(a.find((s) => s.current)?.handle).not.to.equal(b.find((s) => s.current)?.handle);
   });
 
   describe('options and errors', () => {

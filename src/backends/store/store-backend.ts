@@ -134,6 +134,8 @@ export class StoreSessionBackend implements SessionBackend {
   readonly #now: () => number;
   readonly #userKey: string | undefined;
   readonly #describe: ((ctx: Context) => unknown) | undefined;
+  // The Koa apps this backend serves, for sessionsOf's `current` through Koa's own async local storage.
+  readonly #apps = new Set<object>();
   // Store calls in flight, oldest first, and the one timer that fails them when they overrun storeTimeout.
   readonly #calls = new Set<PendingCall>();
   #watchdog: NodeJS.Timeout | undefined;
@@ -187,13 +189,15 @@ export class StoreSessionBackend implements SessionBackend {
 
   /**
    * The live sessions of a user (the value the sessions hold under `userKey`), for a "your devices" page.
-   * `current`: this request's session (`ctx.session`), marked `current: true` in the list.
+   * `current`: this request's session (`ctx.session`), marked `current: true` in the list; without it, the session
+   * of the request this runs in, when the app keeps Koa's async local storage (`new Koa({ asyncLocalStorage: true })`).
    * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails; `ERR_SESSION_INVALID_OPTION`
    * without `userKey`.
    */
   async sessionsOf(user: string | number, options: { readonly current?: object } = {}): Promise<UserSession[]> {
     const index = this.#userIndex('sessionsOf');
-    const current = options.current === undefined ? undefined : this.#keyOfSession(options.current);
+    const session = options.current ?? this.#currentSession();
+    const current = session === undefined ? undefined : this.#keyOfSession(session);
     const records = await this.#call(() => index.sessionsOf(userIdOf(user, 'sessionsOf')));
     return records.map((record) => ({
       handle: record.key,
@@ -225,6 +229,16 @@ export class StoreSessionBackend implements SessionBackend {
       throw new SessionError('ERR_SESSION_INVALID_OPTION', 'revoke() takes a handle from sessionsOf(): 43 characters of base64url.');
     }
     await this.#call(() => this.#store.destroy(handle, this.#timeout));
+  }
+
+  /** The session of the request this runs in, from Koa's async local storage (`app.currentContext`), if on. */
+  #currentSession(): object | undefined {
+    for (const app of this.#apps) {
+      const ctx = (app as { currentContext?: { session?: unknown } }).currentContext;
+      const session = ctx?.session;
+      if (typeof session === 'object' && session !== null && HANDLES.has(session)) return session;
+    }
+    return undefined;
   }
 
   #userIndex(method: string): UserIndex {
@@ -296,6 +310,7 @@ export class StoreSessionBackend implements SessionBackend {
    */
   async load(ctx: Context): Promise<SessionHandle> {
     const now = this.#now();
+    if (this.#userKey !== undefined && ctx.app !== undefined && !this.#apps.has(ctx.app)) this.#apps.add(ctx.app);
     const cookie = this.cookie;
     let ticket: Ticket | undefined;
     for (const value of readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES)) {
