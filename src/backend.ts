@@ -55,7 +55,7 @@ export interface SessionBackend {
 }
 
 /**
- * The backend handle behind each session the middleware handed out, by the session and by `ctx.session` (its
- * view): a backend recognises "this request's session" (`revokeUser(user, { keep: ctx.session })`) by it. Internal.
+ * `ctx.session[SESSION_HANDLE]` is the backend handle behind the request's session (internal): a backend recognises
+ * "this request's session" (`revokeUser(user, { keep: ctx.session })`) by it.
  */
-export const HANDLES = new WeakMap<object, SessionHandle>();
+export const SESSION_HANDLE = Symbol('koa-sealed-session.handle');

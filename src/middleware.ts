@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import { HANDLES, type SessionBackend, type SessionHandle } from './backend.js';
+import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
 import { createSession, finish, markWritten, saveNow, viewOf, type Session, type SessionView, type SessionWriter } from './session.js';
@@ -145,7 +145,7 @@ class Lifecycle implements SessionWriter {
   #stale = false;
   #committed = false;
 
-  constructor(private readonly handle: SessionHandle) {}
+  constructor(readonly handle: SessionHandle) {}
 
   get session(): SessionView {
     if (this.#view === undefined) {
@@ -155,7 +155,6 @@ class Lifecycle implements SessionWriter {
       const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES], this.handle.maxAge);
       this.#session = session;
       this.#view = viewOf(session, this);
-      HANDLES.set(session, this.handle).set(this.#view, this.handle);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.
       if (this.#committed) finish(session, false);
     }

@@ -1,4 +1,4 @@
-import type { SessionStatus, SessionWrite, StoredSession } from './backend.js';
+import { SESSION_HANDLE, type SessionHandle, type SessionStatus, type SessionWrite, type StoredSession } from './backend.js';
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './serializers/entries.js';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
@@ -28,6 +28,8 @@ let setup: (session: Session, rules: ValueRules, defaultMaxAge: number | 'sessio
 /** What `save()` writes through: the middleware's per-request lifecycle. Internal. */
 export interface SessionWriter {
   saveNow(session: Session): Promise<void>;
+  /** The backend's handle for this request, which the view hands out as its SESSION_HANDLE. */
+  readonly handle?: SessionHandle;
 }
 let markSessionWritten: (session: Session, write: SessionWrite) => void;
 let boundMethods: (session: Session) => Map<string, unknown>;
@@ -480,6 +482,7 @@ const VIEW_SESSION = Symbol('koa-sealed-session.viewSession');
 const VIEW_HANDLER: ProxyHandler<ViewTarget> = {
   get({ session, writer }, key) {
     if (key === VIEW_SESSION) return session;
+    if (key === SESSION_HANDLE) return writer?.handle;
     if (typeof key === 'symbol' || MEMBERS.has(key)) {
       if (WRITING.has(key)) {
         const method = (session as unknown as Record<string, (callback?: unknown) => unknown>)[key as string] as (callback?: unknown) => unknown;

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Context } from 'koa';
+import { SESSION_HANDLE } from '../backend.js';
 import { SessionError } from '../errors.js';
 import { KeyRing } from '../key-ring.js';
 import { invalidOption } from '../options.js';
@@ -114,4 +115,9 @@ export function userIdOf(user: unknown, what: string): string {
     throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `${what} must be a user id: a non-empty string or a finite number.`);
   }
   return hash('sha256', String(user), 'base64url');
+}
+
+/** The backend handle behind a request's `ctx.session`, or `undefined` for anything else. */
+export function handleOf(session: object): unknown {
+  return (session as { [SESSION_HANDLE]?: unknown })[SESSION_HANDLE];
 }

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { HANDLES, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../backend.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
@@ -20,7 +20,7 @@ import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, userIdOf } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, userIdOf } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -227,7 +227,7 @@ export class CookieSessionBackend implements SessionBackend {
     const now = this.#now();
     let revocation: Revocation = { before: now };
     if (options.keep !== undefined) {
-      const kept = (HANDLES.get(options.keep) as { [KEEP]?: () => { now: number; createdAt: number | undefined } } | undefined)?.[KEEP];
+      const kept = (handleOf(options.keep) as { [KEEP]?: () => { now: number; createdAt: number | undefined } } | undefined)?.[KEEP];
       if (typeof kept !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
       // From the kept request's clock: a session it begins now (or renews, or rewrites from version 1) is not older.
       const { now: requestNow, createdAt } = kept();
@@ -282,7 +282,10 @@ export class CookieSessionBackend implements SessionBackend {
     let openedWith: number | undefined;
     let createdAt: number | undefined;
     let legacyOpened = false;
-    const find = (): Opened<StoredSession> | undefined => {
+    // Set when the cookie was opened before the request ran (to check its user's revocations): read() hands it out.
+    let found: { readonly stored: StoredSession | undefined } | undefined;
+    const read = (): Opened<StoredSession> | StoredSession | undefined => {
+      if (found !== undefined) return found.stored;
       const header = ctx.request.headers.cookie;
       const values = readCookies(header, cookie.name, MAX_SAME_NAME_COOKIES);
       hadCookie = values.length > 0;
@@ -304,12 +307,11 @@ export class CookieSessionBackend implements SessionBackend {
       // Begun at an unknown time: a user with any revocation does not move over.
       return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
     };
-    let found: { readonly stored: StoredSession | undefined } | undefined;
     const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: () => { now: number; createdAt: number | undefined } } = {
       [VALUE_RULES]: this.#rules,
       [KEEP]: () => ({ now, createdAt }),
       maxAge: cookie.maxAge ?? 'session',
-      read: () => (found === undefined ? find() : found.stored),
+      read,
       write: (change: SessionWrite) => {
         // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
         // it again with the new ring would undo the revocation, so the session ends here.
@@ -334,7 +336,7 @@ export class CookieSessionBackend implements SessionBackend {
     const cache = this.#revocations;
     if (cache === undefined) return handle;
     // With revocations, the cookie is opened now: whether it still opens depends on its user's revocation time.
-    const stored = find();
+    const stored = read() as Opened<StoredSession> | undefined;
     const user = stored === undefined ? undefined : this.#userOf(stored);
     if (stored === undefined || user === undefined) {
       found = { stored };

@@ -1,6 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import { HANDLES, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../backend.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { SessionError } from '../../errors.js';
 import {
@@ -19,7 +19,7 @@ import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, userIdOf } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, userIdOf } from '../checks.js';
 import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 
@@ -236,7 +236,7 @@ export class StoreSessionBackend implements SessionBackend {
     for (const app of this.#apps) {
       const ctx = (app as { currentContext?: { session?: unknown } }).currentContext;
       const session = ctx?.session;
-      if (typeof session === 'object' && session !== null && HANDLES.has(session)) return session;
+      if (typeof session === 'object' && session !== null && handleOf(session) !== undefined) return session;
     }
     return undefined;
   }
@@ -248,7 +248,7 @@ export class StoreSessionBackend implements SessionBackend {
 
   /** The store key of a request's session (`ctx.session`), as it stands now. */
   #keyOfSession(session: object): string | undefined {
-    const handle = HANDLES.get(session) as { [STORE_KEY]?: () => string | undefined } | undefined;
+    const handle = handleOf(session) as { [STORE_KEY]?: () => string | undefined } | undefined;
     const key = handle?.[STORE_KEY];
     if (typeof key !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', 'keep and current take a request\'s session (ctx.session) of this backend.');
     return key();
