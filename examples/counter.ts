@@ -1,4 +1,5 @@
-// The session counter: open http://127.0.0.1:3000 and reload; the count goes up on every visit.
+// The session counter: open http://127.0.0.1:3000 and reload; the count goes up on every visit. /grow adds 5,000
+// bytes to the session, past what a cookie holds: a 500, and the browser keeps its previous cookie and count.
 //   SESSION_KEYS   comma-separated base64url keys, newest first (default: a development key made at start-up)
 //   SESSION_MODE   'signed' or 'private' (default 'private')
 //   SESSION_FORMAT 'json' or 'msgpack' (default 'msgpack')
@@ -29,6 +30,11 @@ app.use(async (ctx) => {
   if (ctx.path === '/reset') {
     ctx.session.purge();
     ctx.redirect('/');
+    return;
+  }
+  if (ctx.path === '/grow') {
+    ctx.session.set('filler', 'x'.repeat(5000));
+    ctx.body = 'grown';
     return;
   }
   if (ctx.path !== '/') ctx.throw(404);

@@ -1,42 +1,18 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-
-/** Debian's chromium, as .ci/run installs it. */
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** Starts a built example on a free port of 127.0.0.1; resolves with its URL once it prints it. */
-export async function startExample(name: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  const script = fileURLToPath(new URL(`../examples/${name}.js`, import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const timer = setTimeout(() => child.kill(), 10_000);
-  for await (const line of lines) {
-    const url = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(line)?.[1];
-    if (url !== undefined) {
-      clearTimeout(timer);
-      return { child, url };
-    }
-  }
-  throw new Error(`examples/${name} did not start`);
-}
+import { CHROMIUM, CHROMIUM_ARGS, startExample, type Started } from './browser.js';
 
 describe('the sign-in demo in a real browser (Chromium through playwright-core)', function () {
   this.timeout(60_000);
   let browser: Browser;
-  let demo: { child: ChildProcess; url: string };
+  let demo: Started;
   before(async () => {
     demo = await startExample('login');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
   after(async () => {
     await browser?.close();
-    demo?.child.kill();
-    if (demo !== undefined) await once(demo.child, 'exit');
+    await demo?.stop();
   });
 
   it('should sign out the other device on its next request after "sign out all other devices", and remember the remembered one longer', async () => {
