@@ -1,6 +1,6 @@
 // The session counter: open http://127.0.0.1:3000 and reload; the count goes up on every visit. /grow adds 5,000
 // bytes to the session, past what a cookie holds: a 500, and the browser keeps its previous cookie and count.
-//   SESSION_KEYS   comma-separated base64url keys, newest first (default: a development key made at start-up)
+//   SESSION_KEYS   keys as KeyRing.fromEnv reads them, from `npx koa-sealed-session keygen` (default: a development key)
 //   SESSION_MODE   'signed' or 'private' (default 'private')
 //   SESSION_FORMAT 'json' or 'msgpack' (default 'msgpack')
 //   PORT           default 3000
@@ -10,9 +10,7 @@ import { CookieSessionBackend, JsonSerializer, KeyRing, MsgpackSerializer, sessi
 
 function keyRingFromEnvironment(): KeyRing {
   const text = process.env.SESSION_KEYS;
-  if (text !== undefined && text.trim() !== '') {
-    return new KeyRing(text.split(',').map((key) => Buffer.from(key.trim(), 'base64url')));
-  }
+  if (text !== undefined && text.trim() !== '') return KeyRing.fromEnv('SESSION_KEYS');
   const key = KeyRing.generateKey();
   console.log('No SESSION_KEYS set: made a development key, so sessions end when this server stops.');
   console.log(`To keep them across restarts: SESSION_KEYS=${key.toString('base64url')} npm start`);

@@ -1,6 +1,6 @@
 // Sign-in with "remember me", a page of your devices, and "sign out everywhere": open http://127.0.0.1:3001.
 // Sessions live in the store backend, indexed by user (userKey), in memory, or in Redis with REDIS_URL.
-//   SESSION_KEYS   comma-separated base64url keys, newest first (default: a development key made at start-up)
+//   SESSION_KEYS   keys as KeyRing.fromEnv reads them, from `npx koa-sealed-session keygen` (default: a development key)
 //   REDIS_URL      redis://host:port to keep sessions in Redis (default: in this process's memory)
 //   PORT           default 3001 (0: any free port)
 // A demo: anyone may sign in as any name, without a password. A real app checks a password before renew().
@@ -12,7 +12,7 @@ const DAY = 24 * 60 * 60 * 1000;
 
 function keyRingFromEnvironment(): KeyRing {
   const text = process.env.SESSION_KEYS;
-  if (text !== undefined && text.trim() !== '') return new KeyRing(text.split(',').map((key) => Buffer.from(key.trim(), 'base64url')));
+  if (text !== undefined && text.trim() !== '') return KeyRing.fromEnv('SESSION_KEYS');
   console.log('No SESSION_KEYS set: made a development key, so sessions end when this server stops.');
   return new KeyRing([KeyRing.generateKey()]);
 }

@@ -3,6 +3,9 @@ import { inspect } from 'node:util';
 import { SessionError } from './errors.js';
 import { checkOptionNames } from './options.js';
 
+/** How `KeyRing.fromEnv` marks a staged key. */
+const STAGED_PREFIX = 'staged:';
+
 /** Shortest master key accepted, in bytes. */
 export const MIN_KEY_BYTES = 32;
 
@@ -74,6 +77,41 @@ export class KeyRing {
    */
   static generateKey(): Buffer {
     return randomBytes(MIN_KEY_BYTES);
+  }
+
+  /**
+   * The ring an environment variable holds: comma-separated base64url keys, newest first, staged ones marked
+   * `staged:` (`npx koa-sealed-session keygen` prints such keys). Rotation: `staged:NEW,CURRENT` on every server,
+   * then `NEW,CURRENT`, then `NEW` once the old cookies have expired.
+   * @param variable - The variable's name. @default 'SESSION_KEYS'
+   * @param env - Where to read it. @default process.env
+   * @throws {@link SessionError} `ERR_SESSION_INVALID_KEY` when the variable is unset or empty, or a key is not
+   * canonical base64url, short, weak or repeated. The message names the variable and the key's position, never a key.
+   */
+  static fromEnv(variable = 'SESSION_KEYS', env: Readonly<Record<string, string | undefined>> = process.env): KeyRing {
+    const text = env[variable];
+    if (text === undefined || text.trim() === '') {
+      throw new SessionError(
+        'ERR_SESSION_INVALID_KEY',
+        `${variable} is not set. Make keys with \`npx koa-sealed-session keygen\` and set ${variable} to them, newest first.`,
+      );
+    }
+    const keys: Buffer[] = [];
+    const staged: Buffer[] = [];
+    text.split(',').forEach((entry, index) => {
+      let spelt = entry.trim();
+      const isStaged = spelt.startsWith(STAGED_PREFIX);
+      if (isStaged) spelt = spelt.slice(STAGED_PREFIX.length);
+      const bytes = Buffer.from(spelt, 'base64url');
+      if (spelt === '' || bytes.toString('base64url') !== spelt) {
+        throw new SessionError(
+          'ERR_SESSION_INVALID_KEY',
+          `${variable} entry ${index + 1} is not a base64url key. Separate keys with commas; mark staged ones "${STAGED_PREFIX}".`,
+        );
+      }
+      (isStaged ? staged : keys).push(bytes);
+    });
+    return new KeyRing(keys, { staged });
   }
 
   /**
@@ -199,4 +237,10 @@ const EMPTY = Buffer.alloc(0);
 function derive(master: MasterKey, context: string): DerivedKey {
   const subKey = (info: string) => createSecretKey(Buffer.from(hkdfSync('sha256', master.bytes, EMPTY, info + context, 32)));
   return Object.freeze({ id: master.id, retired: master.retired, macKey: subKey(INFO_MAC), encKey: subKey(INFO_ENC) });
+}
+
+/** What the ring holds, by id and role, never the keys (for the command line). Internal: not exported from the package. */
+export function ringKeyIds(ring: KeyRing): { readonly id: number; readonly role: 'sealing' | 'retired' | 'staged' }[] {
+  const state = ringState(ring);
+  return state.masters.map((master, index) => ({ id: master.id, role: index === 0 ? 'sealing' : index < state.keyCount ? 'retired' : 'staged' }));
 }

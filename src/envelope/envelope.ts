@@ -171,3 +171,46 @@ function takeNonce(target: Buffer): void {
   noncePool.fill(0, noncePoolAt, noncePoolAt + NONCE_BYTES);
   noncePoolAt += NONCE_BYTES;
 }
+
+/**
+ * Why a value does not open as an envelope: the first check it fails, in the order `open` makes them. Stable
+ * strings, shared by the command line (`inspect`) and the diagnostics channel.
+ */
+export type EnvelopeRejection =
+  | 'too-long'
+  | 'not-base64url'
+  | 'not-canonical'
+  | 'unknown-format'
+  | 'wrong-mode'
+  | 'truncated'
+  | 'unknown-key'
+  | 'bad-mac'
+  | 'bad-tag';
+
+/** What a format byte says: the version and the mode, or `undefined` for none this library writes or reads. */
+export function formatOf(byte: number | undefined): { readonly version: 1 | 2; readonly mode: EnvelopeMode } | undefined {
+  for (const mode of ['signed', 'private', 'store'] as const) {
+    if (byte === FORMAT[mode]) return { version: 2, mode };
+    if (byte === FORMAT_V1[mode]) return { version: 1, mode };
+  }
+  return undefined;
+}
+
+/**
+ * Why a cookie value does not open under `mode` and `keys`, or `undefined` when it does. Slower than `open` (it
+ * looks again at what `open` refused), so it runs only when someone asks: `inspect`, or a diagnostics subscriber.
+ */
+export function whyNotOpen(mode: EnvelopeMode, keys: ContextKeys, value: string, maxLength: number): EnvelopeRejection | undefined {
+  if (value.length > maxLength) return 'too-long';
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(value)) return 'not-base64url';
+  const envelope = Buffer.from(value, 'base64url');
+  if (envelope.toString('base64url') !== value) return 'not-canonical';
+  const format = formatOf(envelope[0]);
+  if (format === undefined) return 'unknown-format';
+  if (format.mode !== mode) return 'wrong-mode';
+  const headerBytes = format.version === 2 ? HEADER_BYTES : HEADER_BYTES_V1;
+  if (envelope.byteLength < OVERHEAD[mode] - HEADER_BYTES + headerBytes) return 'truncated';
+  if (!keys.byId.has(envelope.readUInt32BE(1))) return 'unknown-key';
+  if (open(mode, keys, envelope) === undefined) return mode === 'private' ? 'bad-tag' : 'bad-mac';
+  return undefined;
+}
