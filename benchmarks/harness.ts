@@ -6,6 +6,8 @@ export interface Case {
   /** One operation; its result is kept in a sink so the work cannot be optimised away. */
   readonly run: () => unknown;
   readonly async?: boolean;
+  /** Runs before each batch of this case, untimed; returns what undoes it after the batch. */
+  readonly setup?: () => () => void;
 }
 
 export interface Measurement {
@@ -31,13 +33,18 @@ function keep(value: unknown): void {
 }
 
 async function batch(item: Case, iterations: number): Promise<number> {
-  const start = process.hrtime.bigint();
-  if (item.async === true) {
-    for (let i = 0; i < iterations; i++) keep(await item.run());
-  } else {
-    for (let i = 0; i < iterations; i++) keep(item.run());
+  const teardown = item.setup?.();
+  try {
+    const start = process.hrtime.bigint();
+    if (item.async === true) {
+      for (let i = 0; i < iterations; i++) keep(await item.run());
+    } else {
+      for (let i = 0; i < iterations; i++) keep(item.run());
+    }
+    return Number(process.hrtime.bigint() - start);
+  } finally {
+    teardown?.();
   }
-  return Number(process.hrtime.bigint() - start);
 }
 
 async function calibrate(item: Case, batchMs: number): Promise<number> {

@@ -1,7 +1,8 @@
 // Seal, open and the round trip a request pays, for this library and everything it is compared with.
 import { isDeepStrictEqual } from 'node:util';
 import type { Context } from 'koa';
-import { KeyRing, session, type SealMode, type SessionRecord } from '../src/index.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS, KeyRing, session, type SealMode, type SessionRecord } from '../src/index.js';
 import { floor, hapiIron, ironSession, koaSession, ours, secureSession, type Codec, type Format } from './codecs.js';
 import { nearLimitSession } from './fixture.js';
 import { measure, ratio, type Case, type HarnessOptions, type Measurement } from './harness.js';
@@ -60,7 +61,7 @@ function codecCases(codec: Codec, data: SessionRecord, value: string): Case[] {
 }
 
 /** A request through the real middleware, on a stand-in for Koa's context: open, change one key, seal. */
-function requestCase(label: string, codec: ReturnType<typeof ours>, value: string, byProperty = false): Case {
+function requestCase(label: string, codec: ReturnType<typeof ours>, value: string, byProperty = false, variant = ''): Case {
   const middleware = session(codec.backend);
   const cookie = `${codec.backend.cookie.name}=${value}`;
   const next = byProperty
@@ -75,7 +76,7 @@ function requestCase(label: string, codec: ReturnType<typeof ours>, value: strin
   // Koa's contexts inherit from the app's context prototype; so does this stand-in.
   const contextPrototype = { headerSent: false, secure: false };
   return {
-    name: byProperty ? `${label} request, property access` : `${label} request`,
+    name: `${label} request${byProperty ? ', property access' : ''}${variant}`,
     async: true,
     run: async () => {
       const headers = new Map<string, unknown>();
@@ -106,6 +107,15 @@ export async function runMicro(options: HarnessOptions, log: (line: string) => v
     }
   }
 
+  // Diagnostics: a request, and one whose cookie is rejected (a changed byte), with nobody subscribed and with a
+  // subscriber to every channel, in the same run.
+  const diagnosed = ours('signed', 'json');
+  const diagnosedValue = await checkRoundTrip(diagnosed, data);
+  const rejectedValue = `${diagnosedValue.slice(0, 40)}${diagnosedValue[40] === 'A' ? 'B' : 'A'}${diagnosedValue.slice(41)}`;
+  const subscribed = (item: Case): Case => ({ ...item, name: `${item.name}, a diagnostics subscriber`, setup: subscribeAll });
+  const rejected = requestCase('signed json', diagnosed, rejectedValue, false, ', rejected cookie');
+  cases.push(subscribed(requestCase('signed json', diagnosed, diagnosedValue)), rejected, subscribed(rejected));
+
   // Key lookup: the newest and the oldest key of a five-key ring.
   const keys = Array.from({ length: 5 }, () => KeyRing.generateKey());
   const ring = new KeyRing(keys);
@@ -132,8 +142,25 @@ export async function runMicro(options: HarnessOptions, log: (line: string) => v
       ratios[`${alternative.label} round trip / ${label} round trip`] = ratio(results, `${alternative.label} round trip`, `${label} round trip`);
     }
   }
+  ratios['signed json request, a diagnostics subscriber / nobody subscribed'] = ratio(results, 'signed json request, a diagnostics subscriber', 'signed json request');
+  ratios['signed json request, rejected cookie, a diagnostics subscriber / nobody subscribed'] = ratio(
+    results,
+    'signed json request, rejected cookie, a diagnostics subscriber',
+    'signed json request, rejected cookie',
+  );
   for (const { mode, format } of KEY_LOOKUP_CONFIGS) {
     ratios[`${mode} ${format} oldest / newest of 5 keys`] = ratio(results, `${mode} ${format} open, oldest of 5 keys`, `${mode} ${format} open, newest of 5 keys`);
   }
   return { cookieBytes, measurements: [...results.values()], ratios };
+}
+
+/** Subscribes a listener that counts to every diagnostics channel; returns the unsubscribing. */
+function subscribeAll(): () => void {
+  let count = 0;
+  const listener = () => void (count += 1);
+  for (const name of Object.values(DIAGNOSTICS_CHANNELS)) subscribe(name, listener);
+  return () => {
+    for (const name of Object.values(DIAGNOSTICS_CHANNELS)) unsubscribe(name, listener);
+    if (count < 0) console.log(count);
+  };
 }

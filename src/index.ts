@@ -25,3 +25,12 @@ export { JsonSerializer } from './serializers/json-serializer.js';
 export { MsgpackSerializer } from './serializers/msgpack-serializer.js';
 export { MAX_VALUE_DEPTH } from './value.js';
 export { SessionError, type SessionErrorCode } from './errors.js';
+export {
+  DIAGNOSTICS_CHANNELS,
+  type CookieRejectedMessage,
+  type RejectionReason,
+  type ResealedMessage,
+  type SessionMessage,
+  type StoreMessage,
+  type WriteRefusedMessage,
+} from './diagnostics.js';

@@ -13,14 +13,15 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from '../../http/cookie.js';
-import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
+import { OVERHEAD, open, seal, whyNotOpen, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
+import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { RevocationCache, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, userIdOf } from '../checks.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, timeRejection, userIdOf, CLOCK_SKEW_MS } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -76,16 +77,16 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
   readonly revocationStoreDown?: 'reject' | 'accept';
 }
 
-/**
- * How far a cookie's sealed expiry may lie beyond `now + maxAge` and still open: the clocks of a fleet's servers
- * disagree a little, and a cookie sealed by a server running ahead must not log its user out.
- */
-export const CLOCK_SKEW_MS = 60_000;
+export { CLOCK_SKEW_MS } from '../checks.js';
 
 /** Where a stored session carries the id of the key that opened it and when it began (internal). */
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
-type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined };
+const STALE_CAUSE = Symbol('koa-sealed-session.staleCause');
+type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined; readonly [STALE_CAUSE]?: ResealedMessage['cause'] };
+
+/** Why a value did not open: a reason, or `envelope` for the envelope's own checks (told apart only when asked). */
+type Refusal = RejectionReason | 'envelope';
 
 /**
  * Where a cookie handle tells `revokeUser`'s `keep` (internal) when its request read the clock, and when its session
@@ -104,6 +105,7 @@ interface Unsealed {
   /** `undefined` for a version 1 cookie. */
   readonly createdAt: number | undefined;
   readonly maxAge: OwnLifetime;
+  readonly staleCause: ResealedMessage['cause'] | undefined;
 }
 
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
@@ -268,7 +270,7 @@ export class CookieSessionBackend implements SessionBackend {
    */
   open(value: string): SessionRecord | undefined {
     const unsealed = this.#unseal(value, this.#now());
-    return unsealed === undefined ? undefined : deserialize(unsealed.serializer, unsealed.payload);
+    return typeof unsealed === 'string' ? undefined : deserialize(unsealed.serializer, unsealed.payload);
   }
 
   /**
@@ -282,6 +284,7 @@ export class CookieSessionBackend implements SessionBackend {
     let openedWith: number | undefined;
     let createdAt: number | undefined;
     let legacyOpened = false;
+    let staleCause: ResealedMessage['cause'] | undefined;
     // Set when the cookie was opened before the request ran (to check its user's revocations): read() hands it out.
     let found: { readonly stored: StoredSession | undefined } | undefined;
     const read = (): Opened<StoredSession> | StoredSession | undefined => {
@@ -292,11 +295,13 @@ export class CookieSessionBackend implements SessionBackend {
       // The first that opens: a cookie planted by a sibling subdomain must not push the real one out.
       for (const value of values) {
         const stored = this.#read(value, now);
-        if (stored !== undefined) {
+        if (typeof stored !== 'string') {
           openedWith = stored[OPENED_WITH];
           createdAt = stored[CREATED_AT];
+          staleCause = stored[STALE_CAUSE];
           return stored;
         }
+        if (channels.cookieRejected.hasSubscribers) this.#rejected(value, stored);
       }
       // No cookie of ours: a session of the library the app used before is moved over (stale: written now).
       const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
@@ -305,6 +310,7 @@ export class CookieSessionBackend implements SessionBackend {
       // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
       const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
       // Begun at an unknown time: a user with any revocation does not move over.
+      staleCause = 'format';
       return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
     };
     const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: () => { now: number; createdAt: number | undefined } } = {
@@ -321,7 +327,15 @@ export class CookieSessionBackend implements SessionBackend {
         // Seal before touching headers: a failure (too large, unserializable) leaves the client's cookies alone.
         // A new or explicitly renewed session begins now; a version 1 cookie, which lacks the time, begins when first seen.
         const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
-        const value = ending ? undefined : this.#sealWrite(change, now, began);
+        let value: string | undefined;
+        try {
+          value = ending ? undefined : this.#sealWrite(change, now, began);
+        } catch (err) {
+          if (channels.writeRefused.hasSubscribers) {
+            channels.writeRefused.publish({ backend: 'cookie', name: cookie.name, code: (err as SessionError).code ?? 'unknown' });
+          }
+          throw err;
+        }
         assertHeadersOpen(ctx);
         if (legacyOpened) expireLegacy(ctx, this.#legacy as LegacyCookies);
         if (ending && !hadCookie) return;
@@ -331,6 +345,10 @@ export class CookieSessionBackend implements SessionBackend {
         const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.#absolute - now));
         const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure, capped);
         putSetCookie(ctx.res, cookie.name, line);
+        const published = ending ? channels.purged : change.status === 'renewed' ? channels.renewed : change.status === 'unchanged' ? channels.resealed : undefined;
+        if (published?.hasSubscribers === true) {
+          published.publish(published === channels.resealed ? { backend: 'cookie', name: cookie.name, cause: staleCause ?? 'renewal' } : { backend: 'cookie', name: cookie.name });
+        }
       },
     };
     const cache = this.#revocations;
@@ -345,6 +363,7 @@ export class CookieSessionBackend implements SessionBackend {
     const revokedIf = (revocation: Revocation | undefined): SessionHandle => {
       // By when the session began, which every re-seal keeps: a revoked session cannot be re-sealed out of it.
       if (isRevoked(revocation, stored[CREATED_AT])) {
+        if (channels.cookieRejected.hasSubscribers) channels.cookieRejected.publish({ backend: 'cookie', name: cookie.name, reason: 'revoked' });
         // Opens as no session at all: a change starts a new one, which replaces the revoked cookie.
         openedWith = createdAt = undefined;
         legacyOpened = false;
@@ -363,7 +382,12 @@ export class CookieSessionBackend implements SessionBackend {
       revocation = Promise.reject(err);
     }
     if (!(revocation instanceof Promise)) return revokedIf(revocation);
+    const asked = performance.now();
     return revocation.then(revokedIf, (err: unknown) => {
+      if (channels.storeUnavailable.hasSubscribers) {
+        const durationMs = performance.now() - asked;
+        channels.storeUnavailable.publish({ backend: 'cookie', name: cookie.name, operation: 'revocations', durationMs, cause: /within/.test(String((err as Error)?.message)) ? 'timeout' : 'error' });
+      }
       if (this.#failOpen) return revokedIf(undefined);
       throw revocationsUnavailable(err);
     });
@@ -394,10 +418,10 @@ export class CookieSessionBackend implements SessionBackend {
   }
 
   /** A request's session: its top-level values stay encoded until read, when the serializer allows it. */
-  #read(value: string, now: number): Opened<StoredSession> | undefined {
+  #read(value: string, now: number): Opened<StoredSession> | Refusal {
     const unsealed = this.#unseal(value, now);
-    if (unsealed === undefined) return undefined;
-    const { serializer, payload, stale, keyId, createdAt, maxAge } = unsealed;
+    if (typeof unsealed === 'string') return unsealed;
+    const { serializer, payload, stale, keyId, createdAt, maxAge, staleCause } = unsealed;
     const codec = serializer === this.#serializer ? this.#codec : undefined;
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
@@ -412,30 +436,47 @@ export class CookieSessionBackend implements SessionBackend {
         [LAZY_ENTRIES]: { codec, entries },
         [OPENED_WITH]: keyId,
         [CREATED_AT]: createdAt,
+        [STALE_CAUSE]: staleCause,
       };
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? undefined : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt };
+    return data === undefined ? 'undecodable' : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [STALE_CAUSE]: staleCause };
+  }
+
+  /** Tells a diagnostics subscriber why a cookie did not open. */
+  #rejected(value: string, refusal: Refusal): void {
+    const reason = refusal === 'envelope' ? (whyNotOpen(this.mode, this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : refusal;
+    channels.cookieRejected.publish({ backend: 'cookie', name: this.cookie.name, reason });
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
-  #unseal(value: string, now: number): Unsealed | undefined {
+  #unseal(value: string, now: number): Unsealed | Refusal {
     const envelope = decodeCookieValue(value);
-    if (envelope === undefined) return undefined;
+    if (envelope === undefined) return 'envelope';
     const opened = open(this.mode, this.#keys, envelope);
-    if (opened === undefined || (opened.maxAge !== undefined && !isLifetime(opened.maxAge))) return undefined;
+    if (opened === undefined) return 'envelope';
+    if (opened.maxAge !== undefined && !isLifetime(opened.maxAge)) return 'beyond-lifetime';
     const lifetime = this.#lifetime(opened.maxAge);
-    // A sealed expiry beyond the session's lifetime was written under a longer maxAge: shortening maxAge ends it.
-    if (opened.expiresAt <= now || opened.expiresAt > now + lifetime + CLOCK_SKEW_MS) return undefined;
-    // However often it was sealed again since, a session ends absoluteTimeout after it began.
-    if (opened.createdAt !== undefined && (now >= opened.createdAt + this.#absolute || opened.createdAt > now + CLOCK_SKEW_MS)) return undefined;
+    // Past its expiry; sealed beyond its lifetime (under a longer maxAge: shortening maxAge ends it); or begun
+    // absoluteTimeout ago, however often it was sealed again since.
+    const late = timeRejection(opened, now, lifetime, this.#absolute);
+    if (late !== undefined) return late;
     const serializer = this.#readers.get(opened.serializerId);
-    if (serializer === undefined) return undefined;
+    if (serializer === undefined) return 'unknown-serializer';
     const renewalDue = this.#autoRenew && opened.expiresAt - now < lifetime / 2;
     // A version 1 cookie is rewritten as version 2, which carries its creation time.
-    const stale = opened.retiredKey || serializer !== this.#serializer || renewalDue || opened.createdAt === undefined;
-    return { payload: opened.payload, serializer, stale, keyId: opened.keyId, createdAt: opened.createdAt, maxAge: opened.maxAge };
+    const staleCause = opened.retiredKey
+      ? 'key-rotation'
+      : serializer !== this.#serializer
+        ? 'serializer'
+        : opened.createdAt === undefined
+          ? 'format'
+          : renewalDue
+            ? 'renewal'
+            : undefined;
+    const { payload, keyId, createdAt, maxAge } = opened;
+    return { payload, serializer, stale: staleCause !== undefined, keyId, createdAt, maxAge, staleCause };
   }
 
   /** How long a session with this own lifetime lasts on the server. */

@@ -1,7 +1,8 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
-import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
+import { OVERHEAD, open, seal, whyNotOpen, type OwnLifetime } from '../../envelope/envelope.js';
+import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
 import { SessionError } from '../../errors.js';
 import {
   COOKIE_ATTRIBUTE_OPTION_NAMES,
@@ -19,8 +20,9 @@ import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, userIdOf } from '../checks.js';
-import { CLOCK_SKEW_MS, MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
+import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, timeRejection, userIdOf } from '../checks.js';
+import { MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
+import { MAX_COOKIE_VALUE_BYTES } from '../../http/cookie.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -198,7 +200,7 @@ export class StoreSessionBackend implements SessionBackend {
     const index = this.#userIndex('sessionsOf');
     const session = options.current ?? this.#currentSession();
     const current = session === undefined ? undefined : this.#keyOfSession(session);
-    const records = await this.#call(() => index.sessionsOf(userIdOf(user, 'sessionsOf')));
+    const records = await this.#call('sessionsOf', () => index.sessionsOf(userIdOf(user, 'sessionsOf')));
     return records.map((record) => ({
       handle: record.key,
       createdAt: record.createdAt,
@@ -217,7 +219,7 @@ export class StoreSessionBackend implements SessionBackend {
   async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<number> {
     const index = this.#userIndex('revokeUser');
     const keep = options.keep === undefined ? undefined : this.#keyOfSession(options.keep);
-    return this.#call(() => index.destroyUser(userIdOf(user, 'revokeUser'), keep));
+    return this.#call('destroyUser', () => index.destroyUser(userIdOf(user, 'revokeUser'), keep));
   }
 
   /**
@@ -228,7 +230,7 @@ export class StoreSessionBackend implements SessionBackend {
     if (typeof handle !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(handle)) {
       throw new SessionError('ERR_SESSION_INVALID_OPTION', 'revoke() takes a handle from sessionsOf(): 43 characters of base64url.');
     }
-    await this.#call(() => this.#store.destroy(handle, this.#timeout));
+    await this.#call('destroy', () => this.#store.destroy(handle, this.#timeout));
   }
 
   /** The session of the request this runs in, from Koa's async local storage (`app.currentContext`), if on. */
@@ -296,10 +298,10 @@ export class StoreSessionBackend implements SessionBackend {
   async open(value: string): Promise<SessionRecord | undefined> {
     const now = this.#now();
     const ticket = this.#unseal(value, now);
-    if (ticket === undefined) return undefined;
+    if (typeof ticket === 'string') return undefined;
     const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
     if (ttl <= 0) return undefined;
-    const record = await this.#call(() => this.#store.load(keyOf(ticket.id), ttl));
+    const record = await this.#call('load', () => this.#store.load(keyOf(ticket.id), ttl));
     return record === undefined ? undefined : this.#decode(record.fields)?.data;
   }
 
@@ -314,8 +316,12 @@ export class StoreSessionBackend implements SessionBackend {
     const cookie = this.cookie;
     let ticket: Ticket | undefined;
     for (const value of readCookies(ctx.request.headers.cookie, cookie.name, MAX_SAME_NAME_COOKIES)) {
-      ticket = this.#unseal(value, now);
-      if (ticket !== undefined) break;
+      const unsealed = this.#unseal(value, now);
+      if (typeof unsealed !== 'string') {
+        ticket = unsealed;
+        break;
+      }
+      if (channels.cookieRejected.hasSubscribers) this.#rejected(unsealed === 'envelope' ? (whyNotOpen('store', this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : unsealed);
     }
     let storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
     let record: StoreRecord | undefined;
@@ -323,11 +329,13 @@ export class StoreSessionBackend implements SessionBackend {
       const key = storeKey;
       const ttl = this.#ttl(ticket.createdAt, ticket.maxAge, now);
       const seenAt = this.#userKey === undefined ? undefined : now;
-      if (ttl > 0) record = await this.#call(() => this.#store.load(key, ttl, seenAt));
+      if (ttl > 0) record = await this.#call('load', () => this.#store.load(key, ttl, seenAt));
+      if (record === undefined && channels.cookieRejected.hasSubscribers) this.#rejected(ttl > 0 ? 'no-record' : 'absolute-timeout');
     }
     const found = record === undefined ? undefined : buffersOf(record.fields);
     // The user the record is indexed under, kept up to date by each write.
     let indexed = record?.user;
+    let staleCause: ResealedMessage['cause'] | undefined;
     // The record's fields as last loaded or written, or undefined for none (or a corrupt one): set by read(), and
     // kept up to date by each write, since save() may write more than once in a request.
     let loaded: ReadonlyMap<string, Buffer> | undefined;
@@ -342,7 +350,8 @@ export class StoreSessionBackend implements SessionBackend {
         if (found === undefined || ticket === undefined) return undefined;
         // A record of a user that is not in the index yet (written before userKey was set): written back, indexed.
         const unindexed = this.#userKey !== undefined && indexed === undefined && found.has(this.#userKey);
-        const due = ticket.retired || unindexed || this.#cookieDue(ticket, now);
+        staleCause = ticket.retired ? 'key-rotation' : unindexed ? 'index' : this.#cookieDue(ticket, now) ? 'renewal' : undefined;
+        const due = staleCause !== undefined;
         // Values stay encoded until read, and untouched ones are not encoded again at the end.
         const lazy = this.#split(found);
         if (lazy !== undefined) {
@@ -362,65 +371,84 @@ export class StoreSessionBackend implements SessionBackend {
         }
         const decoded = this.#decode(found);
         // A record that does not decode is left as it is, and the session starts afresh under a new id.
-        if (decoded === undefined) return undefined;
+        if (decoded === undefined) {
+          if (channels.cookieRejected.hasSubscribers) this.#rejected('corrupt-record');
+          return undefined;
+        }
         loaded = found;
         stale = decoded.stale || due;
+        if (decoded.stale) staleCause ??= 'serializer';
         return { data: decoded.data, stale, maxAge: ticket.maxAge };
       },
       write: async (change: SessionWrite) => {
-        if (ended) return;
-        const revoked = ticket !== undefined && !this.#keys.byId.has(ticket.keyId);
-        if (change.status === 'purged' || revoked) {
-          assertHeadersOpen(ctx);
-          const key = storeKey;
-          if (loaded !== undefined && key !== undefined) await this.#call(() => this.#store.destroy(key, this.#timeout));
-          if (ticket !== undefined) putSetCookie(ctx.res, cookie.name, expiredCookieLine(cookie, this.#secure(ctx)));
-          loaded = ticket = storeKey = undefined;
-          return;
-        }
-        const own = change.maxAge;
-        if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
-          const user = this.#userKey === undefined ? undefined : (this.#userOf(change, undefined, undefined) ?? undefined);
-          const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey, user);
-          ({ ticket, storeKey, loaded } = created);
-          indexed = user;
-          stale = false;
-          return;
-        }
-        const recordKey = storeKey;
-        const current = ticket;
-        const fields = this.#encodeWrite(change, loaded);
-        const set = new Map<string, Uint8Array>();
-        const remove: string[] = [];
-        for (const [key, bytes] of fields) {
-          const before = loaded.get(key);
-          if (change.cleared === true || before === undefined || (before !== bytes && Buffer.compare(before, bytes) !== 0)) set.set(key, bytes);
-        }
-        if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
-        this.#checkSize(fields);
-        const lifetimeChanged = own !== current.maxAge;
-        const ttlMs = this.#ttl(current.createdAt, own, now);
-        const user = this.#userKey === undefined ? undefined : this.#userOf(change, loaded, indexed);
-        if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
-          assertHeadersOpen(ctx);
-          const clear = change.cleared === true;
-          const index = user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
-          const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout, ...index };
-          const wrote = await this.#call(() => this.#store.write(recordKey, write));
-          // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
-          // left alone, since the other request's answer may carry the client's new one.
-          if (!wrote) {
-            ended = true;
-            return;
+        try {
+          await write(change);
+        } catch (err) {
+          const code = (err as SessionError).code;
+          if (channels.writeRefused.hasSubscribers && code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') {
+            channels.writeRefused.publish({ backend: 'store', name: cookie.name, code });
           }
-          loaded = fields;
-          if (user !== undefined) indexed = user ?? undefined;
-        }
-        if (lifetimeChanged || stale) {
-          ticket = this.#putTicket(ctx, current.id, current.createdAt, own, now, ttlMs);
-          stale = false;
+          throw err;
         }
       },
+    };
+    const write = async (change: SessionWrite): Promise<void> => {
+      if (ended) return;
+      const revoked = ticket !== undefined && !this.#keys.byId.has(ticket.keyId);
+      if (change.status === 'purged' || revoked) {
+        assertHeadersOpen(ctx);
+        const key = storeKey;
+        if (loaded !== undefined && key !== undefined) await this.#call('destroy', () => this.#store.destroy(key, this.#timeout));
+        if (ticket !== undefined) putSetCookie(ctx.res, cookie.name, expiredCookieLine(cookie, this.#secure(ctx)));
+        if (ticket !== undefined && channels.purged.hasSubscribers) channels.purged.publish({ backend: 'store', name: cookie.name });
+        loaded = ticket = storeKey = undefined;
+        return;
+      }
+      const own = change.maxAge;
+      if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
+        const user = this.#userKey === undefined ? undefined : (this.#userOf(change, undefined, undefined) ?? undefined);
+        const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey, user);
+        ({ ticket, storeKey, loaded } = created);
+        indexed = user;
+        stale = false;
+        if (change.status === 'renewed' && channels.renewed.hasSubscribers) channels.renewed.publish({ backend: 'store', name: cookie.name });
+        return;
+      }
+      const recordKey = storeKey;
+      const current = ticket;
+      const fields = this.#encodeWrite(change, loaded);
+      const set = new Map<string, Uint8Array>();
+      const remove: string[] = [];
+      for (const [key, bytes] of fields) {
+        const before = loaded.get(key);
+        if (change.cleared === true || before === undefined || (before !== bytes && Buffer.compare(before, bytes) !== 0)) set.set(key, bytes);
+      }
+      if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
+      this.#checkSize(fields);
+      const lifetimeChanged = own !== current.maxAge;
+      const ttlMs = this.#ttl(current.createdAt, own, now);
+      const user = this.#userKey === undefined ? undefined : this.#userOf(change, loaded, indexed);
+      if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
+        assertHeadersOpen(ctx);
+        const clear = change.cleared === true;
+        const index = user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
+        const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout, ...index };
+        const wrote = await this.#call('write', () => this.#store.write(recordKey, write));
+        // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
+        // left alone, since the other request's answer may carry the client's new one.
+        if (!wrote) {
+          ended = true;
+          if (channels.writeDropped.hasSubscribers) channels.writeDropped.publish({ backend: 'store', name: cookie.name });
+          return;
+        }
+        loaded = fields;
+        if (user !== undefined) indexed = user ?? undefined;
+      }
+      if (lifetimeChanged || stale) {
+        ticket = this.#putTicket(ctx, current.id, current.createdAt, own, now, ttlMs);
+        if (stale && channels.resealed.hasSubscribers) channels.resealed.publish({ backend: 'store', name: cookie.name, cause: staleCause ?? 'renewal' });
+        stale = false;
+      }
     };
     return handle;
   }
@@ -442,12 +470,12 @@ export class StoreSessionBackend implements SessionBackend {
     const index = user === undefined ? {} : { user, until: now + this.#absolute, info: this.#info(ctx) };
     const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout, ...index };
     const storeKey = keyOf(id);
-    const created = await this.#call(() => this.#store.write(storeKey, write));
+    const created = await this.#call('write', () => this.#store.write(storeKey, write));
     if (!created) {
       throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
     }
     // Only once the new record exists: a failure here leaves the client on its old, still valid session.
-    if (oldKey !== undefined) await this.#call(() => this.#store.destroy(oldKey, this.#timeout));
+    if (oldKey !== undefined) await this.#call('destroy', () => this.#store.destroy(oldKey, this.#timeout));
     return { ticket: this.#putTicket(ctx, id, now, own, now, ttlMs), storeKey, loaded: fields };
   }
 
@@ -467,16 +495,22 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** An id cookie's ticket, or `undefined` for anything that does not open or whose session has ended. */
-  #unseal(value: unknown, now: number): Ticket | undefined {
+  #unseal(value: unknown, now: number): Ticket | RejectionReason | 'envelope' {
     const envelope = decodeCookieValue(value);
-    if (envelope === undefined || envelope.length !== OVERHEAD.store + ID_BYTES) return undefined;
+    if (envelope === undefined) return 'envelope';
+    if (envelope.length !== OVERHEAD.store + ID_BYTES) return envelope.length < OVERHEAD.store + ID_BYTES ? 'truncated' : 'envelope';
     const opened = open('store', this.#keys, envelope);
-    if (opened === undefined || opened.createdAt === undefined || opened.payload.length !== ID_BYTES) return undefined;
+    if (opened === undefined || opened.createdAt === undefined || opened.payload.length !== ID_BYTES) return 'envelope';
     const { maxAge, createdAt, expiresAt } = opened;
-    if (maxAge !== undefined && !isLifetime(maxAge)) return undefined;
-    if (expiresAt <= now || expiresAt > now + this.#idleOf(maxAge) + CLOCK_SKEW_MS || createdAt > now + CLOCK_SKEW_MS) return undefined;
-    if (now >= createdAt + this.#absolute) return undefined;
+    if (maxAge !== undefined && !isLifetime(maxAge)) return 'beyond-lifetime';
+    const late = timeRejection(opened, now, this.#idleOf(maxAge), this.#absolute);
+    if (late !== undefined) return late;
     return { id: opened.payload, keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
+  }
+
+  /** Tells a diagnostics subscriber why a request's id cookie gave no session. */
+  #rejected(reason: RejectionReason): void {
+    channels.cookieRejected.publish({ backend: 'store', name: this.cookie.name, reason });
   }
 
   #idleOf(own: OwnLifetime): number {
@@ -592,18 +626,21 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */
-  #call<T>(run: () => Promise<T>): Promise<T> {
+  #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { deadline: performance.now() + this.#timeout, reject };
+      const started = performance.now();
+      const call: PendingCall = { deadline: started + this.#timeout, operation, reject };
       this.#calls.add(call);
       if (this.#watchdog === undefined) this.#watch();
       const fail = (err: unknown) => {
         this.#calls.delete(call);
+        if (channels.storeUnavailable.hasSubscribers) this.#storeMessage(channels.storeUnavailable, operation, started, 'error');
         reject(err instanceof SessionError ? err : unavailable('failed (see err.cause)', err));
       };
       try {
         run().then((value) => {
           this.#calls.delete(call);
+          if (channels.storeSlow.hasSubscribers && performance.now() - started > this.#timeout / 2) this.#storeMessage(channels.storeSlow, operation, started);
           resolve(value);
         }, fail);
       } catch (err) {
@@ -625,9 +662,15 @@ export class StoreSessionBackend implements SessionBackend {
         return;
       }
       this.#calls.delete(call);
+      if (channels.storeUnavailable.hasSubscribers) this.#storeMessage(channels.storeUnavailable, call.operation, call.deadline - this.#timeout, 'timeout');
       call.reject(unavailable(`did not answer within ${this.#timeout} ms`));
     }
     this.#watchdog = undefined;
+  }
+
+  #storeMessage(to: (typeof channels)['storeSlow'], operation: string, started: number, cause?: 'timeout' | 'error'): void {
+    const message = { backend: 'store', name: this.cookie.name, operation, durationMs: Math.round(performance.now() - started) };
+    to.publish(cause === undefined ? message : { ...message, cause });
   }
 }
 
@@ -651,6 +694,7 @@ function parseInfo(info: string | undefined): unknown {
 /** A store call in flight, failed once its deadline passes. */
 interface PendingCall {
   readonly deadline: number;
+  readonly operation: string;
   readonly reject: (err: SessionError) => void;
 }
 
