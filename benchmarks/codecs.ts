@@ -134,7 +134,7 @@ export function ironSession(): Codec {
     label: 'iron-session',
     async: true,
     seal: (data) => sealData(data, { password, ttl: 86_400 }),
-    open: async (value) => (await unsealData(value, { password, ttl: 86_400 })) as SessionRecord,
+    open: async (value) => await unsealData<SessionRecord>(value, { password, ttl: 86_400 }),
   };
 }
 

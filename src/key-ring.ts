@@ -138,7 +138,7 @@ export class KeyRing {
       throw new SessionError('ERR_SESSION_INVALID_OPTION', 'KeyRing option "staged" must be an array of keys.');
     }
     const masters: MasterKey[] = [];
-    [...keys, ...staged].forEach((key, index) => {
+    [...(keys as readonly Uint8Array[]), ...(staged as readonly Uint8Array[])].forEach((key, index) => {
       const label = index < keys.length ? `key ${index}` : `staged key ${index - keys.length}`;
       const bytes = checkKey(key, label);
       if (masters.some((other) => other.bytes.equals(bytes))) {

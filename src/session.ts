@@ -17,10 +17,9 @@ import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './
  * ctx.session.get('counter'); // number | undefined
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface SessionData {}
 
-type Key = keyof SessionData & string;
+type Key = Extract<keyof SessionData, string>;
 
 let finishSession: (session: Session, stale: boolean, close: boolean) => SessionWrite | undefined;
 let setup: (session: Session, rules: ValueRules, defaultMaxAge: number | 'session' | undefined) => void;
@@ -82,10 +81,11 @@ export class Session {
   constructor(stored?: StoredSession) {
     this.#isNew = stored === undefined;
     this.#maxAge = stored?.maxAge;
-    const lazy = (stored as WithLazyEntries<StoredSession> | undefined)?.[LAZY_ENTRIES];
+    const withEntries: WithLazyEntries<StoredSession> | undefined = stored;
+    const lazy = withEntries?.[LAZY_ENTRIES];
     this.#codec = lazy?.codec;
     // The backend hands its freshly split entries over: no copy.
-    this.#data = lazy === undefined ? new Map() : (lazy.entries as Map<string, unknown>);
+    this.#data = lazy === undefined ? new Map<string, unknown>() : (lazy.entries as Map<string, unknown>);
     if (stored !== undefined && lazy === undefined) {
       for (const key of Object.keys(stored.data)) this.#data.set(key, stored.data[key]);
     }
@@ -266,7 +266,7 @@ export class Session {
     try {
       running = start();
     } catch (err) {
-      running = Promise.reject(err);
+      running = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (callback === undefined) return running;
     running.then(() => callback(), callback);
@@ -401,7 +401,7 @@ export class Session {
       session.#rules = rules;
       session.#defaultMaxAge = defaultMaxAge;
     };
-    boundMethods = (session) => (session.#bound ??= new Map());
+    boundMethods = (session) => (session.#bound ??= new Map<string, unknown>());
     markSessionWritten = (session, write) => {
       session.#purgeWritten = write.status === 'purged' || (session.#purgeWritten && write.status === 'unchanged');
       session.#status = 'unchanged';
@@ -568,7 +568,7 @@ function checkKey(key: unknown, rules: ValueRules): void {
   if (typeof key !== 'string') {
     throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `Session keys must be strings, got a ${typeof key}.`);
   }
-  if (rules.wellFormedStrings && !isWellFormed(key as string)) {
+  if (rules.wellFormedStrings && !isWellFormed(key)) {
     throw new SessionError(
       'ERR_SESSION_UNSUPPORTED_VALUE',
       'A session key holds a lone surrogate, which this serializer (UTF-8) cannot carry: it would come back as another key.',

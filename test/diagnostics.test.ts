@@ -180,7 +180,7 @@ describe('diagnostics (node:diagnostics_channel)', () => {
       await request(server).get('/purge').set('Cookie', `session=${renewed}`).expect(200);
       await request(server).get('/big').set('Cookie', `session=${b}`).expect(200); // 64 KiB allowed: no refusal
     });
-    const names = messages.map(([name, message]) => `${name}${message.reason === undefined ? '' : `:${String(message.reason)}`}${message.operation === undefined ? '' : `:${String(message.operation)}`}${message.cause === undefined ? '' : `:${String(message.cause)}`}`);
+    const names = messages.map(([name, message]) => `${name}${message.reason === undefined ? '' : `:${message.reason as string}`}${message.operation === undefined ? '' : `:${message.operation as string}`}${message.cause === undefined ? '' : `:${message.cause as string}`}`);
     expect(names).to.deep.equal([
       'cookie-rejected:not-canonical',
       'store-slow:load',
@@ -227,7 +227,7 @@ describe('diagnostics (node:diagnostics_channel)', () => {
       expect(await memory.write(key, write)).to.equal(true);
       await request(server).get('/').set('Cookie', `session=${fresh}`).expect(200, { secret: null });
     });
-    expect(messages.map(([name, message]) => `${name}${message.reason === undefined ? '' : `:${String(message.reason)}`}`)).to.deep.equal([
+    expect(messages.map(([name, message]) => `${name}${message.reason === undefined ? '' : `:${message.reason as string}`}`)).to.deep.equal([
       'purged',
       'write-dropped',
       'cookie-rejected:corrupt-record',

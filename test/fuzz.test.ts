@@ -88,6 +88,8 @@ describe('fuzzing the Cookie header', () => {
   describe('when reading a Cookie header of any shape', () => {
     /** Characters String#indexOf looks at while `read` runs: the parser's cost, counted rather than timed. */
     function scanned(read: () => void): number {
+      // Saved to be put back after counting; called only through call().
+      // eslint-disable-next-line @typescript-eslint/unbound-method
       const indexOf = String.prototype.indexOf;
       let count = 0;
       String.prototype.indexOf = function (this: string, search: string, from = 0) {

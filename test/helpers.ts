@@ -91,7 +91,8 @@ const servers = new Set<Server>();
 
 /** Serves `app` on 127.0.0.1 only, on a free port; closed after each test. */
 export async function listen(app: Koa): Promise<Server> {
-  const server = createServer(app.callback());
+  const handle = app.callback();
+  const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.add(server);
   return server;

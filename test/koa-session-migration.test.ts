@@ -34,7 +34,7 @@ describe('moving from koa-session without logging anyone out', () => {
       const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), legacy: koaSessionCookies({ keys: APP_KEYS }) });
       const reader = appWith(backend, (ctx) => {
         ctx.body = { views: ctx.session.get('views') ?? null, isNew: ctx.session.isNew };
-        if (ctx.path === '/count') ctx.session.set('views', ((ctx.session.get('views') as number | undefined) ?? 0) + 1);
+        if (ctx.path === '/count') ctx.session.set('views', (ctx.session.get<number>('views') ?? 0) + 1);
         if (ctx.path === '/logout') ctx.session.purge();
       });
 

@@ -100,8 +100,8 @@ describe('the packed package, as consumers install it', function () {
       const compilerOptions = { strict: true, noEmit: true, skipLibCheck: false, target: 'es2022', module, moduleResolution, types: ['node'] };
       writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['app.ts'] }));
       writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'ts-app', private: true, type: 'module' }));
-      await run(process.execPath, [join(modules, 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app }).catch((err: { stdout?: string }) => {
-        throw new Error(`tsc failed:\n${err.stdout ?? String(err)}`);
+      await run(process.execPath, [join(modules, 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app }).catch((err: Error & { stdout?: string }) => {
+        throw new Error(`tsc failed:\n${err.stdout ?? err.message}`);
       });
     });
   }
@@ -114,8 +114,8 @@ describe('the packed package, as consumers install it', function () {
   it('should pass arethetypeswrong, but for require() of ESM, which Node 20.19+ (our engines range) supports', async () => {
     // cjs-resolves-to-esm: attw assumes require() cannot load ESM; Node >= 20.19, the only Node this package
     // supports ("engines"), can, and the CommonJS run above proves it.
-    await run(join(modules, '.bin', 'attw'), [tarball, '--ignore-rules', 'cjs-resolves-to-esm']).catch((err: { stdout?: string }) => {
-      throw new Error(`attw found problems:\n${err.stdout ?? String(err)}`);
+    await run(join(modules, '.bin', 'attw'), [tarball, '--ignore-rules', 'cjs-resolves-to-esm']).catch((err: Error & { stdout?: string }) => {
+      throw new Error(`attw found problems:\n${err.stdout ?? err.message}`);
     });
   });
 });

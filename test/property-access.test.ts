@@ -137,7 +137,7 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         clock.advance(60_000);
         const app = appWith(timed, async (ctx) => {
           const before = { length: ctx.session.length, populated: ctx.session.populated };
-          if (ctx.query.style === 'callback') await new Promise<void>((resolve, reject) => ctx.session.regenerate((err) => (err ? reject(err) : resolve())));
+          if (ctx.query.style === 'callback') await new Promise<void>((resolve, reject) => ctx.session.regenerate((err) => (err ? reject(err instanceof Error ? err : new Error('regenerate failed')) : resolve())));
           else await ctx.session.regenerate();
           ctx.body = { before, status: ctx.session.status };
         });

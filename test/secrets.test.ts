@@ -33,9 +33,9 @@ describe('secrets', () => {
       messageOf(() => new KeyRing([KEY_A.toString('hex') as unknown as Buffer])),
       messageOf(() => backend.seal({ pad: 'y'.repeat(5000) })),
       messageOf(() => backend.seal({ big: 2n ** 70n })),
-      messageOf(() => CookieSessionBackend.signed(ring, { name: token } as never)),
-      messageOf(() => CookieSessionBackend.signed(ring, { domain: token } as never)),
-      messageOf(() => CookieSessionBackend.signed(ring, { path: `/${token};` } as never)),
+      messageOf(() => CookieSessionBackend.signed(ring, { name: token })),
+      messageOf(() => CookieSessionBackend.signed(ring, { domain: token })),
+      messageOf(() => CookieSessionBackend.signed(ring, { path: `/${token};` })),
     ];
     expect(texts.every((text) => text.length > 0)).to.equal(true);
     for (const text of texts) {

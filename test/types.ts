@@ -30,9 +30,9 @@ app.use((ctx) => {
   ctx.session = 5;
   void ctx.session.save().then(() => ctx.session.regenerate());
   const n: number = ctx.session.length + (ctx.session.populated ? 1 : 0);
-  const status: SessionStatus = s.status;
+  const _status: SessionStatus = s.status;
   // @ts-expect-error status is one of four strings
-  const wrong: typeof status = 'deleted';
+  const wrong: typeof _status = 'deleted';
   // @ts-expect-error the modes are constructors, not flags
   CookieSessionBackend.signed(new KeyRing([KeyRing.generateKey()]), { signed: true });
   ctx.body = [count, user, wrong, viaProperty, n];

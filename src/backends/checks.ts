@@ -67,7 +67,7 @@ export function resolveSerializers(
   const previous = options.previousSerializers ?? [];
   if (!Array.isArray(previous)) throw invalidOption(where, 'previousSerializers', 'an array of serializers');
   const readers = new Map<number, Serializer>([[serializer.id, serializer]]);
-  for (const candidate of previous) {
+  for (const candidate of previous as readonly Serializer[]) {
     checkSerializer(where, 'previousSerializers', candidate);
     const known = readers.get(candidate.id);
     if (known !== undefined && known !== candidate) {

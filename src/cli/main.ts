@@ -199,7 +199,7 @@ async function fetchRecord(url: string, key: string): Promise<unknown> {
       }
       const serializer = SERIALIZERS.get(bytes[0] as number);
       try {
-        const single = serializer?.deserialize(bytes.subarray(1)) as Record<string, unknown> | undefined;
+        const single = serializer?.deserialize(bytes.subarray(1));
         record[field.slice(1)] = single === undefined ? '<unknown serializer>' : printable(single[field.slice(1)]);
       } catch {
         record[field.slice(1)] = '<does not decode>';
@@ -218,7 +218,7 @@ function table(report: Report): string {
   const lines: string[] = [report.opens ? 'opens: yes' : `opens: no — ${report.detail ?? report.reason}`];
   for (const [field, value] of Object.entries(report)) {
     if (field === 'opens' || field === 'detail' || field === 'data' || value === undefined) continue;
-    lines.push(`${field}: ${String(value)}`);
+    lines.push(`${field}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
   if (report.data !== undefined) lines.push(`data: ${JSON.stringify(report.data, null, 2)}`);
   return lines.join('\n');

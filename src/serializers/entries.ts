@@ -26,20 +26,20 @@ export interface EntryCodec {
   readonly serialize: unknown;
   readonly deserialize: unknown;
   /** The payload's top-level entries, values undecoded; `undefined` when this payload cannot be split. */
-  split(payload: Buffer): Map<string, RawValue> | undefined;
+  readonly split: (payload: Buffer) => Map<string, RawValue> | undefined;
   /**
    * The one entry of a one-key payload that starts at `start` in `bytes` (a store keeps one such payload per key),
    * checked as `split` checks a payload, if its key is `key`; `undefined` for anything else.
    */
-  entry(bytes: Buffer, start: number, key: string): RawValue | undefined;
+  readonly entry: (bytes: Buffer, start: number, key: string) => RawValue | undefined;
   /** One value, decoded into fresh plain data. Throws on bytes it did not write. */
-  decode(raw: RawValue): unknown;
+  readonly decode: (raw: RawValue) => unknown;
   /** One plain value as the payload would hold it, to compare with a {@link RawValue}'s bytes. */
-  encodeValue(value: unknown): Uint8Array;
+  readonly encodeValue: (value: unknown) => Uint8Array;
   /** A whole payload from entries, each either encoded already or a plain value to encode. */
-  join(entries: ReadonlyMap<string, unknown>): Buffer;
+  readonly join: (entries: ReadonlyMap<string, unknown>) => Buffer;
   /** Bytes one entry takes in a payload; for the size-limit message. */
-  entrySize(key: string, value: unknown): number;
+  readonly entrySize: (key: string, value: unknown) => number;
 }
 
 /** The property of a first-party serializer that holds its {@link EntryCodec}. */

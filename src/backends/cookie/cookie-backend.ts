@@ -379,7 +379,7 @@ export class CookieSessionBackend implements SessionBackend {
     try {
       revocation = cache.get(user, now);
     } catch (err) {
-      revocation = Promise.reject(err);
+      revocation = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (!(revocation instanceof Promise)) return revokedIf(revocation);
     const asked = performance.now();

@@ -76,7 +76,7 @@ export class MemoryStore implements SessionStore, UserIndex {
       entry.info = write.user === null ? undefined : write.info;
       if (write.user !== null) {
         let index = this.#users.get(write.user);
-        if (index === undefined) this.#users.set(write.user, (index = new Map()));
+        if (index === undefined) this.#users.set(write.user, (index = new Map<string, number>()));
         index.set(key, write.until ?? entry.expiresAt);
       }
     }

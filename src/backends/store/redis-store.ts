@@ -200,7 +200,7 @@ export class RedisStore implements SessionStore, UserIndex {
     const reply = await this.#redis.script(WRITE, keys, args);
     const status = this.#status(reply);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
-    const previous = Array.isArray(reply) ? reply[2] : undefined;
+    const previous = Array.isArray(reply) ? (reply as unknown[])[2] : undefined;
     if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false) await this.#unindex(text(previous), redisKey);
     return status === 1;
   }
@@ -219,7 +219,7 @@ export class RedisStore implements SessionStore, UserIndex {
     const stale: string[] = [];
     await inBatches(members, async (member) => {
       const reply = await this.#redis.run(member, ['HMGET', member, USER_FIELD, CREATED_FIELD, '@s', '@i']);
-      const [owner, created, seen, info] = Array.isArray(reply) ? reply : [];
+      const [owner, created, seen, info] = Array.isArray(reply) ? (reply as unknown[]) : [];
       if (owner === null || owner === undefined || text(owner) !== user) {
         stale.push(member);
         return;
