@@ -5,14 +5,7 @@ import { createRequire } from 'node:module';
 import { sealData, unsealData } from 'iron-session';
 import Keygrip from 'keygrip';
 import { Packr, Unpackr } from 'msgpackr';
-import {
-  CookieSessionBackend,
-  JsonSerializer,
-  KeyRing,
-  MsgpackSerializer,
-  type SealMode,
-  type SessionRecord,
-} from '../src/index.js';
+import { CookieSessionBackend, JsonSerializer, KeyRing, MsgpackSerializer, type SealMode, type SessionRecord } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const { crc32 } = require('crc') as { crc32: (text: string) => number };
@@ -54,9 +47,7 @@ export function floor(mode: SealMode, format: Format): Codec {
   const unpackr = new Unpackr({ useRecords: false });
   const encode = format === 'json' ? (data: SessionRecord) => Buffer.from(JSON.stringify(data)) : (data: SessionRecord) => packr.pack(data);
   const decode =
-    format === 'json'
-      ? (bytes: Buffer) => JSON.parse(bytes.toString()) as SessionRecord
-      : (bytes: Buffer) => unpackr.unpack(bytes) as SessionRecord;
+    format === 'json' ? (bytes: Buffer) => JSON.parse(bytes.toString()) as SessionRecord : (bytes: Buffer) => unpackr.unpack(bytes) as SessionRecord;
   if (mode === 'signed') {
     return {
       label: `floor ${mode} ${format}`,

@@ -67,10 +67,17 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
-export async function measure(cases: readonly Case[], options: HarnessOptions, progress?: (round: number) => void): Promise<Map<string, Measurement>> {
+export async function measure(
+  cases: readonly Case[],
+  options: HarnessOptions,
+  progress?: (round: number) => void,
+): Promise<Map<string, Measurement>> {
   const iterations = new Map<string, number>();
   for (const item of cases) iterations.set(item.name, await calibrate(item, options.batchMs));
   const samples = new Map<string, number[]>(cases.map((item) => [item.name, []]));

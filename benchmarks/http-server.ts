@@ -6,7 +6,16 @@ import type { AddressInfo } from 'node:net';
 import { CookieSessionBackend, JsonSerializer, KeyRing, MsgpackSerializer, session, type SessionRecord } from '../src/index.js';
 import { nearLimitSession } from './fixture.js';
 
-export const HTTP_CASES = ['none', 'echo', 'koa-session', 'signed json', 'signed msgpack', 'private json', 'private msgpack', 'signed json, property access'] as const;
+export const HTTP_CASES = [
+  'none',
+  'echo',
+  'koa-session',
+  'signed json',
+  'signed msgpack',
+  'private json',
+  'private msgpack',
+  'signed json, property access',
+] as const;
 export type HttpCase = (typeof HTTP_CASES)[number];
 
 const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toString('base64url'), 'base64url');
@@ -21,7 +30,7 @@ function appFor(name: HttpCase, data: SessionRecord): Koa {
     // The ceiling: read the cookie and send it back, with no crypto and no decoding.
     const value = 'e'.repeat(3920);
     app.use((ctx) => {
-      const cookie = ctx.path === '/seed' ? value : /(?:^|;\s*)session=([^;]*)/.exec(ctx.get('cookie'))?.[1] ?? '';
+      const cookie = ctx.path === '/seed' ? value : (/(?:^|;\s*)session=([^;]*)/.exec(ctx.get('cookie'))?.[1] ?? '');
       ctx.set('Set-Cookie', `session=${cookie}; Path=/; HttpOnly; SameSite=Lax`);
       ctx.body = '1';
     });

@@ -52,7 +52,10 @@ export async function stop(child: ChildProcess): Promise<void> {
 /** Seeds a near-limit session and checks one request opens it and writes it back; returns the Cookie header. */
 async function seed(name: HttpCase, url: string): Promise<string> {
   const seeded = await fetch(`${url}/seed`);
-  const cookie = seeded.headers.getSetCookie().map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+  const cookie = seeded.headers
+    .getSetCookie()
+    .map((line) => line.slice(0, line.indexOf(';')))
+    .join('; ');
   if (seeded.status !== 200) throw new Error(`${name}: seeding answered ${seeded.status}`);
   const res = await fetch(`${url}/`, { headers: cookie === '' ? {} : { cookie } });
   const body = await res.text();

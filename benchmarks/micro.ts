@@ -83,7 +83,10 @@ function requestCase(label: string, codec: ReturnType<typeof ours>, value: strin
       const ctx = Object.create(contextPrototype) as Context;
       Object.assign(ctx, {
         request: { headers: { cookie } },
-        res: { getHeader: (name: string) => headers.get(name.toLowerCase()), setHeader: (name: string, v: unknown) => headers.set(name.toLowerCase(), v) },
+        res: {
+          getHeader: (name: string) => headers.get(name.toLowerCase()),
+          setHeader: (name: string, v: unknown) => headers.set(name.toLowerCase(), v),
+        },
       });
       await middleware(ctx, () => next(ctx));
       return headers.get('set-cookie');
@@ -142,14 +145,22 @@ export async function runMicro(options: HarnessOptions, log: (line: string) => v
       ratios[`${alternative.label} round trip / ${label} round trip`] = ratio(results, `${alternative.label} round trip`, `${label} round trip`);
     }
   }
-  ratios['signed json request, a diagnostics subscriber / nobody subscribed'] = ratio(results, 'signed json request, a diagnostics subscriber', 'signed json request');
+  ratios['signed json request, a diagnostics subscriber / nobody subscribed'] = ratio(
+    results,
+    'signed json request, a diagnostics subscriber',
+    'signed json request',
+  );
   ratios['signed json request, rejected cookie, a diagnostics subscriber / nobody subscribed'] = ratio(
     results,
     'signed json request, rejected cookie, a diagnostics subscriber',
     'signed json request, rejected cookie',
   );
   for (const { mode, format } of KEY_LOOKUP_CONFIGS) {
-    ratios[`${mode} ${format} oldest / newest of 5 keys`] = ratio(results, `${mode} ${format} open, oldest of 5 keys`, `${mode} ${format} open, newest of 5 keys`);
+    ratios[`${mode} ${format} oldest / newest of 5 keys`] = ratio(
+      results,
+      `${mode} ${format} open, oldest of 5 keys`,
+      `${mode} ${format} open, newest of 5 keys`,
+    );
   }
   return { cookieBytes, measurements: [...results.values()], ratios };
 }

@@ -33,7 +33,9 @@ if (!args.has('--http-only') && !args.has('--store-only')) {
       return m === undefined ? '' : `${us(m.median)} ${spread(m)}`;
     };
     const rt = byName.get(`${label} round trip`);
-    log(`| ${label} | ${micro.cookieBytes[label]} | ${cell('seal')} | ${cell('open')} | ${cell('round trip')} | ${cell('request')} | ${cell('request, property access')} | ${rt === undefined ? '' : Math.round(1e9 / rt.median).toLocaleString('en')} |`);
+    log(
+      `| ${label} | ${micro.cookieBytes[label]} | ${cell('seal')} | ${cell('open')} | ${cell('round trip')} | ${cell('request')} | ${cell('request, property access')} | ${rt === undefined ? '' : Math.round(1e9 / rt.median).toLocaleString('en')} |`,
+    );
   }
   log('\nOperations per second (from the medians):\n');
   log('| case | seal | open | round trip | request |');
@@ -60,7 +62,9 @@ if (!args.has('--micro-only') && !args.has('--store-only')) {
     log('\n| HTTP case | req/s | p99 ms | × koa-session | × echo |');
     log('|---|---:|---:|---:|---:|');
     for (const s of summary) {
-      log(`| ${s.name} | ${Math.round(s.rps).toLocaleString('en')} | ${s.p99} | ${(s.rps / rps('koa-session')).toFixed(2)} | ${(s.rps / rps('echo')).toFixed(2)} |`);
+      log(
+        `| ${s.name} | ${Math.round(s.rps).toLocaleString('en')} | ${s.p99} | ${(s.rps / rps('koa-session')).toFixed(2)} | ${(s.rps / rps('echo')).toFixed(2)} |`,
+      );
     }
     const failures = http.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
     log(`\nhttp errors and non-2xx answers: ${failures}`);
@@ -70,7 +74,11 @@ if (!args.has('--micro-only') && !args.has('--store-only')) {
 let store: StoreCaseResult[] | undefined;
 if (!args.has('--micro-only')) {
   const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
-  log(smoke ? '\nstore: checking every case once, no load' : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server of its own`);
+  log(
+    smoke
+      ? '\nstore: checking every case once, no load'
+      : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server of its own`,
+  );
   store = await runStoreHttp({ runs, seconds: 4, connections: 32, checkOnly: smoke }, log);
   if (!smoke) {
     log('');

@@ -33,9 +33,16 @@ export interface StoreCaseResult {
 /** Seeds the session and checks a read and a change answer as they should; returns the Cookie header. */
 async function seed(label: string, url: string): Promise<string> {
   const seeded = await fetch(`${url}/seed`);
-  const cookie = seeded.headers.getSetCookie().map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+  const cookie = seeded.headers
+    .getSetCookie()
+    .map((line) => line.slice(0, line.indexOf(';')))
+    .join('; ');
   if (seeded.status !== 200 || cookie === '') throw new Error(`${label}: seeding answered ${seeded.status} without a cookie`);
-  for (const [path, expected] of [['/read', '1'], ['/change', '2'], ['/read', '2']]) {
+  for (const [path, expected] of [
+    ['/read', '1'],
+    ['/change', '2'],
+    ['/read', '2'],
+  ]) {
     const res = await fetch(`${url}${path}`, { headers: { cookie } });
     const body = await res.text();
     if (res.status !== 200 || body !== expected) throw new Error(`${label} ${path}: expected 200 "${expected}", got ${res.status} "${body}"`);
@@ -87,7 +94,18 @@ export async function runStoreHttp(
             const result = await autocannon({ ...target, duration: options.seconds });
             const [app1, redis1] = [cpuUs(child.pid), cpuUs(redis.pid)];
             const key = `${label}, ${op}`;
-            const entry: Entry = results.get(key) ?? { backend, size, op, requestsPerSecond: [], p99Ms: [], roundTrips: [], appCpuUs: [], redisCpuUs: [], errors: 0, non2xx: 0 };
+            const entry: Entry = results.get(key) ?? {
+              backend,
+              size,
+              op,
+              requestsPerSecond: [],
+              p99Ms: [],
+              roundTrips: [],
+              appCpuUs: [],
+              redisCpuUs: [],
+              errors: 0,
+              non2xx: 0,
+            };
             const total = Math.max(1, result.requests.total);
             entry.requestsPerSecond.push(result.requests.average);
             entry.p99Ms.push(result.latency.p99);

@@ -22,7 +22,11 @@ export function storeSession(size: StoreSize): SessionRecord {
   const history: SessionRecord[] = [];
   while (JSON.stringify({ ...base, history }).length < 32_000) {
     const i = history.length;
-    history.push({ sku: `SKU-${(100000 + i * 7919).toString(36).toUpperCase()}`, viewedAt: 1_764_000_000_000 + i * 61_000, from: i % 3 === 0 ? 'search' : 'category' });
+    history.push({
+      sku: `SKU-${(100000 + i * 7919).toString(36).toUpperCase()}`,
+      viewedAt: 1_764_000_000_000 + i * 61_000,
+      from: i % 3 === 0 ? 'search' : 'category',
+    });
   }
   return { ...base, history };
 }

@@ -121,10 +121,7 @@ export class KeyRing {
    */
   constructor(keys: readonly Uint8Array[], options: KeyRingOptions = {}) {
     if (keys instanceof Uint8Array || typeof keys === 'string') {
-      throw new SessionError(
-        'ERR_SESSION_INVALID_KEY',
-        'A KeyRing takes an array of keys, newest first: new KeyRing([key]), not a single key.',
-      );
+      throw new SessionError('ERR_SESSION_INVALID_KEY', 'A KeyRing takes an array of keys, newest first: new KeyRing([key]), not a single key.');
     }
     checkOptionNames('KeyRing', options, ['staged']);
     if (!Array.isArray(keys) || keys.length === 0) {
@@ -217,8 +214,7 @@ function checkKey(key: unknown, label: string): Buffer {
   if (key.byteLength < MIN_KEY_BYTES) {
     throw new SessionError(
       'ERR_SESSION_INVALID_KEY',
-      `KeyRing ${label} is ${key.byteLength} bytes; keys need at least ${MIN_KEY_BYTES} random bytes. ` +
-        'Generate one with KeyRing.generateKey().',
+      `KeyRing ${label} is ${key.byteLength} bytes; keys need at least ${MIN_KEY_BYTES} random bytes. ` + 'Generate one with KeyRing.generateKey().',
     );
   }
   // A key of one repeated byte (all zeros, most often) is a placeholder that escaped into production.

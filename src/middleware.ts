@@ -51,7 +51,7 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
   if (isKoaApp(backend) || isKoaApp(options)) {
     throw new SessionError(
       'ERR_SESSION_INVALID_OPTION',
-      'session() takes a backend and options, not the Koa app (koa-session\'s session(config, app) order does not ' +
+      "session() takes a backend and options, not the Koa app (koa-session's session(config, app) order does not " +
         'apply): app.use(session(CookieSessionBackend.private(keyRing), { ... })).',
     );
   }
@@ -97,7 +97,9 @@ export function session(backend: SessionBackend, options: SessionMiddlewareOptio
 
 function isKoaApp(value: unknown): boolean {
   const app = value as { use?: unknown; callback?: unknown; middleware?: unknown } | null;
-  return typeof app === 'object' && app !== null && typeof app.use === 'function' && typeof app.callback === 'function' && Array.isArray(app.middleware);
+  return (
+    typeof app === 'object' && app !== null && typeof app.use === 'function' && typeof app.callback === 'function' && Array.isArray(app.middleware)
+  );
 }
 
 const LIFECYCLE = Symbol('koa-sealed-session.lifecycle');

@@ -141,7 +141,6 @@ function unsupported(path: string, what: string): SessionError {
   const where = path === '' ? 'The value' : `The value at "${path}"`;
   return new SessionError(
     'ERR_SESSION_UNSUPPORTED_VALUE',
-    `${where} is ${what}. Sessions store plain data only: objects, arrays, strings, numbers, booleans, null, ` +
-      'Dates and byte arrays.',
+    `${where} is ${what}. Sessions store plain data only: objects, arrays, strings, numbers, booleans, null, ` + 'Dates and byte arrays.',
   );
 }

@@ -4,7 +4,20 @@ import { isCanonicalBase64url } from '../src/http/cookie.js';
 
 const reference = (text: string) => Buffer.from(text, 'base64url').toString('base64url') === text;
 const check = (text: string) => isCanonicalBase64url(text, Buffer.from(text, 'base64url').length);
-const CHARS = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', '+', '/', '=', ' ', '\n', '.', '%', '\u00e9', '\u0141', '\uff21', '\0'];
+const CHARS = [
+  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_',
+  '+',
+  '/',
+  '=',
+  ' ',
+  '\n',
+  '.',
+  '%',
+  '\u00e9',
+  '\u0141',
+  '\uff21',
+  '\0',
+];
 
 describe('canonical base64url', () => {
   it('should agree with re-encoding and comparing, for random texts', () => {
@@ -36,7 +49,14 @@ describe('canonical base64url', () => {
   it('should refuse the lenient spellings node would decode to the same bytes', () => {
     const text = Buffer.from([0xfb, 0xff, 0x10, 0x20]).toString('base64url'); // '-_8QIA'
     expect(check(text)).to.equal(true);
-    for (const lenient of [text.replace('-', '+'), text.replace('_', '/'), `${text.slice(0, 2)}\n${text.slice(2)}`, `${text.slice(0, -1)}B`, `${text}==`, text.replace('-', '\u012d')]) {
+    for (const lenient of [
+      text.replace('-', '+'),
+      text.replace('_', '/'),
+      `${text.slice(0, 2)}\n${text.slice(2)}`,
+      `${text.slice(0, -1)}B`,
+      `${text}==`,
+      text.replace('-', '\u012d'),
+    ]) {
       expect(Buffer.from(lenient, 'base64url').equals(Buffer.from(text, 'base64url')), JSON.stringify(lenient)).to.equal(true);
       expect(check(lenient), JSON.stringify(lenient)).to.equal(false);
     }

@@ -10,7 +10,15 @@ describe('the benchmark script (smoke run)', () => {
   it('should run every case, each checked to round-trip its session, and print the tables', async () => {
     // The script throws, and so exits non-zero, when any codec or HTTP case fails to round-trip.
     const { stdout } = await run(process.execPath, [script, '--smoke'], { timeout: 120_000 });
-    for (const row of ['| signed json |', '| private msgpack |', '| floor signed json |', '| koa-session (scheme, re-implemented) |', '| @hapi/iron |', '| iron-session |', '| @fastify/secure-session (scheme, re-implemented) |']) {
+    for (const row of [
+      '| signed json |',
+      '| private msgpack |',
+      '| floor signed json |',
+      '| koa-session (scheme, re-implemented) |',
+      '| @hapi/iron |',
+      '| iron-session |',
+      '| @fastify/secure-session (scheme, re-implemented) |',
+    ]) {
       expect(stdout).to.contain(row);
     }
     expect(stdout).to.match(/- signed json request \/ floor round trip: \d+\.\d\d/);

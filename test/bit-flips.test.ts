@@ -41,8 +41,11 @@ describe('every bit flip of a near-limit cookie', () => {
         for (let n = 0; n < SAMPLE; n++) {
           const flipped = Buffer.from(envelope);
           const at = (n * 7919) % flipped.length;
-          flipped[at] = (flipped[at] as number) ^ (1 << n % 8);
-          const res = await request(server).get('/').set('Cookie', `session=${flipped.toString('base64url')}`).expect(200);
+          flipped[at] = (flipped[at] as number) ^ (1 << (n % 8));
+          const res = await request(server)
+            .get('/')
+            .set('Cookie', `session=${flipped.toString('base64url')}`)
+            .expect(200);
           expect(res.body).to.deep.equal({ isNew: true, keys: 0 });
         }
         expect(app.errors).to.deep.equal([]);

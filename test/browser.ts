@@ -6,7 +6,15 @@ import { fileURLToPath } from 'node:url';
 
 /** Debian's chromium, as .ci/run installs it. */
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** The repository's root, from build/test/. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,8 +27,17 @@ export interface Started {
 }
 
 /** Runs a command that serves on 127.0.0.1 (PORT=0: a free port); resolves with its URL once it prints it. */
-export async function startCommand(command: string, args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Started> {
-  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, PORT: '0', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+export async function startCommand(
+  command: string,
+  args: readonly string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Started> {
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   // Its output, kept for a failure to start; the errors a test provokes on purpose (a 500) stay out of the test's output.
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => void (errors = (errors + chunk.toString()).slice(-4000)));

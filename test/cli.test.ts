@@ -30,12 +30,18 @@ function cli(args: readonly string[], env: Record<string, string> = {}): Promise
 }
 
 /** inspect --json's report. */
-async function inspect(value: string, ...options: string[]): Promise<{ code: number | null; report: Record<string, unknown>; stdout: string; stderr: string }> {
+async function inspect(
+  value: string,
+  ...options: string[]
+): Promise<{ code: number | null; report: Record<string, unknown>; stdout: string; stderr: string }> {
   const out = await cli(['inspect', '--json', ...options, value]);
   return { ...out, report: out.stdout === '' ? {} : (JSON.parse(out.stdout) as Record<string, unknown>) };
 }
 
-const idOf = (key: Buffer) => `0x${keysFor(new KeyRing([key]), 'session').sealing.id.toString(16).padStart(8, '0')}`;
+const idOf = (key: Buffer) =>
+  `0x${keysFor(new KeyRing([key]), 'session')
+    .sealing.id.toString(16)
+    .padStart(8, '0')}`;
 
 function expectNoKeys(text: string): void {
   for (const key of [KEY_A, KEY_B, KEY_C]) {
@@ -141,12 +147,22 @@ describe('the command line (npx koa-sealed-session)', function () {
       [Buffer.from([0x7f, 1, 2, 3, 4, 5, 6, 7]).toString('base64url'), [], 'unknown-format', /unknown format/],
       [priv, ['--mode', 'signed'], 'wrong-mode', /sealed as private \(format version 2\), not signed/],
       [signed.slice(0, 40), [], 'truncated', /too short/],
-      [CookieSessionBackend.signed(new KeyRing([KeyRing.generateKey()])).seal({ a: 1 }), [], 'unknown-key', new RegExp(`which the ring does not hold \\(it holds ${idOf(KEY_A)}, ${idOf(KEY_B)}, ${idOf(KEY_C)}\\)`)],
+      [
+        CookieSessionBackend.signed(new KeyRing([KeyRing.generateKey()])).seal({ a: 1 }),
+        [],
+        'unknown-key',
+        new RegExp(`which the ring does not hold \\(it holds ${idOf(KEY_A)}, ${idOf(KEY_B)}, ${idOf(KEY_C)}\\)`),
+      ],
       [flip(signed, 40), [], 'bad-mac', /MAC does not match/],
       [flip(priv, 40), [], 'bad-tag', /GCM tag does not match/],
       [signed, ['--name', 'sid'], 'bad-mac', /another cookie name \(--name\)/],
       [CookieSessionBackend.signed(RING, { now: () => Date.now() - 2 * day }).seal({ a: 1 }), [], 'expired', /expired at \d{4}-/],
-      [sealBytes('signed', RING, 200, Buffer.from('{}')), [], 'unknown-serializer', /serializer this command does not know \(an app-defined one\): id 200/],
+      [
+        sealBytes('signed', RING, 200, Buffer.from('{}')),
+        [],
+        'unknown-serializer',
+        /serializer this command does not know \(an app-defined one\): id 200/,
+      ],
       [sealBytes('signed', RING, 1, Buffer.from('{not json')), [], 'undecodable', /does not decode/],
     ];
     for (const [value, options, reason, detail] of cases) {
@@ -175,11 +191,13 @@ describe('the command line (npx koa-sealed-session)', function () {
       const client = await createClient({ url: redis.url }).connect();
       try {
         const backend = new StoreSessionBackend(new RedisStore(client), RING);
-        const server = await listen(appWith(backend, (ctx) => {
-          ctx.session.set('user', 'ada');
-          ctx.session.set('cart', [1, 2]);
-          ctx.body = 'ok';
-        }));
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            ctx.session.set('user', 'ada');
+            ctx.session.set('cart', [1, 2]);
+            ctx.body = 'ok';
+          }),
+        );
         const value = cookieValue(await request(server).get('/').expect(200));
         const id = Buffer.from(value, 'base64url').subarray(23, 55);
         const [storeKey] = redis.cli('--scan', '--pattern', 'sess:*').trim().split('\n');
@@ -201,17 +219,22 @@ describe('the command line (npx koa-sealed-session)', function () {
     });
 
     it('should not open a store cookie of another backend name', async () => {
-      const server = await listen(appWith(new StoreSessionBackend(new MemoryStore(), RING), (ctx) => {
-        ctx.session.set('a', 1);
-        ctx.body = 'ok';
-      }));
+      const server = await listen(
+        appWith(new StoreSessionBackend(new MemoryStore(), RING), (ctx) => {
+          ctx.session.set('a', 1);
+          ctx.body = 'ok';
+        }),
+      );
       const value = cookieValue(await request(server).get('/').expect(200));
       expect((await inspect(value, '--name', 'sid')).report.reason).to.equal('bad-mac');
     });
   });
 
   it('should build a ring with KeyRing.fromEnv as the README shows, refusing what is not a ring', () => {
-    expect(KeyRing.fromEnv('SESSION_KEYS', { SESSION_KEYS: ` ${b64(KEY_A)} , staged:${b64(KEY_B)} ` }).toJSON()).to.deep.equal({ keys: 1, staged: 1 });
+    expect(KeyRing.fromEnv('SESSION_KEYS', { SESSION_KEYS: ` ${b64(KEY_A)} , staged:${b64(KEY_B)} ` }).toJSON()).to.deep.equal({
+      keys: 1,
+      staged: 1,
+    });
     for (const text of [undefined, ' ', `${b64(KEY_A)},`, `${b64(KEY_A)}=`, 'staged:']) {
       expect(() => KeyRing.fromEnv('SESSION_KEYS', { SESSION_KEYS: text }), String(text)).to.throw(SessionError);
     }

@@ -19,7 +19,9 @@ interface KoaPassport {
   authenticate(name: string, options?: object): Koa.Middleware;
 }
 const { KoaPassport } = require('koa-passport') as KoaPassport;
-const { Strategy: LocalStrategy } = require('passport-local') as { Strategy: new (verify: (user: string, pass: string, done: Done) => void) => unknown };
+const { Strategy: LocalStrategy } = require('passport-local') as {
+  Strategy: new (verify: (user: string, pass: string, done: Done) => void) => unknown;
+};
 const CSRF = require('koa-csrf') as new (options?: object) => Koa.Middleware;
 const grant = require('grant') as { koa: (config: object) => Koa.Middleware };
 
@@ -108,7 +110,11 @@ describe('compatibility with middleware written for koa-session', () => {
 
       it('should refuse a wrong password and write no login', async () => {
         const { app, open } = passportApp(make);
-        const res = await request(await listen(app)).post('/login').type('form').send({ username: 'ada', password: 'nope' }).expect(302);
+        const res = await request(await listen(app))
+          .post('/login')
+          .type('form')
+          .send({ username: 'ada', password: 'nope' })
+          .expect(302);
         expect(res.headers.location).to.equal('/login');
         expect(await open(cookieValue(res))).to.deep.equal({ returnTo: '/cart' });
       });
@@ -125,9 +131,16 @@ describe('compatibility with middleware written for koa-session', () => {
       const form = await request(server).get('/form').expect(200);
       const token = form.text;
       const cookie = `session=${cookieValue(form)}`;
-      expect(backend.open(cookieValue(form))).to.have.property('secret').that.is.a('string');
+      expect(backend.open(cookieValue(form)))
+        .to.have.property('secret')
+        .that.is.a('string');
       await request(server).post('/form').set('Cookie', cookie).type('form').send({ _csrf: token }).expect(200, 'posted');
-      await request(server).post('/form').set('Cookie', cookie).type('form').send({ _csrf: `${token.slice(0, -2)}xx` }).expect(403);
+      await request(server)
+        .post('/form')
+        .set('Cookie', cookie)
+        .type('form')
+        .send({ _csrf: `${token.slice(0, -2)}xx` })
+        .expect(403);
       await request(server).post('/form').type('form').send({ _csrf: token }).expect(403);
     });
   });
@@ -135,7 +148,10 @@ describe('compatibility with middleware written for koa-session', () => {
   describe('grant (OAuth)', () => {
     it('should send the provider a state that the session holds, and refuse a callback with another state', async () => {
       const backend = backendFor('private', new KeyRing([KEY_A]));
-      const config = { defaults: { origin: 'http://127.0.0.1', transport: 'session', state: true }, github: { key: 'client-id', secret: 'client-secret', callback: '/done' } };
+      const config = {
+        defaults: { origin: 'http://127.0.0.1', transport: 'session', state: true },
+        github: { key: 'client-id', secret: 'client-secret', callback: '/done' },
+      };
       const app = appWith(backend, formBody, grant.koa(config), (ctx) => void (ctx.body = { grant: ctx.session.get('grant') ?? null }));
       const server = await listen(app);
       const redirect = await request(server).get('/connect/github').expect(302);
@@ -145,7 +161,10 @@ describe('compatibility with middleware written for koa-session', () => {
       expect(state).to.be.a('string').with.length.greaterThan(10);
       const stored = backend.open(cookieValue(redirect)) as { grant: { provider: string; state: string } };
       expect(stored.grant).to.include({ provider: 'github', state });
-      const forged = await request(server).get('/connect/github/callback?code=x&state=forged').set('Cookie', `session=${cookieValue(redirect)}`).expect(302);
+      const forged = await request(server)
+        .get('/connect/github/callback?code=x&state=forged')
+        .set('Cookie', `session=${cookieValue(redirect)}`)
+        .expect(302);
       expect(forged.headers.location).to.equal('/done');
       const after = backend.open(cookieValue(forged)) as { grant: { response: { error: string } } };
       expect(after.grant.response.error).to.equal('Grant: OAuth2 state mismatch');

@@ -48,7 +48,13 @@ describe('the absolute timeout of cookie sessions (absoluteTimeout)', () => {
   for (const { mode, serializer, label } of COMBINATIONS) {
     it(`should end a session absoluteTimeout after it began, however often autoRenew re-sealed it (${label})`, async () => {
       const clock = manualClock();
-      const backend = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, maxAge: DAY, autoRenew: true, absoluteTimeout: 3 * DAY });
+      const backend = backendFor(mode, KEY_RING, {
+        serializer: serializer(),
+        now: clock.now,
+        maxAge: DAY,
+        autoRenew: true,
+        absoluteTimeout: 3 * DAY,
+      });
       const server = await listen(appWith(backend, loginApp(backend)));
       let cookie = cookieOf(await request(server).get('/count').expect(200));
       let renewals = 0;
@@ -84,7 +90,10 @@ describe('the absolute timeout of cookie sessions (absoluteTimeout)', () => {
   }
 
   it('should default to 30 days, or maxAge when that is longer, and refuse what no lifetime can be', async () => {
-    for (const [maxAge, resealAt, opensAt31Days] of [[20 * DAY, 15 * DAY, false], [40 * DAY, 25 * DAY, true]] as const) {
+    for (const [maxAge, resealAt, opensAt31Days] of [
+      [20 * DAY, 15 * DAY, false],
+      [40 * DAY, 25 * DAY, true],
+    ] as const) {
       const clock = manualClock();
       const backend = backendFor('signed', KEY_RING, { now: clock.now, maxAge, autoRenew: true });
       const server = await listen(appWith(backend, loginApp(backend)));
@@ -92,7 +101,10 @@ describe('the absolute timeout of cookie sessions (absoluteTimeout)', () => {
       clock.advance(resealAt); // past half its lifetime: re-sealed
       cookie = cookieOf(await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: 1 }));
       clock.advance(31 * DAY - resealAt);
-      await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: opensAt31Days ? 1 : null });
+      await request(server)
+        .get('/')
+        .set('Cookie', cookie)
+        .expect(200, { user: null, counter: opensAt31Days ? 1 : null });
     }
     expect(() => backendFor('signed', KEY_RING, { absoluteTimeout: 10 })).to.throw(SessionError, /absoluteTimeout/);
     expect(() => backendFor('signed', KEY_RING, { absoluteTimeout: 500 * DAY })).to.throw(SessionError, /absoluteTimeout/);
@@ -169,7 +181,13 @@ describe('revoking the cookies of one user (userKey, revocations, revokeUser)', 
 
       it('should not let a server that has not heard of the revocation yet re-seal a revoked session out of it', async () => {
         const { clock, store, backend } = await setup();
-        const other = backendFor(mode, KEY_RING, { serializer: serializer(), now: clock.now, userKey: 'userId', revocations: store, revocationCacheMs: 5000 });
+        const other = backendFor(mode, KEY_RING, {
+          serializer: serializer(),
+          now: clock.now,
+          userKey: 'userId',
+          revocations: store,
+          revocationCacheMs: 5000,
+        });
         const here = await listen(appWith(backend, loginApp(backend)));
         const there = await listen(appWith(other, loginApp(other)));
         const alice = cookieOf(await request(here).get('/login?user=alice').expect(200));
@@ -221,7 +239,10 @@ describe('revoking the cookies of one user (userKey, revocations, revokeUser)', 
   it('should refuse revocations without userKey, a store that is none, and revokeUser without revocations', async () => {
     const store = new MemoryRevocationStore();
     expect(() => CookieSessionBackend.signed(KEY_RING, { revocations: store })).to.throw(SessionError, /userKey/);
-    expect(() => CookieSessionBackend.signed(KEY_RING, { userKey: 'userId', revocations: {} as RevocationStore })).to.throw(SessionError, /revocations/);
+    expect(() => CookieSessionBackend.signed(KEY_RING, { userKey: 'userId', revocations: {} as RevocationStore })).to.throw(
+      SessionError,
+      /revocations/,
+    );
     expect(() => CookieSessionBackend.signed(KEY_RING, { userKey: 'userId', revocations: store, revocationStoreDown: 'maybe' as 'reject' })).to.throw(
       SessionError,
       /revocationStoreDown/,
@@ -250,27 +271,39 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
   });
 
   const CLIENTS = [
-    { label: 'node-redis', make: async () => {
-      const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
-      client.on('error', () => undefined);
-      await client.connect();
-      return { client, close: () => client.destroy() };
-    } },
-    { label: 'ioredis', make: async () => {
-      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-      client.on('error', () => undefined);
-      await client.connect();
-      return { client, close: () => client.disconnect() };
-    } },
-    { label: 'node-redis on a cluster', make: async () => {
-      const client = await createCluster({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
-      return { client, close: () => client.close() };
-    } },
-    { label: 'ioredis on a cluster', make: async () => {
-      const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
-      await client.connect();
-      return { client, close: () => client.disconnect() };
-    } },
+    {
+      label: 'node-redis',
+      make: async () => {
+        const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
+        client.on('error', () => undefined);
+        await client.connect();
+        return { client, close: () => client.destroy() };
+      },
+    },
+    {
+      label: 'ioredis',
+      make: async () => {
+        const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+        client.on('error', () => undefined);
+        await client.connect();
+        return { client, close: () => client.disconnect() };
+      },
+    },
+    {
+      label: 'node-redis on a cluster',
+      make: async () => {
+        const client = await createCluster({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
+        return { client, close: () => client.close() };
+      },
+    },
+    {
+      label: 'ioredis on a cluster',
+      make: async () => {
+        const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { client, close: () => client.disconnect() };
+      },
+    },
   ];
 
   for (const { label, make } of CLIENTS) {
@@ -297,7 +330,13 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
     try {
       const revocations = new RedisRevocationStore(client);
       const strict = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations, revocationCacheMs: 0, revocationTimeout: 200 });
-      const lenient = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations, revocationCacheMs: 0, revocationTimeout: 200, revocationStoreDown: 'accept' });
+      const lenient = CookieSessionBackend.private(KEY_RING, {
+        userKey: 'userId',
+        revocations,
+        revocationCacheMs: 0,
+        revocationTimeout: 200,
+        revocationStoreDown: 'accept',
+      });
       const strictApp = appWith(strict, loginApp(strict));
       const strictServer = await listen(strictApp);
       const lenientServer = await listen(appWith(lenient, loginApp(lenient)));
@@ -327,7 +366,11 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
     const peer = fork(fileURLToPath(new URL('./revocation-peer.js', import.meta.url)), [String(redis.port), String(cacheMs)], { stdio: 'ignore' });
     try {
       const [port] = (await once(peer, 'message')) as [number];
-      const here = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations: new RedisRevocationStore(client), revocationCacheMs: cacheMs });
+      const here = CookieSessionBackend.private(KEY_RING, {
+        userKey: 'userId',
+        revocations: new RedisRevocationStore(client),
+        revocationCacheMs: cacheMs,
+      });
       const server = await listen(appWith(here, loginApp(here)));
       const alice = cookieOf(await request(server).get('/login?user=alice').expect(200));
       const other = `http://127.0.0.1:${port}`;

@@ -24,7 +24,10 @@ describe('the session counter', () => {
         const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() });
         const server = await listen(appWith(backend));
         const first = await request(server).get('/').expect(200);
-        await request(server).get('/').set('Cookie', `session=${cookieValue(first)}`).expect(200, '1');
+        await request(server)
+          .get('/')
+          .set('Cookie', `session=${cookieValue(first)}`)
+          .expect(200, '1');
         await request(server).get('/').expect(200, '0');
       });
     });

@@ -10,7 +10,11 @@ function sealedBytes(mode: 'signed' | 'private', id: number, bytes: Buffer): str
 
 const reader = (ctx: { session: { get(key: string): unknown; isNew: boolean }; body: unknown }) => {
   const value = ctx.session.get('v');
-  ctx.body = { isNew: ctx.session.isNew, kind: Array.isArray(value) ? `array of ${value.length}` : typeof value, counter: ctx.session.get('counter') ?? null };
+  ctx.body = {
+    isNew: ctx.session.isNew,
+    kind: Array.isArray(value) ? `array of ${value.length}` : typeof value,
+    counter: ctx.session.get('counter') ?? null,
+  };
 };
 
 describe('deserializing correctly sealed but hostile payloads', () => {
@@ -22,7 +26,10 @@ describe('deserializing correctly sealed but hostile payloads', () => {
         const deep = Buffer.from(`{"counter":7,"v":${'['.repeat(1400)}${']'.repeat(1400)}}`);
         const token = sealedBytes(mode, 1, deep);
         const app = appWith(backend, reader);
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200);
         expect(res.body).to.deep.equal({ isNew: true, kind: 'undefined', counter: null });
         expect(backend.open(token)).to.equal(undefined);
         expect(app.errors).to.deep.equal([]);
@@ -36,13 +43,15 @@ describe('deserializing correctly sealed but hostile payloads', () => {
 
       it('should read a very long array', async () => {
         const token = sealedBytes(mode, 1, Buffer.from(`{"v":[${Array(1400).fill(0).join(',')}]}`));
-        const res = await request(await listen(appWith(backend, reader))).get('/').set('Cookie', `session=${token}`).expect(200);
+        const res = await request(await listen(appWith(backend, reader)))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200);
         expect(res.body).to.deep.equal({ isNew: false, kind: 'array of 1400', counter: null });
       });
     });
 
     describe(`when ${mode} with MessagePack`, () => {
-
       const cases: [string, Buffer][] = [
         ['nesting 2,900 deep', Buffer.concat([Buffer.from([0x81, 0xa1, 0x76]), Buffer.alloc(2900, 0x91), Buffer.from([0x01])])],
         ['an array claiming 65,535 items it does not have', Buffer.from([0x81, 0xa1, 0x76, 0xdc, 0xff, 0xff, 0x01, 0x02])],
@@ -53,7 +62,10 @@ describe('deserializing correctly sealed but hostile payloads', () => {
       for (const [label, bytes] of cases) {
         it(`should refuse ${label}: an empty new session and a 200`, async () => {
           const app = appWith(backendFor(mode, new KeyRing([KEY_A]), { serializer: new MsgpackSerializer() }), reader);
-          const res = await request(await listen(app)).get('/').set('Cookie', `session=${sealedBytes(mode, 2, bytes)}`).expect(200);
+          const res = await request(await listen(app))
+            .get('/')
+            .set('Cookie', `session=${sealedBytes(mode, 2, bytes)}`)
+            .expect(200);
           expect(res.body).to.deep.equal({ isNew: true, kind: 'undefined', counter: null });
           expect(app.errors).to.deep.equal([]);
         });
@@ -62,7 +74,10 @@ describe('deserializing correctly sealed but hostile payloads', () => {
       it('should read a very long array', async () => {
         const bytes = Buffer.concat([Buffer.from([0x81, 0xa1, 0x76, 0xdc, 0x0a, 0xf0]), Buffer.alloc(2800, 0x00)]);
         const app = appWith(backendFor(mode, new KeyRing([KEY_A]), { serializer: new MsgpackSerializer() }), reader);
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${sealedBytes(mode, 2, bytes)}`).expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${sealedBytes(mode, 2, bytes)}`)
+          .expect(200);
         expect(res.body).to.deep.equal({ isNew: false, kind: 'array of 2800', counter: null } satisfies SessionRecord);
       });
     });

@@ -50,7 +50,8 @@ const handler: Koa.Middleware = (ctx) => {
 function expectNoSecrets(messages: unknown[], cookies: string[]): void {
   const text = JSON.stringify(messages);
   expect(text).not.to.include(SECRET);
-  for (const key of [KEY_A, KEY_B]) for (const spelling of ['base64url', 'base64', 'hex'] as const) expect(text).not.to.include(key.toString(spelling));
+  for (const key of [KEY_A, KEY_B])
+    for (const spelling of ['base64url', 'base64', 'hex'] as const) expect(text).not.to.include(key.toString(spelling));
   for (const cookie of cookies) {
     expect(text).not.to.include(cookie.slice(0, 24));
     const id = Buffer.from(cookie, 'base64url').subarray(23, 55);
@@ -126,7 +127,10 @@ describe('diagnostics (node:diagnostics_channel)', () => {
   it('should tell of a revoked cookie, and of a revocation store that fails', async () => {
     const revocations = new MemoryRevocationStore();
     let failing = false;
-    const flaky: RevocationStore = { get: (user) => (failing ? Promise.reject(new Error('down')) : revocations.get(user)), set: (u, r, t) => revocations.set(u, r, t) };
+    const flaky: RevocationStore = {
+      get: (user) => (failing ? Promise.reject(new Error('down')) : revocations.get(user)),
+      set: (u, r, t) => revocations.set(u, r, t),
+    };
     const backend = CookieSessionBackend.private(new KeyRing([KEY_A]), { userKey: 'userId', revocations: flaky, revocationCacheMs: 0 });
     const server = await listen(appWith(backend, handler));
     const cookie = cookieValue(await request(server).get('/login'));
@@ -180,7 +184,10 @@ describe('diagnostics (node:diagnostics_channel)', () => {
       await request(server).get('/purge').set('Cookie', `session=${renewed}`).expect(200);
       await request(server).get('/big').set('Cookie', `session=${b}`).expect(200); // 64 KiB allowed: no refusal
     });
-    const names = messages.map(([name, message]) => `${name}${message.reason === undefined ? '' : `:${message.reason as string}`}${message.operation === undefined ? '' : `:${message.operation as string}`}${message.cause === undefined ? '' : `:${message.cause as string}`}`);
+    const names = messages.map(
+      ([name, message]) =>
+        `${name}${message.reason === undefined ? '' : `:${message.reason as string}`}${message.operation === undefined ? '' : `:${message.operation as string}`}${message.cause === undefined ? '' : `:${message.cause as string}`}`,
+    );
     expect(names).to.deep.equal([
       'cookie-rejected:not-canonical',
       'store-slow:load',
@@ -199,22 +206,29 @@ describe('diagnostics (node:diagnostics_channel)', () => {
     let gate: Promise<void> = Promise.resolve();
     const backend = new StoreSessionBackend(memory, new KeyRing([KEY_A]));
     const server = await listen(
-      appWith(backend, async (ctx, next) => {
-        if (ctx.path === '/slow-set') {
-          ctx.session.get('secret');
-          await gate;
-          ctx.session.set('secret', 'changed');
-          ctx.body = 'ok';
-          return;
-        }
-        await next();
-      }, handler),
+      appWith(
+        backend,
+        async (ctx, next) => {
+          if (ctx.path === '/slow-set') {
+            ctx.session.get('secret');
+            await gate;
+            ctx.session.set('secret', 'changed');
+            ctx.body = 'ok';
+            return;
+          }
+          await next();
+        },
+        handler,
+      ),
     );
     const cookie = cookieValue(await request(server).get('/set'));
     let open!: () => void;
     gate = new Promise((resolve) => (open = resolve));
     const messages = await published(async () => {
-      const slow = request(server).get('/slow-set').set('Cookie', `session=${cookie}`).then((res) => res);
+      const slow = request(server)
+        .get('/slow-set')
+        .set('Cookie', `session=${cookie}`)
+        .then((res) => res);
       await new Promise((resolve) => setTimeout(resolve, 30));
       await request(server).get('/purge').set('Cookie', `session=${cookie}`).expect(200);
       open();

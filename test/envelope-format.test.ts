@@ -9,26 +9,18 @@ const DATA = { user: 'ada', n: 42, tags: ['x', 'y'] };
 
 // Sealed once with KEY_A at NOW and checked in: any accidental change of the format breaks these.
 const FIXTURES = {
-  'signed json':
-    'IcM9IeABAZt8AQQAAZt22qgAAAAAAAB7InVzZXIiOiJhZGEiLCJuIjo0MiwidGFncyI6WyJ4IiwieSJdfdCRqdTnEZSlPtzs5RHbezUMBVHnMq3LkyTPCvmOut20',
-  'signed msgpack':
-    'IcM9IeACAZt8AQQAAZt22qgAAAAAAACDpHVzZXKjYWRhoW4qpHRhZ3OSoXiheYPOZeHJxvR2tHU94eid-0Y34ZClCrnn9lH4b0LgNi78',
-  'private json':
-    'IsM9IeABAZt8AQQAAZt22qgAAAAAAABaYc-iVa6Zd-VLDv0AYkS9gldT2Swgp4WDpwk-WouODQa11h-iWdrULxRNAsX5YL_V5reo8_jopsds4LvfZyhhSgo',
-  'private msgpack':
-    'IsM9IeACAZt8AQQAAZt22qgAAAAAAADSR4sZosoD2yPq96s-1-gm2cAfTT-NwG9GdAgtfnKfeSCmmI81HpLb7FroglFePcxEiS4',
+  'signed json': 'IcM9IeABAZt8AQQAAZt22qgAAAAAAAB7InVzZXIiOiJhZGEiLCJuIjo0MiwidGFncyI6WyJ4IiwieSJdfdCRqdTnEZSlPtzs5RHbezUMBVHnMq3LkyTPCvmOut20',
+  'signed msgpack': 'IcM9IeACAZt8AQQAAZt22qgAAAAAAACDpHVzZXKjYWRhoW4qpHRhZ3OSoXiheYPOZeHJxvR2tHU94eid-0Y34ZClCrnn9lH4b0LgNi78',
+  'private json': 'IsM9IeABAZt8AQQAAZt22qgAAAAAAABaYc-iVa6Zd-VLDv0AYkS9gldT2Swgp4WDpwk-WouODQa11h-iWdrULxRNAsX5YL_V5reo8_jopsds4LvfZyhhSgo',
+  'private msgpack': 'IsM9IeACAZt8AQQAAZt22qgAAAAAAADSR4sZosoD2yPq96s-1-gm2cAfTT-NwG9GdAgtfnKfeSCmmI81HpLb7FroglFePcxEiS4',
 } as const;
 
 // Version 1, as 0.x wrote it before the creation time and own lifetime were added: these must keep opening.
 const FIXTURES_V1 = {
-  'signed json':
-    'AcM9IeABAZt8AQQAeyJ1c2VyIjoiYWRhIiwibiI6NDIsInRhZ3MiOlsieCIsInkiXX2sO9cRWZS3j22mdYDLvAF8tZCp4UJjKDEtMvv9yRYrxw',
-  'signed msgpack':
-    'AcM9IeACAZt8AQQAg6R1c2Vyo2FkYaFuKqR0YWdzkqF4oXlw7wOLXm2Cn8SjuT935tOornQPmA9b6QifVzGV9OpiYQ',
-  'private json':
-    'AsM9IeABAZt8AQQAqWTzg1y-AjYAd3wgZ9thTmTwxRdrBBbGGLRqBoFuWucCTFaSjVaRajRDTWquKrvTblP10TDNparVgnR8N_CxSpr7',
-  'private msgpack':
-    'AsM9IeACAZt8AQQArv1zpy4utSJgUsjfsF44pcZn1-J4soljgYibPN5azA9fnSn9DRBdqyfL6afrCkcJmnyY',
+  'signed json': 'AcM9IeABAZt8AQQAeyJ1c2VyIjoiYWRhIiwibiI6NDIsInRhZ3MiOlsieCIsInkiXX2sO9cRWZS3j22mdYDLvAF8tZCp4UJjKDEtMvv9yRYrxw',
+  'signed msgpack': 'AcM9IeACAZt8AQQAg6R1c2Vyo2FkYaFuKqR0YWdzkqF4oXlw7wOLXm2Cn8SjuT935tOornQPmA9b6QifVzGV9OpiYQ',
+  'private json': 'AsM9IeABAZt8AQQAqWTzg1y-AjYAd3wgZ9thTmTwxRdrBBbGGLRqBoFuWucCTFaSjVaRajRDTWquKrvTblP10TDNparVgnR8N_CxSpr7',
+  'private msgpack': 'AsM9IeACAZt8AQQArv1zpy4utSJgUsjfsF44pcZn1-J4soljgYibPN5azA9fnSn9DRBdqyfL6afrCkcJmnyY',
 } as const;
 
 function serializerNamed(name: string): Serializer {
@@ -37,7 +29,10 @@ function serializerNamed(name: string): Serializer {
 
 describe('the sealed cookie format', () => {
   describe('when opening checked-in tokens (known answers)', () => {
-    for (const [version, fixtures] of [['2', FIXTURES], ['1', FIXTURES_V1]] as const) {
+    for (const [version, fixtures] of [
+      ['2', FIXTURES],
+      ['1', FIXTURES_V1],
+    ] as const) {
       for (const [label, token] of Object.entries(fixtures)) {
         const [mode, name] = label.split(' ') as ['signed' | 'private', string];
         it(`should open the version ${version} ${label} fixture to its data`, () => {

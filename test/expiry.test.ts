@@ -27,7 +27,10 @@ describe('expiry', () => {
         const token = long.seal({ counter: 1 });
         expect(long.open(token)).to.deep.equal({ counter: 1 });
         expect(hour.open(token)).to.equal(undefined);
-        await request(await listen(appWith(hour))).get('/').set('Cookie', `session=${token}`).expect(200, '0');
+        await request(await listen(appWith(hour)))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, '0');
         // A server whose clock runs up to a minute ahead seals cookies that the others still open.
         const ahead = backendFor(mode, ring, { serializer: serializer(), maxAge: 3_600_000, now: () => clock.now() + CLOCK_SKEW_MS });
         expect(hour.open(ahead.seal({ counter: 2 }))).to.deep.equal({ counter: 2 });

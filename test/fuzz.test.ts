@@ -46,7 +46,9 @@ describe('fuzzing the Cookie header', () => {
         cookieValues.map((value) => [`Cookie: session=${value}`]),
         fc.tuple(cookieValues, cookieValues).map(([a, b]) => [`Cookie: session=${a}`, `Cookie: session=${b}`]),
         fc.tuple(cookieValues, cookieValues).map(([a, b]) => [`Cookie: session=${a}; other=1; session=${b}`]),
-        fc.tuple(cookieValues, fc.boolean()).map(([a, first]) => [first ? `Cookie: session=${valid}; session=${a}` : `Cookie: session=${a}; session=${valid}`]),
+        fc
+          .tuple(cookieValues, fc.boolean())
+          .map(([a, first]) => [first ? `Cookie: session=${valid}; session=${a}` : `Cookie: session=${a}; session=${valid}`]),
         fc.uint8Array({ maxLength: 200 }).map((bytes) => [`Cookie: ${latin1(bytes)}`]),
       );
 
@@ -107,7 +109,9 @@ describe('fuzzing the Cookie header', () => {
 
     it('should cost at most a few times what an ordinary header of the same length costs', () => {
       const size = 16_000;
-      const ordinary = Array.from({ length: 400 }, (_, i) => `c${i}=${'v'.repeat(32)}`).join('; ').slice(0, size);
+      const ordinary = Array.from({ length: 400 }, (_, i) => `c${i}=${'v'.repeat(32)}`)
+        .join('; ')
+        .slice(0, size);
       const baseline = scanned(() => readCookies(ordinary, 'session', MAX_SAME_NAME_COOKIES));
       const shapes = fc.array(fc.constantFrom(';', '=', ' ', 'a', '"', 'session', '\t', ',', 'session='), { minLength: 1, maxLength: 6 });
       fc.assert(
@@ -119,7 +123,15 @@ describe('fuzzing the Cookie header', () => {
           const cost = scanned(() => readCookies(header, 'session', MAX_SAME_NAME_COOKIES));
           expect(cost / baseline, `cost ratio for ${JSON.stringify(unit)} then ${JSON.stringify(end)}`).to.be.at.most(3);
         }),
-        { numRuns: 300, examples: [[[';'], ['a', '=']], [[';'], [';']], [['a', ';'], ['session=']], [[' ', ';'], ['=']]] },
+        {
+          numRuns: 300,
+          examples: [
+            [[';'], ['a', '=']],
+            [[';'], [';']],
+            [['a', ';'], ['session=']],
+            [[' ', ';'], ['=']],
+          ],
+        },
       );
     });
   });

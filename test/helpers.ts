@@ -33,12 +33,10 @@ export const KEY_C = testKey('C');
 export const MODES: readonly SealMode[] = ['signed', 'private'];
 
 /** The four mode × serializer pairs every behaviour is checked with. */
-export const COMBINATIONS: readonly { mode: SealMode; serializer: () => Serializer; label: string }[] = MODES.flatMap(
-  (mode) => [
-    { mode, serializer: () => new JsonSerializer(), label: `${mode} + json` },
-    { mode, serializer: () => new MsgpackSerializer(), label: `${mode} + msgpack` },
-  ],
-);
+export const COMBINATIONS: readonly { mode: SealMode; serializer: () => Serializer; label: string }[] = MODES.flatMap((mode) => [
+  { mode, serializer: () => new JsonSerializer(), label: `${mode} + json` },
+  { mode, serializer: () => new MsgpackSerializer(), label: `${mode} + msgpack` },
+]);
 
 export function backendFor(mode: SealMode, ring: KeyRing, options?: CookieSessionOptions): CookieSessionBackend {
   return CookieSessionBackend[mode](ring, options);
@@ -159,7 +157,9 @@ export function rawGet(server: Server, headerLines: readonly string[], timeoutMs
       if (status === 0) reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 80))}`));
       else resolve({ status, headers, body });
     });
-    socket.write(Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headerLines.map((line) => `${line}\r\n`).join('')}\r\n`, 'latin1'));
+    socket.write(
+      Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headerLines.map((line) => `${line}\r\n`).join('')}\r\n`, 'latin1'),
+    );
   });
 }
 
@@ -185,7 +185,9 @@ export function expectSessionError(fn: () => unknown, code: SessionErrorCode): S
  * sealed cookies. Expires an hour after `now`.
  */
 export function sealBytes(mode: SealMode, ring: KeyRing, serializerId: number, payload: Uint8Array, name = 'session', now = Date.now()): string {
-  return seal(mode, keysFor(ring, name), serializerId, { expiresAt: now + 3_600_000, createdAt: now, maxAge: undefined }, payload).toString('base64url');
+  return seal(mode, keysFor(ring, name), serializerId, { expiresAt: now + 3_600_000, createdAt: now, maxAge: undefined }, payload).toString(
+    'base64url',
+  );
 }
 
 /** A test app's sign-in, as the README shows it: GET /login?user=…&remember=1 renews the session (for 30 days if remembered), then sets its user. */

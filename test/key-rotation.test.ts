@@ -116,7 +116,10 @@ describe('key rotation', () => {
           const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() });
           const token = backend.seal({ counter: 1 });
           const { app, reading, release } = slowApp(backend, (ctx) => ctx.session.set('counter', 2));
-          const response = request(await listen(app)).get('/').set('Cookie', `session=${token}`).then((res) => res);
+          const response = request(await listen(app))
+            .get('/')
+            .set('Cookie', `session=${token}`)
+            .then((res) => res);
           await reading;
           backend.setKeyRing(new KeyRing([KEY_B, KEY_A]));
           release();

@@ -22,7 +22,9 @@ async function koaSessionCookie(
     if (sessionMaxAge !== undefined) (ctx.session as { maxAge: number | 'session' }).maxAge = sessionMaxAge;
     ctx.body = 'ok';
   });
-  const res = await request(await listen(app)).get('/').expect(200);
+  const res = await request(await listen(app))
+    .get('/')
+    .expect(200);
   return setCookies(res)
     .map((line) => line.slice(0, line.indexOf(';')))
     .join('; ');
@@ -40,7 +42,10 @@ describe('moving from koa-session without logging anyone out', () => {
 
       it("should open the real koa-session's cookie, rewrite it in this format and expire the old cookies", async () => {
         const old = await koaSessionCookie({ views: 3, user: { name: 'ada' } });
-        const res = await request(await listen(reader)).get('/count').set('Cookie', old).expect(200, { views: 3, isNew: false });
+        const res = await request(await listen(reader))
+          .get('/count')
+          .set('Cookie', old)
+          .expect(200, { views: 3, isNew: false });
         expect(backend.open(cookieValue(res))).to.deep.equal({ views: 4, user: { name: 'ada' } });
         expect(setCookieFor(res, 'koa.sess')).to.match(/^koa\.sess=; Path=\/; Max-Age=0/);
         expect(setCookieFor(res, 'koa.sess.sig')).to.match(/^koa\.sess\.sig=; Path=\/; Max-Age=0/);
@@ -48,20 +53,29 @@ describe('moving from koa-session without logging anyone out', () => {
 
       it('should move a session that is only read, and accept an older app key', async () => {
         const old = await koaSessionCookie({ views: 7 }, APP_KEYS[1]);
-        const res = await request(await listen(reader)).get('/').set('Cookie', old).expect(200, { views: 7, isNew: false });
+        const res = await request(await listen(reader))
+          .get('/')
+          .set('Cookie', old)
+          .expect(200, { views: 7, isNew: false });
         expect(backend.open(cookieValue(res))).to.deep.equal({ views: 7 });
       });
 
       it('should expire the old cookies on logout too', async () => {
         const old = await koaSessionCookie({ views: 1 });
-        const res = await request(await listen(reader)).get('/logout').set('Cookie', old).expect(200);
+        const res = await request(await listen(reader))
+          .get('/logout')
+          .set('Cookie', old)
+          .expect(200);
         expect(setCookieFor(res, 'koa.sess')).to.match(/Max-Age=0/);
         expect(setCookieFor(res)).to.equal(undefined);
       });
 
       it('should refuse a forged signature, another key, and an expired koa-session cookie', async () => {
         const server = await listen(reader);
-        const forged = (await koaSessionCookie({ views: 1 })).replace(/koa\.sess=[^;]+/, `koa.sess=${Buffer.from('{"views":99}').toString('base64')}`);
+        const forged = (await koaSessionCookie({ views: 1 })).replace(
+          /koa\.sess=[^;]+/,
+          `koa.sess=${Buffer.from('{"views":99}').toString('base64')}`,
+        );
         const foreign = await koaSessionCookie({ views: 1 }, 'somebody else');
         const expired = await koaSessionCookie({ views: 1 }, APP_KEYS[0], 1000);
         await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -72,23 +86,38 @@ describe('moving from koa-session without logging anyone out', () => {
       });
 
       it("should carry a session's own lifetime over from koa-session's ctx.session.maxAge", async () => {
-        const lifetimes = appWith(backend, (ctx) => void (ctx.body = { maxAge: ctx.session.maxAge ?? null, views: ctx.session.get('views') ?? null }));
+        const lifetimes = appWith(
+          backend,
+          (ctx) => void (ctx.body = { maxAge: ctx.session.maxAge ?? null, views: ctx.session.get('views') ?? null }),
+        );
         const server = await listen(lifetimes);
         const remembered = await koaSessionCookie({ views: 2 }, APP_KEYS[0], 86_400_000, 30 * 86_400_000);
-        const res = await request(server).get('/').set('Cookie', remembered).expect(200, { maxAge: 30 * 86_400_000, views: 2 });
+        const res = await request(server)
+          .get('/')
+          .set('Cookie', remembered)
+          .expect(200, { maxAge: 30 * 86_400_000, views: 2 });
         expect(setCookieFor(res)).to.include(`Max-Age=${30 * 86_400}`);
         const browser = await koaSessionCookie({ views: 3 }, APP_KEYS[0], 86_400_000, 'session');
         const moved = await request(server).get('/').set('Cookie', browser).expect(200, { maxAge: 'session', views: 3 });
         expect(setCookieFor(moved)).not.to.match(/Max-Age|Expires/);
-        await request(server).get('/').set('Cookie', `session=${cookieValue(moved)}`).expect(200, { maxAge: 'session', views: 3 });
+        await request(server)
+          .get('/')
+          .set('Cookie', `session=${cookieValue(moved)}`)
+          .expect(200, { maxAge: 'session', views: 3 });
         // koa-session records every session's lifetime: one equal to this backend's maxAge stays the backend's.
-        const plain = await request(server).get('/').set('Cookie', await koaSessionCookie({ views: 4 })).expect(200, { maxAge: 86_400_000, views: 4 });
+        const plain = await request(server)
+          .get('/')
+          .set('Cookie', await koaSessionCookie({ views: 4 }))
+          .expect(200, { maxAge: 86_400_000, views: 4 });
         expect(Buffer.from(cookieValue(plain), 'base64url').readUIntBE(18, 5)).to.equal(0);
       });
 
       it('should prefer a cookie of this library when both are sent', async () => {
         const old = await koaSessionCookie({ views: 100 });
-        const res = await request(await listen(reader)).get('/').set('Cookie', `${old}; session=${backend.seal({ views: 5 })}`).expect(200, { views: 5, isNew: false });
+        const res = await request(await listen(reader))
+          .get('/')
+          .set('Cookie', `${old}; session=${backend.seal({ views: 5 })}`)
+          .expect(200, { views: 5, isNew: false });
         expect(setCookieFor(res, 'koa.sess')).to.equal(undefined);
       });
     });

@@ -22,7 +22,10 @@ describe('lazy entries', () => {
       it('should write exactly the payload a full serialization of the new data would', async () => {
         const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() });
         const server = await listen(appWith(backend));
-        const res = await request(server).get('/').set('Cookie', `session=${backend.seal(SESSION)}`).expect(200, '1');
+        const res = await request(server)
+          .get('/')
+          .set('Cookie', `session=${backend.seal(SESSION)}`)
+          .expect(200, '1');
         const written = cookieValue(res);
         expect(backend.open(written)).to.deep.equal({ ...SESSION, counter: 2 });
         if (mode === 'signed') {
@@ -38,7 +41,10 @@ describe('lazy entries', () => {
           user?.roles.push('root');
           ctx.body = { again: ctx.session.get('user'), status: ctx.session.status, entries: Object.fromEntries(ctx.session.entries()) };
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${backend.seal(SESSION)}`).expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${backend.seal(SESSION)}`)
+          .expect(200);
         expect(res.body).to.deep.equal({ again: SESSION.user, status: 'unchanged', entries: SESSION });
       });
 
@@ -50,7 +56,10 @@ describe('lazy entries', () => {
           ctx.session.set('added', { x: 1 });
           ctx.body = [...ctx.session.keys()];
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${backend.seal(SESSION)}`).expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${backend.seal(SESSION)}`)
+          .expect(200);
         expect(res.body).to.deep.equal(['counter', 'user', 'text', 'empty', 'none', 'added']);
         const { list: _list, ...rest } = SESSION;
         expect(backend.open(cookieValue(res))).to.deep.equal({ ...rest, user: 'replaced', added: { x: 1 } });
@@ -59,7 +68,9 @@ describe('lazy entries', () => {
   }
 
   describe('splitting and joining', () => {
-    const jsonRecords = fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 12 }).map((record) => JSON.parse(JSON.stringify(record)) as SessionRecord);
+    const jsonRecords = fc
+      .dictionary(fc.string(), fc.jsonValue(), { maxKeys: 12 })
+      .map((record) => JSON.parse(JSON.stringify(record)) as SessionRecord);
 
     for (const serializer of [new JsonSerializer(), new MsgpackSerializer()]) {
       const codec = codecOf(serializer);
@@ -139,13 +150,19 @@ describe('lazy entries', () => {
       }
       expect([...(codec.split(Buffer.from('{}')) ?? [])]).to.deep.equal([]);
       const spaced = codec.split(Buffer.from(' {\n "a" : [ 1 , 2 ] ,\t"b":{ } } ')) ?? new Map<string, RawValue>();
-      expect([...spaced].map(([key, raw]) => [key, codec.decode(raw)])).to.deep.equal([['a', [1, 2]], ['b', {}]]);
+      expect([...spaced].map(([key, raw]) => [key, codec.decode(raw)])).to.deep.equal([
+        ['a', [1, 2]],
+        ['b', {}],
+      ]);
     });
 
     it('should open a sealed JSON payload that is not compact', async () => {
       const token = sealBytes('signed', new KeyRing([KEY_A]), 1, Buffer.from(JSON.stringify({ counter: 4, a: { b: [1] } }, null, 2)));
       const backend = backendFor('signed', new KeyRing([KEY_A]));
-      const res = await request(await listen(appWith(backend))).get('/').set('Cookie', `session=${token}`).expect(200, '4');
+      const res = await request(await listen(appWith(backend)))
+        .get('/')
+        .set('Cookie', `session=${token}`)
+        .expect(200, '4');
       expect(backend.open(cookieValue(res))).to.deep.equal({ counter: 5, a: { b: [1] } });
     });
 
@@ -153,7 +170,11 @@ describe('lazy entries', () => {
       const codec = codecOf(new MsgpackSerializer());
       const record = JSON.parse('{"plain":{"a":1},"tricky":{"x":{"__proto__":{"y":2}}},"__proto__":3}') as SessionRecord;
       const entries = codec.split(Buffer.from(new MsgpackSerializer().serialize(record))) ?? new Map<string, RawValue>();
-      expect([...entries].map(([key, raw]) => [key, raw.careful])).to.deep.equal([['plain', false], ['tricky', true], ['__proto__', false]]);
+      expect([...entries].map(([key, raw]) => [key, raw.careful])).to.deep.equal([
+        ['plain', false],
+        ['tricky', true],
+        ['__proto__', false],
+      ]);
       const tricky = codec.decode(entries.get('tricky') as RawValue) as { x: Record<string, unknown> };
       expect(Object.keys(tricky.x)).to.deep.equal(['__proto__']);
       expect(Object.getPrototypeOf(tricky.x)).to.equal(Object.prototype);

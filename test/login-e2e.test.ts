@@ -20,7 +20,10 @@ describe('the sign-in demo in a real browser (Chromium through playwright-core)'
     const phone = await browser.newContext({ userAgent: 'phone' });
     const onLaptop = await laptop.newPage();
     const onPhone = await phone.newPage();
-    for (const [page, remember] of [[onLaptop, true], [onPhone, false]] as const) {
+    for (const [page, remember] of [
+      [onLaptop, true],
+      [onPhone, false],
+    ] as const) {
       await page.goto(demo.url);
       await page.fill('#user', 'alice');
       if (remember) await page.check('#remember');

@@ -37,9 +37,7 @@ describe('the middleware', () => {
     const appB = await listen(appWith(b));
     const tokenA = a.seal({ counter: 10 });
     const responses = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        i % 2 === 0 ? request(appA).get('/').set('Cookie', `a=${tokenA}`) : request(appB).get('/'),
-      ),
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? request(appA).get('/').set('Cookie', `a=${tokenA}`) : request(appB).get('/'))),
     );
     responses.forEach((res, i) => {
       expect(res.text).to.equal(i % 2 === 0 ? '10' : '0');
@@ -54,6 +52,8 @@ describe('the middleware', () => {
     // What String() makes of a session is what this test checks.
     // eslint-disable-next-line @typescript-eslint/no-base-to-string
     plain.use((ctx) => void (ctx.body = String(ctx.session)));
-    await request(await listen(plain)).get('/').expect(200, 'undefined');
+    await request(await listen(plain))
+      .get('/')
+      .expect(200, 'undefined');
   });
 });

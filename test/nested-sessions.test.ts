@@ -44,7 +44,10 @@ describe('two session() middlewares in one app', () => {
         }),
       ),
     );
-    const res = await request(await listen(app)).get('/prefs').set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`).expect(200, 'ok');
+    const res = await request(await listen(app))
+      .get('/prefs')
+      .set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`)
+      .expect(200, 'ok');
     expect(seen).to.deep.equal({ before: 'ada', after: 'ada', upstream: 'ada' });
     expect(inner).to.equal('mallory');
     // Each session was written to its own cookie, with its own change.
@@ -70,16 +73,25 @@ describe('two session() middlewares in one app', () => {
         ctx.status = 400;
       }
     });
-    await request(await listen(app)).get('/prefs').set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`).expect(400);
+    await request(await listen(app))
+      .get('/prefs')
+      .set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`)
+      .expect(400);
     expect(seen.caught).to.equal('ada');
   });
 
   it('should leave requests outside the mount with the outer session alone', async () => {
     const { app, seen } = outerApp(
-      mount('/prefs', new Koa().use(session(prefs)).use((ctx) => void (ctx.body = 'prefs'))),
+      mount(
+        '/prefs',
+        new Koa().use(session(prefs)).use((ctx) => void (ctx.body = 'prefs')),
+      ),
     );
     app.use((ctx) => void (ctx.body = 'home'));
-    const res = await request(await listen(app)).get('/').set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`).expect(200, 'home');
+    const res = await request(await listen(app))
+      .get('/')
+      .set('Cookie', `sid=${sidCookie}; prefs=${prefsCookie}`)
+      .expect(200, 'home');
     expect(seen).to.deep.equal({ before: 'ada', after: 'ada', upstream: 'ada' });
     expect(setCookieFor(res, 'prefs')).to.equal(undefined);
   });

@@ -9,7 +9,11 @@ describe('no data lost', () => {
       const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() });
       const start = backend.seal({ counter: 5, user: 'ada' });
 
-      for (const [what, value] of [['a function', () => 1], ['a symbol', Symbol('s')], ['a class instance', new (class Cart {})()]] as const) {
+      for (const [what, value] of [
+        ['a function', () => 1],
+        ['a symbol', Symbol('s')],
+        ['a class instance', new (class Cart {})()],
+      ] as const) {
         it(`should answer 500 for ${what} in the session, write no cookie, and keep the old session readable`, async () => {
           const app = appWith(backend, (ctx) => {
             ctx.session.set('counter', (ctx.session.get<number>('counter') ?? 0) + 1);
@@ -30,7 +34,10 @@ describe('no data lost', () => {
           ctx.session.set('counter', 999);
           ctx.throw(409, 'conflict');
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${start}`).expect(409, 'handled');
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${start}`)
+          .expect(409, 'handled');
         expect(setCookieFor(res)).to.equal(undefined);
       });
 

@@ -47,14 +47,45 @@ describe('one rule for every path that reads a payload', () => {
           expect(backend.open(token)).to.equal(undefined);
           const migrating = backendFor(mode, new KeyRing([KEY_A]), { serializer: new MsgpackSerializer(), previousSerializers: [serializer] });
           expect(migrating.open(token)).to.equal(undefined);
-          const app = appWith(backend, (ctx) => void (ctx.body = { isNew: ctx.session.isNew, has: ctx.session.has('a'), get: ctx.session.get('a') ?? null }));
-          await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, { isNew: true, has: false, get: null });
+          const app = appWith(
+            backend,
+            (ctx) => void (ctx.body = { isNew: ctx.session.isNew, has: ctx.session.has('a'), get: ctx.session.get('a') ?? null }),
+          );
+          await request(await listen(app))
+            .get('/')
+            .set('Cookie', `session=${token}`)
+            .expect(200, { isNew: true, has: false, get: null });
         }
       });
     }
 
     it('should accept exactly what JSON.parse accepts as an object nested at most 64 deep, and read it alike both ways', () => {
-      const alphabet = fc.constantFrom('{', '}', '[', ']', '"', ':', ',', ' ', '\n', '\\', 'a', 'u', '0', '1', '-', '.', 'e', 'E', '+', 'true', 'null', 'fals', '\u00e9', '\x01');
+      const alphabet = fc.constantFrom(
+        '{',
+        '}',
+        '[',
+        ']',
+        '"',
+        ':',
+        ',',
+        ' ',
+        '\n',
+        '\\',
+        'a',
+        'u',
+        '0',
+        '1',
+        '-',
+        '.',
+        'e',
+        'E',
+        '+',
+        'true',
+        'null',
+        'fals',
+        '\u00e9',
+        '\x01',
+      );
       const almostJson = fc.oneof(
         fc.array(alphabet, { maxLength: 40 }).map((parts) => parts.join('')),
         fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 })).map((record) => JSON.stringify(record, null, 1)),
@@ -106,7 +137,10 @@ describe('one rule for every path that reads a payload', () => {
         const migrating = backendFor(mode, new KeyRing([KEY_A]), { previousSerializers: [serializer] });
         expect(migrating.open(token)).to.deep.equal(whole);
         const app = appWith(backend, (ctx) => void (ctx.body = { has: ctx.session.has('v'), isArray: Array.isArray(ctx.session.get('v')) }));
-        await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, { has: true, isArray: true });
+        await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, { has: true, isArray: true });
       }
     });
 
@@ -118,12 +152,16 @@ describe('one rule for every path that reads a payload', () => {
         hex('81 a1 76 c7 0c ff 00000000 7fffffff ffffffff'), // timestamp 96 far beyond a Date's range
         hex('81 a1 76 c7 0c ff 3b9aca00 00000000 00000000'), // timestamp 96 with 1e9 nanoseconds
       ];
-      for (const payload of payloads) expect(bothPaths(serializer, payload), payload.toString('hex')).to.deep.equal({ lazy: 'refused', whole: 'refused' });
+      for (const payload of payloads)
+        expect(bothPaths(serializer, payload), payload.toString('hex')).to.deep.equal({ lazy: 'refused', whole: 'refused' });
     });
 
     it('should read every payload alike both ways, for valid payloads with bytes changed', () => {
       const mutated = fc
-        .tuple(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 }), { maxKeys: 6 }), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 3 }))
+        .tuple(
+          fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 }), { maxKeys: 6 }),
+          fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 3 }),
+        )
         .map(([record, changes]) => {
           const withProto = JSON.parse('{"__proto__":{"__proto__":1}}') as SessionRecord;
           const bytes = Buffer.from(serializer.serialize({ ...record, ...withProto, when: new Date(1_700_000_000_123) }));
@@ -143,7 +181,12 @@ describe('one rule for every path that reads a payload', () => {
   describe('when a stored value cannot be read', () => {
     /** A session whose one stored value the codec fails on: what a serializer bug would leave. */
     function sessionWithUnreadable(): Session {
-      const codec = { ...codecOf(new JsonSerializer()), decode: () => { throw new SyntaxError('bad "secret" bytes'); } };
+      const codec = {
+        ...codecOf(new JsonSerializer()),
+        decode: () => {
+          throw new SyntaxError('bad "secret" bytes');
+        },
+      };
       const entries = new Map<string, unknown>([['broken', new RawValue(Buffer.from('{"broken":1}'), 1, 10, 11, false)]]);
       const stored = { data: {}, stale: false, [LAZY_ENTRIES]: { codec, entries } } as StoredSession;
       return new Session(stored);

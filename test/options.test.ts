@@ -64,8 +64,16 @@ describe('option validation', () => {
       ['a lowercase __host- cookie that is not secure', { name: '__host-s' }, /option "secure"/],
       ['an uppercase __SECURE- cookie that is not secure', { name: '__SECURE-s' }, /option "secure"/],
       ['a mixed-case __hOsT- cookie with a path', { name: '__hOsT-s', secure: true, path: '/app' }, /option "path"/],
-      ['a custom serializer with a reserved id', { serializer: { id: 5, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } }, /reserved.*got 5/],
-      ['a custom serializer claiming the JSON id', { serializer: { id: 1, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } }, /reserved.*got 1/],
+      [
+        'a custom serializer with a reserved id',
+        { serializer: { id: 5, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } },
+        /reserved.*got 5/,
+      ],
+      [
+        'a custom serializer claiming the JSON id',
+        { serializer: { id: 1, name: 'x', serialize: () => new Uint8Array(), deserialize: () => ({}) } },
+        /reserved.*got 1/,
+      ],
       ['a JsonSerializer claiming the MessagePack id', { serializer: Object.assign(new JsonSerializer(), { id: 2 }) }, /reserved.*got 2/],
       ['a __Host- cookie that is not secure', { name: '__Host-s' }, /option "secure"/],
       ['a __Host- cookie with a domain', { name: '__Host-s', secure: true, domain: 'example.com' }, /option "path"/],
@@ -108,8 +116,12 @@ describe('option validation', () => {
 
     it('should refuse unknown or mistyped options', () => {
       const backend = CookieSessionBackend.signed(ring);
-      expect(expectSessionError(() => session(backend, { rolling: true } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/unknown option "rolling"/);
-      expect(expectSessionError(() => session(backend, { commitOnError: 'yes' } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(/commitOnError/);
+      expect(expectSessionError(() => session(backend, { rolling: true } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(
+        /unknown option "rolling"/,
+      );
+      expect(expectSessionError(() => session(backend, { commitOnError: 'yes' } as never), 'ERR_SESSION_INVALID_OPTION').message).to.match(
+        /commitOnError/,
+      );
     });
   });
 

@@ -80,11 +80,20 @@ describe('the packed package, as consumers install it', function () {
     return app;
   }
 
-  for (const [label, koa] of [['Koa 3', 'koa'], ['Koa 2', 'koa2']] as const) {
+  for (const [label, koa] of [
+    ['Koa 3', 'koa'],
+    ['Koa 2', 'koa2'],
+  ] as const) {
     it(`should count by property access from ESM import and from CommonJS require(), on ${label}`, async () => {
       const app = await appFolder(label.replace(' ', ''), koa);
-      writeFileSync(join(app, 'esm.mjs'), `import Koa from 'koa';\nimport { session, CookieSessionBackend, KeyRing, MsgpackSerializer } from 'koa-sealed-session';\n${APP}`);
-      writeFileSync(join(app, 'cjs.cjs'), `const Koa = require('koa');\nconst { session, CookieSessionBackend, KeyRing, MsgpackSerializer } = require('koa-sealed-session');\n${APP}`);
+      writeFileSync(
+        join(app, 'esm.mjs'),
+        `import Koa from 'koa';\nimport { session, CookieSessionBackend, KeyRing, MsgpackSerializer } from 'koa-sealed-session';\n${APP}`,
+      );
+      writeFileSync(
+        join(app, 'cjs.cjs'),
+        `const Koa = require('koa');\nconst { session, CookieSessionBackend, KeyRing, MsgpackSerializer } = require('koa-sealed-session');\n${APP}`,
+      );
       for (const file of ['esm.mjs', 'cjs.cjs']) {
         const { stdout } = await run(process.execPath, [file], { cwd: app, timeout: 20_000 });
         expect(stdout.trim(), `${label} ${file}`).to.equal('1,2,3');

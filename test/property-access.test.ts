@@ -61,8 +61,16 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
             viaGet: ctx.session.get('passport'),
           };
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200);
-        const expected = { passport: { user: 'ada' }, cart: { items: ['a', 'b'] }, untouched: { deep: [1, 2] }, flash: { message: 'saved', level: 'info' } };
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200);
+        const expected = {
+          passport: { user: 'ada' },
+          cart: { items: ['a', 'b'] },
+          untouched: { deep: [1, 2] },
+          flash: { message: 'saved', level: 'info' },
+        };
         expect(res.body).to.deep.equal({
           has: true,
           hasViews: false,
@@ -83,7 +91,10 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           s.n = 5; // an equal primitive
           ctx.body = `${user} ${s.list.length as number}`;
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, 'ada 2');
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, 'ada 2');
         expect(setCookieFor(res)).to.equal(undefined);
       });
 
@@ -111,7 +122,9 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           const s = sessionOf(ctx);
           ctx.body = { method: typeof s.get, value: ctx.session.get('get'), same: s.get === s.get };
         });
-        const res = await request(await listen(app)).get('/').expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .expect(200);
         expect(res.body).to.deep.equal({ method: 'function', value: 'a value', same: true });
         expect(backend.open(cookieValue(res))).to.deep.equal({ get: 'a value' });
       });
@@ -124,7 +137,9 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           sessionOf(ctx).step = 2;
           ctx.body = saved.includes('session=') ? 'saved' : 'not saved';
         });
-        const res = await request(await listen(app)).get('/').expect(200, 'saved');
+        const res = await request(await listen(app))
+          .get('/')
+          .expect(200, 'saved');
         expect(setCookieFor(res)).to.not.equal(undefined);
         expect(backend.open(cookieValue(res))).to.deep.equal({ step: 2 });
       });
@@ -137,7 +152,10 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         clock.advance(60_000);
         const app = appWith(timed, async (ctx) => {
           const before = { length: ctx.session.length, populated: ctx.session.populated };
-          if (ctx.query.style === 'callback') await new Promise<void>((resolve, reject) => ctx.session.regenerate((err) => (err ? reject(err instanceof Error ? err : new Error('regenerate failed')) : resolve())));
+          if (ctx.query.style === 'callback')
+            await new Promise<void>((resolve, reject) =>
+              ctx.session.regenerate((err) => (err ? reject(err instanceof Error ? err : new Error('regenerate failed')) : resolve())),
+            );
           else await ctx.session.regenerate();
           ctx.body = { before, status: ctx.session.status };
         });
@@ -155,19 +173,28 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         const token = backend.seal({ views: 1 });
         const app = appWith(backend, async (ctx) => {
           sessionOf(ctx).pad = 'x'.repeat(5000);
-          const viaPromise = await ctx.session.save().then(() => 'saved', (err: SessionError) => err.code);
+          const viaPromise = await ctx.session.save().then(
+            () => 'saved',
+            (err: SessionError) => err.code,
+          );
           const viaCallback = await new Promise((resolve) => ctx.session.save((err) => resolve((err as SessionError | undefined)?.code ?? 'saved')));
           ctx.session.remove('pad');
           ctx.body = [viaPromise, viaCallback];
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, ['ERR_SESSION_TOO_LARGE', 'ERR_SESSION_TOO_LARGE']);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, ['ERR_SESSION_TOO_LARGE', 'ERR_SESSION_TOO_LARGE']);
         expect(backend.open(cookieValue(res))).to.deep.equal({ views: 1 });
       });
 
       it('should show keys and state in util.inspect, never the values', async () => {
         const token = backend.seal({ user: 'ada', token: 'do-not-log-me' });
         const app = appWith(backend, (ctx) => void (ctx.body = inspect(ctx.session) + inspect(ctx.session.get('user'))));
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200);
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200);
         expect(res.text).to.equal("Session { keys: [ 'user', 'token' ], status: 'unchanged', isNew: false }'ada'");
       });
 
@@ -177,7 +204,10 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           await ctx.session.destroy();
           ctx.body = String(ctx.session.populated);
         });
-        const res = await request(await listen(app)).get('/').set('Cookie', `session=${token}`).expect(200, 'false');
+        const res = await request(await listen(app))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, 'false');
         expect(setCookieFor(res)).to.match(/^session=; .*Max-Age=0/);
       });
     });

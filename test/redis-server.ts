@@ -63,8 +63,21 @@ export async function startRedis(options: { persistence?: boolean; extra?: strin
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'kss-redis-'));
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--protected-mode', 'no',
-    '--appendonly', options.persistence === true ? 'yes' : 'no', '--appendfsync', 'always', ...(options.extra ?? []),
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--protected-mode',
+    'no',
+    '--appendonly',
+    options.persistence === true ? 'yes' : 'no',
+    '--appendfsync',
+    'always',
+    ...(options.extra ?? []),
   ];
   let child: ChildProcess;
   const start = async () => {
@@ -77,7 +90,8 @@ export async function startRedis(options: { persistence?: boolean; extra?: strin
     if (out.error !== undefined) throw new Error(`redis-cli failed: ${out.error.message} (apt-get install redis-tools)`);
     return out.stdout;
   };
-  const exited = () => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  const exited = () =>
+    new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
   return {
     port,
     get pid() {
@@ -147,7 +161,13 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   }
   return {
     nodes,
-    keys: (pattern) => nodes.flatMap((node) => node.cli('--scan', '--pattern', pattern).split('\n').filter((line) => line !== '')),
+    keys: (pattern) =>
+      nodes.flatMap((node) =>
+        node
+          .cli('--scan', '--pattern', pattern)
+          .split('\n')
+          .filter((line) => line !== ''),
+      ),
     commandCounts() {
       const total: Record<string, number> = {};
       for (const node of nodes) {

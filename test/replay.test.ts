@@ -6,7 +6,6 @@ import { COMBINATIONS, KEY_A, KEY_B, KEY_C, appWith, backendFor, cookieValue, li
 describe('cross-context replay', () => {
   for (const { mode, serializer, label } of COMBINATIONS) {
     describe(`when sealed ${label}`, () => {
-
       it('should not open a valid cookie under an unrelated key ring', () => {
         const token = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer() }).seal({ user: 'ada' });
         expect(backendFor(mode, new KeyRing([KEY_B, KEY_C]), { serializer: serializer() }).open(token)).to.equal(undefined);

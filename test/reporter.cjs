@@ -7,8 +7,12 @@ class SpecWithSummary extends Mocha.reporters.Spec {
     super(runner, options);
     let passed = 0;
     let failed = 0;
-    runner.on(Mocha.Runner.constants.EVENT_TEST_PASS, () => { passed += 1; });
-    runner.on(Mocha.Runner.constants.EVENT_TEST_FAIL, () => { failed += 1; });
+    runner.on(Mocha.Runner.constants.EVENT_TEST_PASS, () => {
+      passed += 1;
+    });
+    runner.on(Mocha.Runner.constants.EVENT_TEST_FAIL, () => {
+      failed += 1;
+    });
     runner.once(Mocha.Runner.constants.EVENT_RUN_END, () => {
       process.nextTick(() => console.log(`${passed} passed, ${failed} failed`));
     });

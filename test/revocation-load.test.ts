@@ -2,15 +2,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import { createClient } from 'redis';
-import {
-  CookieSessionBackend,
-  KeyRing,
-  RedisRevocationStore,
-  RedisStore,
-  StoreSessionBackend,
-  session,
-  type SessionBackend,
-} from '../src/index.js';
+import { CookieSessionBackend, KeyRing, RedisRevocationStore, RedisStore, StoreSessionBackend, session, type SessionBackend } from '../src/index.js';
 import { KEY_A, listen } from './helpers.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
@@ -155,7 +147,11 @@ describe('revoking users under load (20,000 requests over 50 connections, two se
 
   it(`should serve no revoked cookie on either server ${CACHE_MS} ms (revocationCacheMs) after revokeUser(), lose no other, and answer no 500`, async () => {
     const make = async () =>
-      CookieSessionBackend.private(new KeyRing([KEY_A]), { userKey: 'userId', revocations: new RedisRevocationStore(await connect()), revocationCacheMs: CACHE_MS });
+      CookieSessionBackend.private(new KeyRing([KEY_A]), {
+        userKey: 'userId',
+        revocations: new RedisRevocationStore(await connect()),
+        revocationCacheMs: CACHE_MS,
+      });
     const first = await make();
     const second = await make();
     const servers = [await urlOf(appFor(first)), await urlOf(appFor(second))];

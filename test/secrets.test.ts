@@ -60,7 +60,9 @@ describe('secrets', () => {
         await request(server).get('/').set('Cookie', cookie);
       }
       const tooLarge = appWith(backend, (ctx) => void ctx.session.set('pad', 'z'.repeat(5000)));
-      await request(await listen(tooLarge)).get('/').expect(500);
+      await request(await listen(tooLarge))
+        .get('/')
+        .expect(500);
     } finally {
       Object.assign(console, original);
     }

@@ -40,17 +40,25 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
       it("should read the backend's maxAge until the session gets its own, then keep that one across requests", async () => {
         const server = await listen(app);
         await request(server).get('/count').expect(200, { maxAge: HOUR, views: 1 });
-        const first = await request(server).get('/remember').expect(200, { maxAge: 30 * DAY, views: null });
+        const first = await request(server)
+          .get('/remember')
+          .expect(200, { maxAge: 30 * DAY, views: null });
         expect(setCookieFor(first)).to.include(`Max-Age=${(30 * DAY) / 1000}`);
         const cookie = `session=${cookieValue(first)}`;
         expect(timesOf(cookieValue(first))).to.deep.include({ expiresAt: clock.now() + 30 * DAY, lifetime: 30 * DAY });
         // Later writes keep it: a day on (long past the backend's hour), a change writes another 30 days.
         clock.advance(DAY);
-        const later = await request(server).get('/count').set('Cookie', cookie).expect(200, { maxAge: 30 * DAY, views: 1 });
+        const later = await request(server)
+          .get('/count')
+          .set('Cookie', cookie)
+          .expect(200, { maxAge: 30 * DAY, views: 1 });
         expect(setCookieFor(later)).to.include(`Max-Age=${(30 * DAY) / 1000}`);
         expect(timesOf(cookieValue(later)).expiresAt).to.equal(clock.now() + 30 * DAY);
         // Back to the backend's.
-        const reset = await request(server).get('/default').set('Cookie', `session=${cookieValue(later)}`).expect(200, { maxAge: HOUR, views: 1 });
+        const reset = await request(server)
+          .get('/default')
+          .set('Cookie', `session=${cookieValue(later)}`)
+          .expect(200, { maxAge: HOUR, views: 1 });
         expect(setCookieFor(reset)).to.include(`Max-Age=${HOUR / 1000}`);
         expect(timesOf(cookieValue(reset))).to.deep.include({ expiresAt: clock.now() + HOUR, lifetime: 0 });
       });
@@ -60,19 +68,33 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
         const res = await request(server).get('/browser').expect(200, { maxAge: 'session', views: null });
         expect(setCookieFor(res)).not.to.match(/Max-Age|Expires/);
         expect(timesOf(cookieValue(res)).expiresAt).to.equal(clock.now() + DAY);
-        const next = await request(server).get('/count').set('Cookie', `session=${cookieValue(res)}`).expect(200, { maxAge: 'session', views: 1 });
+        const next = await request(server)
+          .get('/count')
+          .set('Cookie', `session=${cookieValue(res)}`)
+          .expect(200, { maxAge: 'session', views: 1 });
         expect(setCookieFor(next)).not.to.match(/Max-Age|Expires/);
       });
 
       it('should give the session its own lifetime with renew({ maxAge }), keep it through renew(), and drop it on ctx.session = null', async () => {
         const server = await listen(app);
-        const login = await request(server).get('/login').expect(200, { maxAge: 7 * DAY, views: null });
+        const login = await request(server)
+          .get('/login')
+          .expect(200, { maxAge: 7 * DAY, views: null });
         expect(setCookieFor(login)).to.include(`Max-Age=${(7 * DAY) / 1000}`);
-        const renewed = await request(server).get('/renew').set('Cookie', `session=${cookieValue(login)}`).expect(200, { maxAge: 7 * DAY, views: null });
+        const renewed = await request(server)
+          .get('/renew')
+          .set('Cookie', `session=${cookieValue(login)}`)
+          .expect(200, { maxAge: 7 * DAY, views: null });
         expect(timesOf(cookieValue(renewed)).lifetime).to.equal(7 * DAY);
-        const out = await request(server).get('/logout').set('Cookie', `session=${cookieValue(renewed)}`).expect(200);
+        const out = await request(server)
+          .get('/logout')
+          .set('Cookie', `session=${cookieValue(renewed)}`)
+          .expect(200);
         expect(setCookieFor(out)).to.match(/Max-Age=0/);
-        const after = await request(server).get('/count').set('Cookie', `session=${cookieValue(renewed)}`).expect(200);
+        const after = await request(server)
+          .get('/count')
+          .set('Cookie', `session=${cookieValue(renewed)}`)
+          .expect(200);
         expect(after.body).to.deep.equal({ maxAge: 7 * DAY, views: 1 }); // the old cookie still opens: stateless
       });
 
@@ -85,22 +107,31 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
           }
           ctx.body = { maxAge: ctx.session.maxAge ?? null, status: ctx.session.status };
         });
-        await request(await listen(strict)).get('/').expect(200, { maxAge: HOUR, status: 'unchanged' });
+        await request(await listen(strict))
+          .get('/')
+          .expect(200, { maxAge: HOUR, status: 'unchanged' });
         expect(seen[0]).to.match(/ctx\.session\.maxAge must be undefined, 'session' or a whole number of milliseconds from 1000/);
       });
 
       it('should not count setting the lifetime it already has as a change', async () => {
-        const token = await request(await listen(app)).get('/remember').then((res) => cookieValue(res));
+        const token = await request(await listen(app))
+          .get('/remember')
+          .then((res) => cookieValue(res));
         const same = appWith(backend, (ctx) => {
           ctx.session.maxAge = 30 * DAY;
           ctx.body = ctx.session.status;
         });
-        const res = await request(await listen(same)).get('/').set('Cookie', `session=${token}`).expect(200, 'unchanged');
+        const res = await request(await listen(same))
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, 'unchanged');
         expect(setCookieFor(res)).to.equal(undefined);
       });
 
       it('should keep opening a cookie sealed for its own lifetime beyond the backend maxAge, and stop once that lifetime passed', async () => {
-        const token = await request(await listen(app)).get('/remember').then((res) => cookieValue(res));
+        const token = await request(await listen(app))
+          .get('/remember')
+          .then((res) => cookieValue(res));
         clock.advance(29 * DAY);
         expect(backend.open(token)).to.deep.equal({});
         clock.advance(DAY);
@@ -111,7 +142,9 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
         const now = clock.now();
         const payload = serializer().serialize({ a: 1 });
         const sealed = (maxAge: number | 'session') =>
-          seal(mode, keysFor(new KeyRing([KEY_A]), 'session'), serializer().id, { expiresAt: now + HOUR, createdAt: now, maxAge }, payload).toString('base64url');
+          seal(mode, keysFor(new KeyRing([KEY_A]), 'session'), serializer().id, { expiresAt: now + HOUR, createdAt: now, maxAge }, payload).toString(
+            'base64url',
+          );
         expect(backend.open(sealed(2 * HOUR))).to.deep.equal({ a: 1 });
         expect(backend.open(sealed('session'))).to.deep.equal({ a: 1 });
         for (const maxAge of [2, 999, 401 * DAY]) expect(backend.open(sealed(maxAge)), String(maxAge)).to.equal(undefined);
@@ -126,9 +159,19 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
         const server = await listen(reader);
         const token = cookieValue(await request(server).get('/remember').expect(200));
         clock.advance(4 * DAY); // far beyond the backend's half hour, within the session's 5 days
-        expect(setCookieFor(await request(server).get('/').set('Cookie', `session=${token}`).expect(200, String(10 * DAY)))).to.equal(undefined);
+        expect(
+          setCookieFor(
+            await request(server)
+              .get('/')
+              .set('Cookie', `session=${token}`)
+              .expect(200, String(10 * DAY)),
+          ),
+        ).to.equal(undefined);
         clock.advance(2 * DAY);
-        const renewed = await request(server).get('/').set('Cookie', `session=${token}`).expect(200, String(10 * DAY));
+        const renewed = await request(server)
+          .get('/')
+          .set('Cookie', `session=${token}`)
+          .expect(200, String(10 * DAY));
         expect(timesOf(cookieValue(renewed))).to.deep.include({ expiresAt: clock.now() + 10 * DAY, lifetime: 10 * DAY });
       });
     });
@@ -139,8 +182,7 @@ describe('a session with its own lifetime (ctx.session.maxAge, renew({ maxAge })
 const V1 = {
   'signed + json': 'AcM9IeABAZt8AQQAeyJ1c2VyIjoiYWRhIiwibiI6NDIsInRhZ3MiOlsieCIsInkiXX2sO9cRWZS3j22mdYDLvAF8tZCp4UJjKDEtMvv9yRYrxw',
   'signed + msgpack': 'AcM9IeACAZt8AQQAg6R1c2Vyo2FkYaFuKqR0YWdzkqF4oXlw7wOLXm2Cn8SjuT935tOornQPmA9b6QifVzGV9OpiYQ',
-  'private + json':
-    'AsM9IeABAZt8AQQAqWTzg1y-AjYAd3wgZ9thTmTwxRdrBBbGGLRqBoFuWucCTFaSjVaRajRDTWquKrvTblP10TDNparVgnR8N_CxSpr7',
+  'private + json': 'AsM9IeABAZt8AQQAqWTzg1y-AjYAd3wgZ9thTmTwxRdrBBbGGLRqBoFuWucCTFaSjVaRajRDTWquKrvTblP10TDNparVgnR8N_CxSpr7',
   'private + msgpack': 'AsM9IeACAZt8AQQArv1zpy4utSJgUsjfsF44pcZn1-J4soljgYibPN5azA9fnSn9DRBdqyfL6afrCkcJmnyY',
 } as Record<string, string>;
 

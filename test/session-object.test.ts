@@ -33,7 +33,10 @@ describe('Session', () => {
       expect([...s.keys()]).to.deep.equal(['a', 'b']);
       expect(s.size).to.equal(2);
       const entries = [...s.entries()];
-      expect(entries).to.deep.equal([['a', 1], ['b', { c: [true, null] }]]);
+      expect(entries).to.deep.equal([
+        ['a', 1],
+        ['b', { c: [true, null] }],
+      ]);
       (entries[1]?.[1] as { c: unknown[] }).c.push(1);
       expect(s.get('b')).to.deep.equal({ c: [true, null] });
     });
@@ -102,7 +105,12 @@ describe('Session', () => {
       ['a symbol', Symbol('s')],
       ['a Map', new Map([['a', 1]])],
       ['a Set', new Set([1])],
-      ['a class instance', new (class Point { x = 1 })()],
+      [
+        'a class instance',
+        new (class Point {
+          x = 1;
+        })(),
+      ],
       ['a RegExp', /x/],
       ['an Error', new Error('e')],
       ['a nested function', { a: [{ b: () => 1 }] }],
@@ -170,7 +178,10 @@ describe('Session', () => {
           }),
         );
         const written = await request(server).get('/?step=write').expect(200);
-        const read = await request(server).get('/').set('Cookie', `session=${cookieValue(written)}`).expect(200);
+        const read = await request(server)
+          .get('/')
+          .set('Cookie', `session=${cookieValue(written)}`)
+          .expect(200);
         expect(read.body).to.deep.equal(tricky);
         expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
       });

@@ -77,10 +77,12 @@ describe('the Set-Cookie header', () => {
       });
 
       it('should not be sent when a value is set to what it already was', async () => {
-        const server = await listen(appWith(backend, (ctx) => {
-          ctx.session.set('counter', 2);
-          ctx.body = 'ok';
-        }));
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            ctx.session.set('counter', 2);
+            ctx.body = 'ok';
+          }),
+        );
         expect(setCookies(await request(server).get('/').set('Cookie', `session=${token}`).expect(200))).to.deep.equal([]);
       });
 
@@ -103,20 +105,24 @@ describe('the Set-Cookie header', () => {
       });
 
       it('should expire the cookie on purge, and forget the data', async () => {
-        const server = await listen(appWith(backend, (ctx) => {
-          ctx.session.purge();
-          ctx.body = 'bye';
-        }));
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            ctx.session.purge();
+            ctx.body = 'bye';
+          }),
+        );
         const res = await request(server).get('/').set('Cookie', `session=${token}`).expect(200);
         expect(setCookieFor(res)).to.equal('session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT');
         expect(setCookies(await request(server).get('/').expect(200))).to.deep.equal([]);
       });
 
       it('should issue a new cookie for the same data on renew', async () => {
-        const server = await listen(appWith(backend, (ctx) => {
-          ctx.session.renew();
-          ctx.body = 'ok';
-        }));
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            ctx.session.renew();
+            ctx.body = 'ok';
+          }),
+        );
         const renewed = cookieValue(await request(server).get('/').set('Cookie', `session=${token}`).expect(200));
         expect(renewed).not.to.equal(token);
         expect(backend.open(renewed)).to.deep.equal({ counter: 2 });
@@ -155,7 +161,12 @@ describe('the Set-Cookie header', () => {
 
   describe('attributes', () => {
     const line = async (app: Koa, headers: Record<string, string> = {}) =>
-      setCookieFor(await request(await listen(app)).get('/').set(headers).expect(200)) ?? '';
+      setCookieFor(
+        await request(await listen(app))
+          .get('/')
+          .set(headers)
+          .expect(200),
+      ) ?? '';
 
     it('should default to Path=/, HttpOnly, SameSite=Lax, and no Secure over plain HTTP', async () => {
       const written = await line(appWith(backendFor('signed', ring)));
@@ -185,17 +196,25 @@ describe('the Set-Cookie header', () => {
       );
       const written = setCookieFor(await request(server).get('/').expect(200)) ?? '';
       expect(written).to.match(/; SameSite=None;.*; Secure$/);
-      const purged = setCookieFor(await request(server).get('/logout').set('Cookie', `session=${backend.seal({ a: 1 })}`).expect(200)) ?? '';
+      const purged =
+        setCookieFor(
+          await request(server)
+            .get('/logout')
+            .set('Cookie', `session=${backend.seal({ a: 1 })}`)
+            .expect(200),
+        ) ?? '';
       expect(purged).to.match(/^session=; .*SameSite=None;.*Max-Age=0.*; Secure$/);
     });
 
-    it("should work with a __Host- name behind a TLS-terminating proxy, as the README recommends", async () => {
+    it('should work with a __Host- name behind a TLS-terminating proxy, as the README recommends', async () => {
       const backend = backendFor('private', ring, { name: '__Host-session', secure: true });
       const app = appWith(backend);
       app.proxy = true;
       const server = await listen(app);
       const first = await request(server).get('/').set('X-Forwarded-Proto', 'https').expect(200, '0');
-      expect(setCookieFor(first, '__Host-session')).to.match(/^__Host-session=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Expires=[^;]+; Secure$/);
+      expect(setCookieFor(first, '__Host-session')).to.match(
+        /^__Host-session=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+; Expires=[^;]+; Secure$/,
+      );
       const cookie = `__Host-session=${cookieValue(first, '__Host-session')}`;
       await request(server).get('/').set('X-Forwarded-Proto', 'https').set('Cookie', cookie).expect(200, '1');
     });
@@ -203,7 +222,9 @@ describe('the Set-Cookie header', () => {
     it('should write name, path, domain and SameSite as configured', async () => {
       const backend = backendFor('private', ring, { name: 'sid', path: '/app', domain: 'example.com', sameSite: 'strict', httpOnly: false });
       const app = appWith(backend);
-      const res = await request(await listen(app)).get('/').expect(200);
+      const res = await request(await listen(app))
+        .get('/')
+        .expect(200);
       expect(setCookieFor(res, 'sid')).to.match(/^sid=[A-Za-z0-9_-]+; Path=\/app; Domain=example\.com; SameSite=Strict; Max-Age/);
       const noSameSite = await line(appWith(backendFor('signed', ring, { sameSite: false })));
       expect(noSameSite).not.to.contain('SameSite');
@@ -236,8 +257,14 @@ describe('the Set-Cookie header', () => {
     it(`should try at most MAX_SAME_NAME_COOKIES (${MAX_SAME_NAME_COOKIES}) cookies of the same name`, async () => {
       const server = await listen(appWith(backend, echo));
       const garbage = (count: number) => Array.from({ length: count }, (_, i) => `session=g${i}`).join('; ');
-      await request(server).get('/').set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES - 1)}; session=${token}`).expect(200, '7');
-      await request(server).get('/').set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES)}; session=${token}`).expect(200, 'none');
+      await request(server)
+        .get('/')
+        .set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES - 1)}; session=${token}`)
+        .expect(200, '7');
+      await request(server)
+        .get('/')
+        .set('Cookie', `${garbage(MAX_SAME_NAME_COOKIES)}; session=${token}`)
+        .expect(200, 'none');
     });
   });
 
@@ -246,7 +273,9 @@ describe('the Set-Cookie header', () => {
       const app = appWith(backendFor('signed', ring), (ctx) => {
         (ctx as unknown as { session: unknown }).session = new Map([['a', 1]]);
       });
-      await request(await listen(app)).get('/').expect(500);
+      await request(await listen(app))
+        .get('/')
+        .expect(500);
       expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_ASSIGNMENT');
     });
 
@@ -266,7 +295,9 @@ describe('the Set-Cookie header', () => {
         }, 20);
         ctx.body = 'ok';
       });
-      await request(await listen(app)).get('/').expect(200);
+      await request(await listen(app))
+        .get('/')
+        .expect(200);
       await finished;
       expect((late as SessionError).code).to.equal('ERR_SESSION_INACTIVE');
     });
@@ -280,14 +311,18 @@ describe('the Set-Cookie header', () => {
 
     it('should not write the changes by default', async () => {
       const app = appWith(backendFor('signed', ring), failing);
-      const res = await request(await listen(app)).get('/').expect(401);
+      const res = await request(await listen(app))
+        .get('/')
+        .expect(401);
       expect(setCookieFor(res)).to.equal(undefined);
     });
 
     it('should write them with commitOnError when an upstream middleware turns the error into a response', async () => {
       const backend = backendFor('signed', ring);
       const app = appWithErrorHandler(backend, { commitOnError: true }, failing);
-      const res = await request(await listen(app)).get('/').expect(401, 'handled');
+      const res = await request(await listen(app))
+        .get('/')
+        .expect(401, 'handled');
       expect(backend.open(cookieValue(res))).to.deep.equal({ attempts: 1 });
     });
   });

@@ -38,7 +38,7 @@ describe('the 4000-byte cookie limit', () => {
         expect(sealsAt(seal, padding + 1)).to.equal(undefined);
       });
 
-      it('should answer 500 for a session one byte too large, keep the client\'s cookie and lose nothing', async () => {
+      it("should answer 500 for a session one byte too large, keep the client's cookie and lose nothing", async () => {
         const padding = largestPadding(seal);
         const app = appWith(backend, (ctx) => {
           const grow = Number(ctx.query.grow ?? 0);
@@ -47,7 +47,10 @@ describe('the 4000-byte cookie limit', () => {
           ctx.body = 'ok';
         });
         const server = await listen(app);
-        const fits = await request(server).get('/?grow=0').set('Cookie', `session=${backend.seal({ user: 'ada' })}`).expect(200);
+        const fits = await request(server)
+          .get('/?grow=0')
+          .set('Cookie', `session=${backend.seal({ user: 'ada' })}`)
+          .expect(200);
         const good = cookieValue(fits);
         expect(good.length).to.be.greaterThan(3990);
 

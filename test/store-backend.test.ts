@@ -73,7 +73,9 @@ describe('the store backend (StoreSessionBackend)', function () {
       const flipped = Buffer.from(token, 'base64url');
       flipped[30] = (flipped[30] as number) ^ 1;
       const cookieSession = backendFor('signed', KEY_RING).seal({ counter: 5 });
-      const foreign = cookieValue(await request(await listen(appWith(new StoreSessionBackend(store.current.store, new KeyRing([KEY_B])), handler()))).get('/count'));
+      const foreign = cookieValue(
+        await request(await listen(appWith(new StoreSessionBackend(store.current.store, new KeyRing([KEY_B])), handler()))).get('/count'),
+      );
       for (const bad of [flipped.toString('base64url'), cookieSession, foreign, 'garbage', token.slice(1)]) {
         await request(server).get('/').set('Cookie', `session=${bad}`).expect(200, { isNew: true });
       }
@@ -84,8 +86,14 @@ describe('the store backend (StoreSessionBackend)', function () {
       const gate = new Promise<void>((resolve) => (open = resolve));
       const server = await listen(appOf(undefined, new Map([['g', gate]])));
       const cookie = `session=${cookieValue(await request(server).get('/set?key=a&value=0').expect(200))}`;
-      const one = request(server).get('/set?key=a&value=1&wait=g').set('Cookie', cookie).then((res) => res);
-      const two = request(server).get('/set?key=b&value=2&wait=g').set('Cookie', cookie).then((res) => res);
+      const one = request(server)
+        .get('/set?key=a&value=1&wait=g')
+        .set('Cookie', cookie)
+        .then((res) => res);
+      const two = request(server)
+        .get('/set?key=b&value=2&wait=g')
+        .set('Cookie', cookie)
+        .then((res) => res);
       await new Promise((resolve) => setTimeout(resolve, 150)); // both loaded, both waiting
       open();
       await Promise.all([one, two]);
@@ -97,7 +105,10 @@ describe('the store backend (StoreSessionBackend)', function () {
       const gate = new Promise<void>((resolve) => (open = resolve));
       const server = await listen(appOf(undefined, new Map([['g', gate]])));
       const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
-      const slow = request(server).get('/set?key=late&value=1&wait=g').set('Cookie', cookie).then((res) => res);
+      const slow = request(server)
+        .get('/set?key=late&value=1&wait=g')
+        .set('Cookie', cookie)
+        .then((res) => res);
       await new Promise((resolve) => setTimeout(resolve, 100));
       await request(server).get('/purge').set('Cookie', cookie).expect(200);
       open();
@@ -141,7 +152,9 @@ describe('the store backend (StoreSessionBackend)', function () {
       const kept = await request(server).get('/').set('Cookie', cookie).expect(200);
       expect(kept.body.big).to.have.length(3000);
       // No cookie limit: 32 kB sessions are fine under the default maxBytes.
-      const large = await request(await listen(appOf())).get('/big?bytes=32000').expect(200);
+      const large = await request(await listen(appOf()))
+        .get('/big?bytes=32000')
+        .expect(200);
       expect(cookieValue(large)).to.have.length(116);
     });
 
@@ -174,9 +187,15 @@ describe('the store backend (StoreSessionBackend)', function () {
         new StoreSessionBackend(store.current.store, KEY_RING, { serializer: new MsgpackSerializer(), previousSerializers: [new JsonSerializer()] }),
         handler(),
       );
-      await request(await listen(next)).get('/count').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
+      await request(await listen(next))
+        .get('/count')
+        .set('Cookie', cookie)
+        .expect(200, { a: 'x', counter: 1, isNew: false });
       const strict = appWith(new StoreSessionBackend(store.current.store, KEY_RING, { serializer: new MsgpackSerializer() }), handler());
-      await request(await listen(strict)).get('/').set('Cookie', cookie).expect(200, { a: 'x', counter: 1, isNew: false });
+      await request(await listen(strict))
+        .get('/')
+        .set('Cookie', cookie)
+        .expect(200, { a: 'x', counter: 1, isNew: false });
     });
 
     it("should persist koa-session's property access: in-place changes, deletes, assignments, save() twice, = null", async () => {
@@ -240,7 +259,11 @@ describe('the store backend (StoreSessionBackend)', function () {
         }
         const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
         const sent = () => roundTrips(store.cluster.commandCounts(), label.includes('node-redis'));
-        for (const [path, expected] of [['/', 1], ['/count', 2], ['/renew', 3]] as const) {
+        for (const [path, expected] of [
+          ['/', 1],
+          ['/count', 2],
+          ['/renew', 3],
+        ] as const) {
           store.cluster.resetStats();
           await request(server).get(path).set('Cookie', cookie).expect(200);
           expect(sent(), path).to.equal(expected);
@@ -262,7 +285,10 @@ describe('the store backend (StoreSessionBackend)', function () {
       const remembered = await request(server).get('/remember').set('Cookie', cookie).expect(200, { n: 2, maxAge: 7_200_000 });
       expect(setCookieFor(remembered)).to.include('Max-Age=7200');
       clock.advance(5_400_000); // past the backend's hour, within the session's two
-      await request(server).get('/').set('Cookie', `session=${cookieValue(remembered)}`).expect(200, { n: 3, maxAge: 7_200_000 });
+      await request(server)
+        .get('/')
+        .set('Cookie', `session=${cookieValue(remembered)}`)
+        .expect(200, { n: 3, maxAge: 7_200_000 });
     });
 
     it('should end, not write back, a session whose key setKeyRing revoked while its request ran', async () => {
@@ -271,7 +297,10 @@ describe('the store backend (StoreSessionBackend)', function () {
       const backend = new StoreSessionBackend(store.current.store, new KeyRing([KEY_A]));
       const server = await listen(appWith(backend, handler(new Map([['g', gate]]))));
       const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
-      const slow = request(server).get('/count?wait=g').set('Cookie', cookie).then((res) => res);
+      const slow = request(server)
+        .get('/count?wait=g')
+        .set('Cookie', cookie)
+        .then((res) => res);
       await new Promise((resolve) => setTimeout(resolve, 100));
       backend.setKeyRing(new KeyRing([KEY_B]));
       open();
@@ -319,7 +348,10 @@ describe('the store backend (StoreSessionBackend)', function () {
     const first = timed();
     await new Promise((resolve) => setTimeout(resolve, 120));
     const second = timed(); // due 120 ms after the first: not failed with it, nor left waiting for a later timer
-    for (const [label, result] of [['first', await first], ['second', await second]] as const) {
+    for (const [label, result] of [
+      ['first', await first],
+      ['second', await second],
+    ] as const) {
       expect(result.status, label).to.equal(503);
       expect(result.ms, label).to.be.within(190, 400);
     }

@@ -31,18 +31,26 @@ describe('the store backend on a real redis-server', function () {
 
   const CLIENTS = [
     // batches: sends commands of one turn of the event loop in one write, so a read is two pipelined commands.
-    { label: 'node-redis', batches: true, make: async () => {
-      const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
-      client.on('error', () => undefined); // reconnects are expected here
-      await client.connect();
-      return { client, close: () => client.destroy() };
-    } },
-    { label: 'ioredis', batches: false, make: async () => {
-      const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-      client.on('error', () => undefined);
-      await client.connect();
-      return { client, close: () => client.disconnect() };
-    } },
+    {
+      label: 'node-redis',
+      batches: true,
+      make: async () => {
+        const client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 50 } });
+        client.on('error', () => undefined); // reconnects are expected here
+        await client.connect();
+        return { client, close: () => client.destroy() };
+      },
+    },
+    {
+      label: 'ioredis',
+      batches: false,
+      make: async () => {
+        const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+        client.on('error', () => undefined);
+        await client.connect();
+        return { client, close: () => client.disconnect() };
+      },
+    },
   ];
 
   for (const { label, batches, make } of CLIENTS) {
@@ -148,7 +156,10 @@ describe('the store backend on a real redis-server', function () {
       });
 
       it('should answer 503 at once, queueing nothing more, past maxPending commands waiting for a stalled Redis', async () => {
-        const app = appWith(new StoreSessionBackend(new RedisStore(client, { maxPending: 2 }), new KeyRing([KEY_A]), { storeTimeout: 2000 }), counter);
+        const app = appWith(
+          new StoreSessionBackend(new RedisStore(client, { maxPending: 2 }), new KeyRing([KEY_A]), { storeTimeout: 2000 }),
+          counter,
+        );
         const server = await listen(app);
         const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
         await request(server).get('/').set('Cookie', cookie).expect(200);
@@ -219,22 +230,30 @@ describe('the store backend on a real redis-server', function () {
     const run = async (app: Koa, cookieOf: (res: request.Response) => string, gates: { open: () => void }) => {
       const server = await listen(app);
       const cookie = cookieOf(await request(server).get('/set?key=a&value=0').expect(200));
-      const one = request(server).get('/set?key=a&value=1&wait=1').set('Cookie', cookie).then((res) => res);
-      const two = request(server).get('/set?key=b&value=2&wait=1').set('Cookie', cookie).then((res) => res);
+      const one = request(server)
+        .get('/set?key=a&value=1&wait=1')
+        .set('Cookie', cookie)
+        .then((res) => res);
+      const two = request(server)
+        .get('/set?key=b&value=2&wait=1')
+        .set('Cookie', cookie)
+        .then((res) => res);
       await new Promise((resolve) => setTimeout(resolve, 150));
       gates.open();
       await Promise.all([one, two]);
       return (await request(server).get('/').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
     };
-    const racer = (gate: Promise<void>): Koa.Middleware => async (ctx) => {
-      const s = ctx.session as unknown as Record<string, unknown>;
-      if (ctx.query.wait !== undefined) {
-        void s.a; // loaded before waiting
-        await gate;
-      }
-      if (ctx.path === '/set') s[String(ctx.query.key)] = ctx.query.value;
-      ctx.body = { a: s.a ?? null, b: s.b ?? null };
-    };
+    const racer =
+      (gate: Promise<void>): Koa.Middleware =>
+      async (ctx) => {
+        const s = ctx.session as unknown as Record<string, unknown>;
+        if (ctx.query.wait !== undefined) {
+          void s.a; // loaded before waiting
+          await gate;
+        }
+        if (ctx.path === '/set') s[String(ctx.query.key)] = ctx.query.value;
+        ctx.body = { a: s.a ?? null, b: s.b ?? null };
+      };
     const gateOf = () => {
       let open!: () => void;
       const gate = new Promise<void>((resolve) => (open = resolve));
@@ -247,7 +266,10 @@ describe('the store backend on a real redis-server', function () {
     koaApp.use(koaSession({ store: koaRedis as never }, koaApp));
     koaApp.use(racer(theirs.gate));
     const sessionCookies = (res: request.Response) =>
-      ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+      ([] as string[])
+        .concat(res.headers['set-cookie'] ?? [])
+        .map((line) => line.slice(0, line.indexOf(';')))
+        .join('; ');
     try {
       const lost = await run(koaApp, sessionCookies, theirs);
       expect(lost.a === '1' && lost.b === '2', 'koa-session kept both changes: this test no longer shows the difference').to.equal(false);
@@ -314,7 +336,9 @@ describe('the store backend on a real redis-server', function () {
       redis.resetStats();
       const tokenish = fc.oneof(
         fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('')), maxLength: 140 }),
-        fc.nat({ max: token.length - 1 }).chain((at) => fc.constantFrom(...'AQgw-_'.split('')).map((c) => token.slice(0, at) + c + token.slice(at + 1))),
+        fc
+          .nat({ max: token.length - 1 })
+          .chain((at) => fc.constantFrom(...'AQgw-_'.split('')).map((c) => token.slice(0, at) + c + token.slice(at + 1))),
         fc.nat({ max: token.length }).map((cut) => token.slice(0, cut)),
       );
       await fc.assert(

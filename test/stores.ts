@@ -25,75 +25,75 @@ export function storeCases(
       .split('\n')
       .filter((line) => line !== '');
   return [
-  { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
-  {
-    label: 'RedisStore through node-redis 6 (createClient)',
-    redis: 'single',
-    make: async () => {
-      const client = await createClient({ url: redisOf().url }).connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+    { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
+    {
+      label: 'RedisStore through node-redis 6 (createClient)',
+      redis: 'single',
+      make: async () => {
+        const client = await createClient({ url: redisOf().url }).connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+      },
     },
-  },
-  {
-    label: 'RedisStore through node-redis 5 (createClient)',
-    redis: 'single',
-    make: async () => {
-      const client = await createClient5({ url: redisOf().url }).connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+    {
+      label: 'RedisStore through node-redis 5 (createClient)',
+      redis: 'single',
+      make: async () => {
+        const client = await createClient5({ url: redisOf().url }).connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+      },
     },
-  },
-  {
-    label: 'RedisStore through ioredis 5 (Redis)',
-    redis: 'single',
-    make: async () => {
-      const client = new IORedis(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+    {
+      label: 'RedisStore through ioredis 5 (Redis)',
+      redis: 'single',
+      make: async () => {
+        const client = new IORedis(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+      },
     },
-  },
-  {
-    label: 'RedisStore through ioredis 6 (Redis)',
-    redis: 'single',
-    make: async () => {
-      const client = new IORedis6(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+    {
+      label: 'RedisStore through ioredis 6 (Redis)',
+      redis: 'single',
+      make: async () => {
+        const client = new IORedis6(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+      },
     },
-  },
-  {
-    label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = await createCluster({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
-      return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+    {
+      label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = await createCluster({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+      },
     },
-  },
-  {
-    label: 'RedisStore through node-redis 5 on a Redis Cluster (createCluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = await createCluster5({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
-      return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+    {
+      label: 'RedisStore through node-redis 5 on a Redis Cluster (createCluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = await createCluster5({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+      },
     },
-  },
-  {
-    label: 'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = new IORedisCluster6([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+    {
+      label: 'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = new IORedisCluster6([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+      },
     },
-  },
-  {
-    label: 'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
-    redis: 'cluster',
-    make: async () => {
-      const client = new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
-      await client.connect();
-      return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+    {
+      label: 'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+      },
     },
-  },
   ];
 }
 
@@ -122,7 +122,10 @@ export function eachStore(body: (store: StoreUnderTest) => void): void {
     await redis?.stop();
     await cluster?.stop();
   });
-  for (const { label, redis: kind, make } of storeCases(() => redis, () => cluster)) {
+  for (const { label, redis: kind, make } of storeCases(
+    () => redis,
+    () => cluster,
+  )) {
     describe(`with ${label}`, () => {
       let current: StoreCase;
       beforeEach(async () => {

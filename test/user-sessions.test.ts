@@ -49,7 +49,9 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       return { backend, server: await listen(appWith(backend, loginApp(backend))) };
     };
     const login = async (server: Parameters<typeof request>[0], user: string, from?: string, remember = false) => {
-      const req = request(server).get(`/login?user=${user}${remember ? '&remember=1' : ''}`).set('User-Agent', `agent of ${user}`);
+      const req = request(server)
+        .get(`/login?user=${user}${remember ? '&remember=1' : ''}`)
+        .set('User-Agent', `agent of ${user}`);
       const res = await (from === undefined ? req : req.set('Cookie', from)).expect(200);
       expect(res.body.user).to.equal(user);
       return `session=${cookieValue(res)}`;
@@ -94,7 +96,7 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       expect(await seen(), 'a minute after the last one: noted').to.equal(began + 90_000);
     });
 
-    it('should end every other session of the user with revokeUser(user, { keep }), and no one else\'s', async () => {
+    it("should end every other session of the user with revokeUser(user, { keep }), and no one else's", async () => {
       const { server } = await serve();
       const laptop = await login(server, 'alice');
       const phone = await login(server, 'alice');
@@ -106,7 +108,9 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       await request(server).get('/').set('Cookie', laptop).expect(200, { user: 'alice', counter: null, isNew: false });
       await request(server).get('/').set('Cookie', bob).expect(200, { user: 'bob', counter: null, isNew: false });
       await request(server).get('/').set('Cookie', anonymous).expect(200, { user: null, counter: 1, isNew: false });
-      expect(((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[]).map((s) => s.current)).to.deep.equal([true]);
+      expect(((await request(server).get('/devices').set('Cookie', laptop).expect(200)).body as UserSession[]).map((s) => s.current)).to.deep.equal([
+        true,
+      ]);
       // Everywhere, this one included.
       await request(server).get('/everywhere-out').set('Cookie', laptop).expect(200, { ended: 1 });
       await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, counter: null, isNew: true });
@@ -273,7 +277,9 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       const store = new MemoryStore();
       const backend = new StoreSessionBackend(store, KEY_RING, { userKey: 'userId', describe: () => 'x'.repeat(2000) });
       const app = appWith(backend, loginApp(backend));
-      await request(await listen(app)).get('/login?user=alice').expect(500);
+      await request(await listen(app))
+        .get('/login?user=alice')
+        .expect(500);
       expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_TOO_LARGE');
       expect(store.size).to.equal(0);
     });

@@ -4,7 +4,18 @@ import { JsonSerializer, KeyRing, MsgpackSerializer, SessionError, type SessionR
 import { KEY_A, MODES, appWith, backendFor, cookieValue, listen, setCookieFor } from './helpers.js';
 
 const ring = new KeyRing([KEY_A]);
-const plain = { s: 'héllo ✓', i: -42, f: 3.25, big: 2 ** 53 - 1, t: true, n: null, a: [1, [2, [3]]], o: { nested: { deep: 'x' } }, empty: {}, list: [] };
+const plain = {
+  s: 'héllo ✓',
+  i: -42,
+  f: 3.25,
+  big: 2 ** 53 - 1,
+  t: true,
+  n: null,
+  a: [1, [2, [3]]],
+  o: { nested: { deep: 'x' } },
+  empty: {},
+  list: [],
+};
 
 describe('value types', () => {
   for (const mode of MODES) {
@@ -84,13 +95,20 @@ describe('value types', () => {
         ctx.session.set('pref:\udc00', 2);
         ctx.body = 'ok';
       });
-      const token = cookieValue(await request(await listen(app)).get('/').expect(200));
+      const token = cookieValue(
+        await request(await listen(app))
+          .get('/')
+          .expect(200),
+      );
       const reader = appWith(backend, (ctx) => void (ctx.body = [ctx.session.get('pref:\ud800'), ctx.session.get('pref:\udc00')]));
-      await request(await listen(reader)).get('/').set('Cookie', `session=${token}`).expect(200, [1, 2]);
+      await request(await listen(reader))
+        .get('/')
+        .set('Cookie', `session=${token}`)
+        .expect(200, [1, 2]);
     });
   });
 
-  describe('when a serializer of the app\'s own cannot encode a value at commit', () => {
+  describe("when a serializer of the app's own cannot encode a value at commit", () => {
     /** JSON under a user id: set() knows nothing of what it carries, so its failure shows at commit. */
     class OwnJson implements Serializer {
       readonly id = 200;

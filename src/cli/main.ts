@@ -89,7 +89,9 @@ function keygen(count: string | undefined): string {
 function keys(ring: KeyRing, json: boolean): string {
   const ids = ringKeyIds(ring).map(({ id, role }) => ({ id: hex(id), role }));
   if (json) return JSON.stringify({ keys: ids }, null, 2);
-  return ids.map(({ id, role }) => `${id}  ${role === 'sealing' ? 'seals (newest)' : role === 'retired' ? 'opens (older)' : 'opens (staged)'}`).join('\n');
+  return ids
+    .map(({ id, role }) => `${id}  ${role === 'sealing' ? 'seals (newest)' : role === 'retired' ? 'opens (older)' : 'opens (staged)'}`)
+    .join('\n');
 }
 
 /** The cookie's value: the argument itself, or the named cookie of a whole Cookie header. */
@@ -103,7 +105,9 @@ function cookieValueOf(input: string, name: string): string {
 }
 
 function printable(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? `<${v.byteLength} bytes>` : v))) as unknown;
+  return JSON.parse(
+    JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? `<${v.byteLength} bytes>` : v)),
+  ) as unknown;
 }
 
 interface Report {
@@ -113,9 +117,14 @@ interface Report {
   [field: string]: unknown;
 }
 
-async function inspectCookie(ring: KeyRing, input: string, options: { name: string; mode?: string; redisUrl?: string; prefix: string }): Promise<Report> {
+async function inspectCookie(
+  ring: KeyRing,
+  input: string,
+  options: { name: string; mode?: string; redisUrl?: string; prefix: string },
+): Promise<Report> {
   const { name } = options;
-  if (options.mode !== undefined && !['signed', 'private', 'store'].includes(options.mode)) throw new UserError('--mode is signed, private or store.', 2);
+  if (options.mode !== undefined && !['signed', 'private', 'store'].includes(options.mode))
+    throw new UserError('--mode is signed, private or store.', 2);
   const value = cookieValueOf(input, name);
   const contextOf = (mode: EnvelopeMode) => keysFor(ring, mode === 'store' ? `${name}\0store-id` : name);
   const format = formatOf(/^[A-Za-z0-9_-]+$/.test(value) ? Buffer.from(value, 'base64url')[0] : undefined);
@@ -177,7 +186,12 @@ async function inspectCookie(ring: KeyRing, input: string, options: { name: stri
 
 /** A store session's record, decoded field by field. node-redis is an optional dependency: loaded only here. */
 async function fetchRecord(url: string, key: string): Promise<unknown> {
-  let createClient: (options: object) => { connect(): Promise<unknown>; sendCommand(args: string[], options?: object): Promise<unknown>; destroy(): void; on(event: string, listener: () => void): unknown };
+  let createClient: (options: object) => {
+    connect(): Promise<unknown>;
+    sendCommand(args: string[], options?: object): Promise<unknown>;
+    destroy(): void;
+    on(event: string, listener: () => void): unknown;
+  };
   try {
     ({ createClient } = (await import('redis')) as unknown as { createClient: typeof createClient });
   } catch {

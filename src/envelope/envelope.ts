@@ -177,15 +177,7 @@ function takeNonce(target: Buffer): void {
  * strings, shared by the command line (`inspect`) and the diagnostics channel.
  */
 export type EnvelopeRejection =
-  | 'too-long'
-  | 'not-base64url'
-  | 'not-canonical'
-  | 'unknown-format'
-  | 'wrong-mode'
-  | 'truncated'
-  | 'unknown-key'
-  | 'bad-mac'
-  | 'bad-tag';
+  'too-long' | 'not-base64url' | 'not-canonical' | 'unknown-format' | 'wrong-mode' | 'truncated' | 'unknown-key' | 'bad-mac' | 'bad-tag';
 
 /** What a format byte says: the version and the mode, or `undefined` for none this library writes or reads. */
 export function formatOf(byte: number | undefined): { readonly version: 1 | 2; readonly mode: EnvelopeMode } | undefined {

@@ -42,7 +42,15 @@ export interface CookieAttributeOptions {
 }
 
 /** The names of {@link CookieAttributeOptions}, which every backend takes beside its own options. */
-export const COOKIE_ATTRIBUTE_OPTION_NAMES = ['name', 'path', 'domain', 'secure', 'httpOnly', 'sameSite', 'maxAge'] as const satisfies readonly (keyof CookieAttributeOptions)[];
+export const COOKIE_ATTRIBUTE_OPTION_NAMES = [
+  'name',
+  'path',
+  'domain',
+  'secure',
+  'httpOnly',
+  'sameSite',
+  'maxAge',
+] as const satisfies readonly (keyof CookieAttributeOptions)[];
 
 /** Server-side lifetime of a browser-session cookie (`maxAge: 'session'`): one day. */
 export const BROWSER_SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000;

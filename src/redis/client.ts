@@ -96,7 +96,7 @@ function adapt(where: string, client: RedisClientLike): Adapter {
     const send = c.sendCommand as (args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
     return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true, cluster: false };
   }
-  throw invalidOption(where, 'client', "a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client");
+  throw invalidOption(where, 'client', 'a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client');
 }
 
 export function bytes(value: unknown): Buffer {

@@ -83,7 +83,14 @@ function afterString(b: Uint8Array, i: number): number {
     if (c !== BACKSLASH) return -1; // unterminated, or a raw control character
     const e = b[i + 1] as number;
     if (SIMPLE_ESCAPE[e] === 1) i += 2;
-    else if (e === 0x75 && HEX[b[i + 2] as number] === 1 && HEX[b[i + 3] as number] === 1 && HEX[b[i + 4] as number] === 1 && HEX[b[i + 5] as number] === 1) i += 6;
+    else if (
+      e === 0x75 &&
+      HEX[b[i + 2] as number] === 1 &&
+      HEX[b[i + 3] as number] === 1 &&
+      HEX[b[i + 4] as number] === 1 &&
+      HEX[b[i + 5] as number] === 1
+    )
+      i += 6;
     else return -1;
   }
 }

@@ -118,7 +118,21 @@ const SKIP = new Uint8Array(256).fill(COMPLEX);
 for (let c = 0x00; c <= 0x7f; c++) SKIP[c] = 0;
 for (let c = 0xe0; c <= 0xff; c++) SKIP[c] = 0;
 for (let c = 0xa0; c <= 0xbf; c++) SKIP[c] = c & 0x1f;
-for (const [token, size] of [[0xc0, 0], [0xc2, 0], [0xc3, 0], [0xca, 4], [0xcb, 8], [0xcc, 1], [0xcd, 2], [0xce, 4], [0xcf, 8], [0xd0, 1], [0xd1, 2], [0xd2, 4], [0xd3, 8]] as const) {
+for (const [token, size] of [
+  [0xc0, 0],
+  [0xc2, 0],
+  [0xc3, 0],
+  [0xca, 4],
+  [0xcb, 8],
+  [0xcc, 1],
+  [0xcd, 2],
+  [0xce, 4],
+  [0xcf, 8],
+  [0xd0, 1],
+  [0xd1, 2],
+  [0xd2, 4],
+  [0xd3, 8],
+] as const) {
   SKIP[token] = size;
 }
 

@@ -21,7 +21,18 @@ import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, timeRejection, userIdOf, CLOCK_SKEW_MS } from '../checks.js';
+import {
+  assertHeadersOpen,
+  checkKeyRing,
+  largestKeys,
+  resolveClock,
+  resolveSerializers,
+  serializeFailed,
+  handleOf,
+  timeRejection,
+  userIdOf,
+  CLOCK_SKEW_MS,
+} from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
@@ -186,15 +197,20 @@ export class CookieSessionBackend implements SessionBackend {
     if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
     this.#autoRenew = autoRenew;
     const legacy = options.legacy;
-    if (legacy !== undefined && (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function' || !Array.isArray(legacy.expired))) {
-      throw invalidOption(where, 'legacy', "the result of koaSessionCookies({ keys: app.keys })");
+    if (
+      legacy !== undefined &&
+      (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function' || !Array.isArray(legacy.expired))
+    ) {
+      throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys })');
     }
     this.#legacy = legacy;
     const absolute = options.absoluteTimeout ?? Math.max(30 * DAY, this.cookie.lifetime);
-    if (typeof absolute !== 'number' || !isLifetime(absolute)) throw invalidOption(where, 'absoluteTimeout', 'a whole number of milliseconds from 1000 to 34560000000 (400 days)');
+    if (typeof absolute !== 'number' || !isLifetime(absolute))
+      throw invalidOption(where, 'absoluteTimeout', 'a whole number of milliseconds from 1000 to 34560000000 (400 days)');
     this.#absolute = absolute;
     const { userKey, revocations } = options;
-    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === '')) throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
+    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === ''))
+      throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
     if (revocations !== undefined) {
       if (typeof revocations !== 'object' || revocations === null || typeof revocations.get !== 'function' || typeof revocations.set !== 'function') {
         throw invalidOption(where, 'revocations', 'a RevocationStore, such as new RedisRevocationStore(client) or new MemoryRevocationStore()');
@@ -202,9 +218,11 @@ export class CookieSessionBackend implements SessionBackend {
       if (userKey === undefined) throw invalidOption(where, 'revocations', 'given with userKey, the session key that holds the user id');
     }
     const cacheMs = options.revocationCacheMs ?? 5000;
-    if (!Number.isInteger(cacheMs) || cacheMs < 0 || cacheMs > 3_600_000) throw invalidOption(where, 'revocationCacheMs', 'a whole number of milliseconds from 0 to 3600000');
+    if (!Number.isInteger(cacheMs) || cacheMs < 0 || cacheMs > 3_600_000)
+      throw invalidOption(where, 'revocationCacheMs', 'a whole number of milliseconds from 0 to 3600000');
     const timeout = options.revocationTimeout ?? 1000;
-    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) throw invalidOption(where, 'revocationTimeout', 'a whole number of milliseconds from 1 to 60000');
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000)
+      throw invalidOption(where, 'revocationTimeout', 'a whole number of milliseconds from 1 to 60000');
     const down = options.revocationStoreDown ?? 'reject';
     if (down !== 'reject' && down !== 'accept') throw invalidOption(where, 'revocationStoreDown', "'reject' (a 503) or 'accept'");
     this.#userKey = userKey;
@@ -230,7 +248,8 @@ export class CookieSessionBackend implements SessionBackend {
     let revocation: Revocation = { before: now };
     if (options.keep !== undefined) {
       const kept = (handleOf(options.keep) as { [KEEP]?: () => { now: number; createdAt: number | undefined } } | undefined)?.[KEEP];
-      if (typeof kept !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
+      if (typeof kept !== 'function')
+        throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep takes a request's session (ctx.session) of this backend.");
       // From the kept request's clock: a session it begins now (or renews, or rewrites from version 1) is not older.
       const { now: requestNow, createdAt } = kept();
       revocation = createdAt === undefined ? { before: requestNow } : { before: requestNow, except: createdAt };
@@ -345,9 +364,19 @@ export class CookieSessionBackend implements SessionBackend {
         const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.#absolute - now));
         const line = value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, now, secure, capped);
         putSetCookie(ctx.res, cookie.name, line);
-        const published = ending ? channels.purged : change.status === 'renewed' ? channels.renewed : change.status === 'unchanged' ? channels.resealed : undefined;
+        const published = ending
+          ? channels.purged
+          : change.status === 'renewed'
+            ? channels.renewed
+            : change.status === 'unchanged'
+              ? channels.resealed
+              : undefined;
         if (published?.hasSubscribers === true) {
-          published.publish(published === channels.resealed ? { backend: 'cookie', name: cookie.name, cause: staleCause ?? 'renewal' } : { backend: 'cookie', name: cookie.name });
+          published.publish(
+            published === channels.resealed
+              ? { backend: 'cookie', name: cookie.name, cause: staleCause ?? 'renewal' }
+              : { backend: 'cookie', name: cookie.name },
+          );
         }
       },
     };
@@ -386,7 +415,13 @@ export class CookieSessionBackend implements SessionBackend {
     return revocation.then(revokedIf, (err: unknown) => {
       if (channels.storeUnavailable.hasSubscribers) {
         const durationMs = performance.now() - asked;
-        channels.storeUnavailable.publish({ backend: 'cookie', name: cookie.name, operation: 'revocations', durationMs, cause: /within/.test(String((err as Error)?.message)) ? 'timeout' : 'error' });
+        channels.storeUnavailable.publish({
+          backend: 'cookie',
+          name: cookie.name,
+          operation: 'revocations',
+          durationMs,
+          cause: /within/.test(String((err as Error)?.message)) ? 'timeout' : 'error',
+        });
       }
       if (this.#failOpen) return revokedIf(undefined);
       throw revocationsUnavailable(err);

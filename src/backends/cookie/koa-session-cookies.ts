@@ -84,7 +84,10 @@ export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCook
 
 /** keygrip's signature: HMAC-SHA1, base64 with `/`, `+` and `=` made URL-safe. */
 function keygripSign(secret: Buffer, data: string): string {
-  return createHmac('sha1', secret).update(data).digest('base64').replace(/\/|\+|=/g, (c) => (c === '/' ? '_' : c === '+' ? '-' : ''));
+  return createHmac('sha1', secret)
+    .update(data)
+    .digest('base64')
+    .replace(/\/|\+|=/g, (c) => (c === '/' ? '_' : c === '+' ? '-' : ''));
 }
 
 function sameText(a: string, b: string): boolean {

@@ -66,7 +66,8 @@ export class MemoryRevocationStore implements RevocationStore {
       this.#users.delete(name);
     }
     const previous = this.#users.get(user);
-    const kept = previous !== undefined && previous.expiresAt > now && previous.revocation.before > revocation.before ? previous.revocation : { ...revocation };
+    const kept =
+      previous !== undefined && previous.expiresAt > now && previous.revocation.before > revocation.before ? previous.revocation : { ...revocation };
     this.#users.delete(user);
     this.#users.set(user, { revocation: kept, expiresAt: Math.max(now + ttlMs, previous?.expiresAt ?? 0) });
   }

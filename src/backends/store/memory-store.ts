@@ -64,7 +64,14 @@ export class MemoryStore implements SessionStore, UserIndex {
   async write(key: string, write: StoreWrite): Promise<boolean> {
     const existing = this.#live(key);
     if (write.create !== (existing === undefined)) return false;
-    const entry: Entry = existing ?? { fields: new Map(), createdAt: write.createdAt, expiresAt: 0, user: undefined, lastSeenAt: undefined, info: undefined };
+    const entry: Entry = existing ?? {
+      fields: new Map(),
+      createdAt: write.createdAt,
+      expiresAt: 0,
+      user: undefined,
+      lastSeenAt: undefined,
+      info: undefined,
+    };
     const fields = new Map(write.clear ? [] : entry.fields);
     for (const [name, value] of write.set) fields.set(name, Buffer.from(value));
     for (const name of write.remove) fields.delete(name);

@@ -13,8 +13,6 @@ export interface RedisStoreOptions {
   readonly maxPending?: number;
 }
 
-
-
 // A record is a Redis hash: "@c" holds when the session began, and each session key is a field "." + key. With a
 // user index, "@u" holds the record's user, "@s" when it was last seen and "@i" its description; the user's index
 // is a sorted set under prefix + "user:" + user, of record keys scored by the latest each can live (ms).
@@ -201,7 +199,8 @@ export class RedisStore implements SessionStore, UserIndex {
     const status = this.#status(reply);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
     const previous = Array.isArray(reply) ? (reply as unknown[])[2] : undefined;
-    if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false) await this.#unindex(text(previous), redisKey);
+    if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false)
+      await this.#unindex(text(previous), redisKey);
     return status === 1;
   }
 
@@ -224,7 +223,12 @@ export class RedisStore implements SessionStore, UserIndex {
         stale.push(member);
         return;
       }
-      records.push({ key: member.slice(this.prefix.length), createdAt: numberOf(created), lastSeenAt: numberOf(seen), info: info === null || info === undefined ? undefined : text(info) });
+      records.push({
+        key: member.slice(this.prefix.length),
+        createdAt: numberOf(created),
+        lastSeenAt: numberOf(seen),
+        info: info === null || info === undefined ? undefined : text(info),
+      });
     });
     if (stale.length > 0) await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...stale]);
     return records;
@@ -273,10 +277,7 @@ export class RedisStore implements SessionStore, UserIndex {
     if (timeoutMs === undefined || this.#offset === undefined) return '0';
     return String(Math.floor(Date.now() + this.#offset + timeoutMs / 2));
   }
-
-
 }
-
 
 /** A TTL as PEXPIRE takes it: whole milliseconds, at least 1 (0 or less would delete the key). */
 function milliseconds(ttlMs: number): string {
@@ -293,5 +294,3 @@ function numberOf(value: unknown): number | undefined {
   const n = Number(text(value));
   return Number.isFinite(n) ? n : undefined;
 }
-
-

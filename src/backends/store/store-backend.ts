@@ -20,7 +20,17 @@ import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
-import { assertHeadersOpen, checkKeyRing, largestKeys, resolveClock, resolveSerializers, serializeFailed, handleOf, timeRejection, userIdOf } from '../checks.js';
+import {
+  assertHeadersOpen,
+  checkKeyRing,
+  largestKeys,
+  resolveClock,
+  resolveSerializers,
+  serializeFailed,
+  handleOf,
+  timeRejection,
+  userIdOf,
+} from '../checks.js';
 import { MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import { MAX_COOKIE_VALUE_BYTES } from '../../http/cookie.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
@@ -145,14 +155,19 @@ export class StoreSessionBackend implements SessionBackend {
   constructor(store: SessionStore, keyRing: KeyRing, options: StoreSessionOptions = {}) {
     const where = 'StoreSessionBackend';
     const candidate = store as Partial<SessionStore> | null;
-    if (typeof candidate !== 'object' || candidate === null || ['load', 'write', 'destroy'].some((m) => typeof candidate[m as keyof SessionStore] !== 'function')) {
+    if (
+      typeof candidate !== 'object' ||
+      candidate === null ||
+      ['load', 'write', 'destroy'].some((m) => typeof candidate[m as keyof SessionStore] !== 'function')
+    ) {
       throw invalidOption(where, 'store', 'a SessionStore, such as new RedisStore(client) or new MemoryStore()');
     }
     checkKeyRing(where, keyRing);
     checkOptionNames(where, options, OPTION_NAMES);
     this.#store = store;
     const idle = options.idleTimeout ?? DAY;
-    if (typeof idle !== 'number' || !isLifetime(idle)) throw invalidOption(where, 'idleTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
+    if (typeof idle !== 'number' || !isLifetime(idle))
+      throw invalidOption(where, 'idleTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
     const absolute = options.absoluteTimeout ?? 30 * DAY;
     if (typeof absolute !== 'number' || !isLifetime(absolute)) {
       throw invalidOption(where, 'absoluteTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
@@ -166,7 +181,8 @@ export class StoreSessionBackend implements SessionBackend {
     if (!Number.isInteger(maxBytes) || maxBytes < 1024) throw invalidOption(where, 'maxBytes', 'a whole number of bytes from 1024');
     this.#maxBytes = maxBytes;
     const timeout = options.storeTimeout ?? 1000;
-    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) throw invalidOption(where, 'storeTimeout', 'a whole number of milliseconds from 1 to 60000');
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000)
+      throw invalidOption(where, 'storeTimeout', 'a whole number of milliseconds from 1 to 60000');
     this.#timeout = timeout;
     const { name, path, domain, secure, httpOnly, sameSite } = options;
     this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, maxAge: options.maxAge ?? idle });
@@ -178,11 +194,17 @@ export class StoreSessionBackend implements SessionBackend {
     this.#codec = entryCodecOf(this.#serializer);
     this.#now = resolveClock(where, options.now);
     const { userKey, describe } = options;
-    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === '')) throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
+    if (userKey !== undefined && (typeof userKey !== 'string' || userKey === ''))
+      throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
     if (userKey !== undefined && !isUserIndex(store)) {
-      throw invalidOption(where, 'userKey', 'given with a store that keeps a user index (sessionsOf and destroyUser), such as RedisStore or MemoryStore');
+      throw invalidOption(
+        where,
+        'userKey',
+        'given with a store that keeps a user index (sessionsOf and destroyUser), such as RedisStore or MemoryStore',
+      );
     }
-    if (describe !== undefined && (typeof describe !== 'function' || userKey === undefined)) throw invalidOption(where, 'describe', 'a function, given with userKey');
+    if (describe !== undefined && (typeof describe !== 'function' || userKey === undefined))
+      throw invalidOption(where, 'describe', 'a function, given with userKey');
     this.#userKey = userKey;
     this.#describe = describe;
     this.#keys = storeKeys(keyRing, this.cookie.name);
@@ -252,12 +274,17 @@ export class StoreSessionBackend implements SessionBackend {
   #keyOfSession(session: object): string | undefined {
     const handle = handleOf(session) as { [STORE_KEY]?: () => string | undefined } | undefined;
     const key = handle?.[STORE_KEY];
-    if (typeof key !== 'function') throw new SessionError('ERR_SESSION_INVALID_OPTION', 'keep and current take a request\'s session (ctx.session) of this backend.');
+    if (typeof key !== 'function')
+      throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep and current take a request's session (ctx.session) of this backend.");
     return key();
   }
 
   /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
-  #userOf(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Buffer> | undefined, had: string | undefined): string | null | undefined {
+  #userOf(
+    change: WithLazyEntries<SessionWrite>,
+    loaded: ReadonlyMap<string, Buffer> | undefined,
+    had: string | undefined,
+  ): string | null | undefined {
     const key = this.#userKey as string;
     const lazy = change[LAZY_ENTRIES];
     let value: unknown;
@@ -279,7 +306,10 @@ export class StoreSessionBackend implements SessionBackend {
     const json = JSON.stringify(this.#describe(ctx));
     if (json === undefined) return undefined;
     if (Buffer.byteLength(json) > MAX_INFO_BYTES) {
-      throw new SessionError('ERR_SESSION_TOO_LARGE', `describe() answered ${Buffer.byteLength(json)} bytes of JSON; at most ${MAX_INFO_BYTES} are kept. Describe the session in fewer.`);
+      throw new SessionError(
+        'ERR_SESSION_TOO_LARGE',
+        `describe() answered ${Buffer.byteLength(json)} bytes of JSON; at most ${MAX_INFO_BYTES} are kept. Describe the session in fewer.`,
+      );
     }
     return json;
   }
@@ -321,7 +351,8 @@ export class StoreSessionBackend implements SessionBackend {
         ticket = unsealed;
         break;
       }
-      if (channels.cookieRejected.hasSubscribers) this.#rejected(unsealed === 'envelope' ? (whyNotOpen('store', this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : unsealed);
+      if (channels.cookieRejected.hasSubscribers)
+        this.#rejected(unsealed === 'envelope' ? (whyNotOpen('store', this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : unsealed);
     }
     let storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
     let record: StoreRecord | undefined;
@@ -431,7 +462,8 @@ export class StoreSessionBackend implements SessionBackend {
       if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
         assertHeadersOpen(ctx);
         const clear = change.cleared === true;
-        const index = user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
+        const index =
+          user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
         const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout, ...index };
         const wrote = await this.#call('write', () => this.#store.write(recordKey, write));
         // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
@@ -446,7 +478,8 @@ export class StoreSessionBackend implements SessionBackend {
       }
       if (lifetimeChanged || stale) {
         ticket = this.#putTicket(ctx, current.id, current.createdAt, own, now, ttlMs);
-        if (stale && channels.resealed.hasSubscribers) channels.resealed.publish({ backend: 'store', name: cookie.name, cause: staleCause ?? 'renewal' });
+        if (stale && channels.resealed.hasSubscribers)
+          channels.resealed.publish({ backend: 'store', name: cookie.name, cause: staleCause ?? 'renewal' });
         stale = false;
       }
     };
@@ -640,7 +673,8 @@ export class StoreSessionBackend implements SessionBackend {
       try {
         run().then((value) => {
           this.#calls.delete(call);
-          if (channels.storeSlow.hasSubscribers && performance.now() - started > this.#timeout / 2) this.#storeMessage(channels.storeSlow, operation, started);
+          if (channels.storeSlow.hasSubscribers && performance.now() - started > this.#timeout / 2)
+            this.#storeMessage(channels.storeSlow, operation, started);
           resolve(value);
         }, fail);
       } catch (err) {
@@ -662,7 +696,8 @@ export class StoreSessionBackend implements SessionBackend {
         return;
       }
       this.#calls.delete(call);
-      if (channels.storeUnavailable.hasSubscribers) this.#storeMessage(channels.storeUnavailable, call.operation, call.deadline - this.#timeout, 'timeout');
+      if (channels.storeUnavailable.hasSubscribers)
+        this.#storeMessage(channels.storeUnavailable, call.operation, call.deadline - this.#timeout, 'timeout');
       call.reject(unavailable(`did not answer within ${this.#timeout} ms`));
     }
     this.#watchdog = undefined;
@@ -703,7 +738,8 @@ const EMPTY = Buffer.alloc(0);
 /** A record's fields as Buffers (views, not copies), whatever a store of one's own returned. */
 function buffersOf(fields: ReadonlyMap<string, Uint8Array>): ReadonlyMap<string, Buffer> {
   for (const field of fields.values()) {
-    if (!Buffer.isBuffer(field)) return new Map([...fields].map(([key, value]) => [key, Buffer.from(value.buffer, value.byteOffset, value.byteLength)]));
+    if (!Buffer.isBuffer(field))
+      return new Map([...fields].map(([key, value]) => [key, Buffer.from(value.buffer, value.byteOffset, value.byteLength)]));
   }
   return fields as ReadonlyMap<string, Buffer>;
 }
