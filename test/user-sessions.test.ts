@@ -196,15 +196,17 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       expect(await backend.sessionsOf('bob')).to.have.length(1);
     });
 
-    it('should drop the index entries of sessions that ended, so an index holds live sessions only', async () => {
-      const { backend, server } = await serve({ idleTimeout: 1000, absoluteTimeout: 1000 });
-      for (let i = 0; i < 5; i++) await login(server, 'alice');
-      expect(await backend.sessionsOf('alice')).to.have.length(5);
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
-      if (isRedis === 'single') expect(store.redis.cli('--scan', '--pattern', 'sess:user:*').trim()).to.equal('');
-      if (isRedis === 'cluster') expect(store.cluster.keys('sess:user:*')).to.deep.equal([]);
-    });
+    // Waits out a real second: once per kind of store (the clients differ only in how they send the same scripts).
+    if (/MemoryStore|node-redis 6/.test(store.label))
+      it('should drop the index entries of sessions that ended, so an index holds live sessions only', async () => {
+        const { backend, server } = await serve({ idleTimeout: 1000, absoluteTimeout: 1000 });
+        for (let i = 0; i < 5; i++) await login(server, 'alice');
+        expect(await backend.sessionsOf('alice')).to.have.length(5);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+        if (isRedis === 'single') expect(store.redis.cli('--scan', '--pattern', 'sess:user:*').trim()).to.equal('');
+        if (isRedis === 'cluster') expect(store.cluster.keys('sess:user:*')).to.deep.equal([]);
+      });
 
     it('should leave no session of the user alive that began before revokeUser(), under concurrent sign-ins and requests', async () => {
       const { backend, server } = await serve();
