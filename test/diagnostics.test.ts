@@ -149,6 +149,19 @@ describe('diagnostics (node:diagnostics_channel)', () => {
     expectNoSecrets(messages, [cookie]);
   });
 
+  it('should tell a revocation store that did not answer in time (timeout) from one that failed', async () => {
+    const hanging: RevocationStore = { get: () => new Promise(() => undefined), set: async () => undefined };
+    const backend = CookieSessionBackend.private(new KeyRing([KEY_A]), { userKey: 'userId', revocations: hanging, revocationTimeout: 50 });
+    const cookie = backend.seal({ userId: 'u1' });
+    const server = await listen(appWith(backend, handler));
+    const messages = await published(async () => {
+      await request(server).get('/').set('Cookie', `session=${cookie}`).expect(503);
+    });
+    expect(messages.map(([name, message]) => [name, message.operation, message.cause])).to.deep.equal([
+      ['store-unavailable', 'revocations', 'timeout'],
+    ]);
+  });
+
   it('should tell of the store backend: records gone or corrupt, writes dropped, renewals, purges, a slow or failing store', async () => {
     const memory = new MemoryStore();
     let delayMs = 0;

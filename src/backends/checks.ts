@@ -1,8 +1,11 @@
 import { hash } from 'node:crypto';
 import type { Context } from 'koa';
 import { SESSION_HANDLE } from '../backend.js';
+import type { RejectionReason } from '../diagnostics.js';
+import { whyNotOpen, type EnvelopeMode } from '../envelope/envelope.js';
+import { MAX_COOKIE_VALUE_BYTES } from '../http/cookie.js';
 import { SessionError } from '../errors.js';
-import { KeyRing } from '../key-ring.js';
+import { KeyRing, type ContextKeys } from '../key-ring.js';
 import { invalidOption } from '../options.js';
 import { JsonSerializer } from '../serializers/json-serializer.js';
 import { MsgpackSerializer } from '../serializers/msgpack-serializer.js';
@@ -142,4 +145,12 @@ export function timeRejection(
   if (times.expiresAt > now + lifetime + CLOCK_SKEW_MS) return 'beyond-lifetime';
   if (times.createdAt !== undefined && (now >= times.createdAt + absolute || times.createdAt > now + CLOCK_SKEW_MS)) return 'absolute-timeout';
   return undefined;
+}
+
+/** Why a cookie value did not open: a reason, or `envelope` for the envelope's own checks (told apart only when asked). */
+export type Refusal = RejectionReason | 'envelope';
+
+/** The reason a diagnostics subscriber is told: an `envelope` refusal is looked at again to say which check failed. */
+export function rejectionReason(mode: EnvelopeMode, keys: ContextKeys, value: string, refusal: Refusal): RejectionReason {
+  return refusal === 'envelope' ? (whyNotOpen(mode, keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : refusal;
 }

@@ -13,10 +13,10 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from '../../http/cookie.js';
-import { OVERHEAD, open, seal, whyNotOpen, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
-import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
+import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
+import { channels, type ResealedMessage } from '../../diagnostics.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
-import { RevocationCache, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
+import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
@@ -29,9 +29,11 @@ import {
   resolveSerializers,
   serializeFailed,
   handleOf,
+  rejectionReason,
   timeRejection,
   userIdOf,
   CLOCK_SKEW_MS,
+  type Refusal,
 } from '../checks.js';
 import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
@@ -95,9 +97,6 @@ const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
 const STALE_CAUSE = Symbol('koa-sealed-session.staleCause');
 type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined; readonly [STALE_CAUSE]?: ResealedMessage['cause'] };
-
-/** Why a value did not open: a reason, or `envelope` for the envelope's own checks (told apart only when asked). */
-type Refusal = RejectionReason | 'envelope';
 
 /**
  * Where a cookie handle tells `revokeUser`'s `keep` (internal) when its request read the clock, and when its session
@@ -320,7 +319,9 @@ export class CookieSessionBackend implements SessionBackend {
           staleCause = stored[STALE_CAUSE];
           return stored;
         }
-        if (channels.cookieRejected.hasSubscribers) this.#rejected(value, stored);
+        if (channels.cookieRejected.hasSubscribers) {
+          channels.cookieRejected.publish({ backend: 'cookie', name: cookie.name, reason: rejectionReason(this.mode, this.#keys, value, stored) });
+        }
       }
       // No cookie of ours: a session of the library the app used before is moved over (stale: written now).
       const moved = hadCookie ? undefined : this.#legacy?.open(header, now);
@@ -420,7 +421,7 @@ export class CookieSessionBackend implements SessionBackend {
           name: cookie.name,
           operation: 'revocations',
           durationMs,
-          cause: /within/.test(String((err as Error)?.message)) ? 'timeout' : 'error',
+          cause: err instanceof RevocationTimeout ? 'timeout' : 'error',
         });
       }
       if (this.#failOpen) return revokedIf(undefined);
@@ -477,12 +478,6 @@ export class CookieSessionBackend implements SessionBackend {
     }
     const data = deserialize(serializer, payload);
     return data === undefined ? 'undecodable' : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [STALE_CAUSE]: staleCause };
-  }
-
-  /** Tells a diagnostics subscriber why a cookie did not open. */
-  #rejected(value: string, refusal: Refusal): void {
-    const reason = refusal === 'envelope' ? (whyNotOpen(this.mode, this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : refusal;
-    channels.cookieRejected.publish({ backend: 'cookie', name: this.cookie.name, reason });
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */

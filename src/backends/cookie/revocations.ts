@@ -143,10 +143,13 @@ function isRevocation(value: unknown): value is Revocation {
   return typeof r === 'object' && r !== null && Number.isFinite(r.before) && (r.except === undefined || Number.isFinite(r.except));
 }
 
+/** The revocation store did not answer within `revocationTimeout`: told apart from its own failures. */
+export class RevocationTimeout extends Error {}
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the revocation store did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new RevocationTimeout(`the revocation store did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -1,7 +1,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
-import { OVERHEAD, open, seal, whyNotOpen, type OwnLifetime } from '../../envelope/envelope.js';
+import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
 import { SessionError } from '../../errors.js';
 import {
@@ -28,11 +28,12 @@ import {
   resolveSerializers,
   serializeFailed,
   handleOf,
+  rejectionReason,
   timeRejection,
   userIdOf,
+  type Refusal,
 } from '../checks.js';
 import { MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
-import { MAX_COOKIE_VALUE_BYTES } from '../../http/cookie.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -351,8 +352,7 @@ export class StoreSessionBackend implements SessionBackend {
         ticket = unsealed;
         break;
       }
-      if (channels.cookieRejected.hasSubscribers)
-        this.#rejected(unsealed === 'envelope' ? (whyNotOpen('store', this.#keys, value, MAX_COOKIE_VALUE_BYTES) ?? 'bad-mac') : unsealed);
+      if (channels.cookieRejected.hasSubscribers) this.#rejected(rejectionReason('store', this.#keys, value, unsealed));
     }
     let storeKey = ticket === undefined ? undefined : keyOf(ticket.id);
     let record: StoreRecord | undefined;
@@ -528,7 +528,7 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** An id cookie's ticket, or `undefined` for anything that does not open or whose session has ended. */
-  #unseal(value: unknown, now: number): Ticket | RejectionReason | 'envelope' {
+  #unseal(value: string, now: number): Ticket | Refusal {
     const envelope = decodeCookieValue(value);
     if (envelope === undefined) return 'envelope';
     if (envelope.length !== OVERHEAD.store + ID_BYTES) return envelope.length < OVERHEAD.store + ID_BYTES ? 'truncated' : 'envelope';
