@@ -106,3 +106,8 @@ export function bytes(value: unknown): Buffer {
 export function text(value: unknown): string {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
+
+/** A TTL as PEXPIRE and SET PX take it: whole milliseconds, at least 1 (0 or less would delete the key or fail). */
+export function milliseconds(ttlMs: number): string {
+  return String(Math.max(1, Math.ceil(ttlMs)));
+}

@@ -66,6 +66,17 @@ export function entryCodecOf(serializer: { serialize: unknown; deserialize: unkn
   return codec !== undefined && codec.serialize === serializer.serialize && codec.deserialize === serializer.deserialize ? codec : undefined;
 }
 
+/**
+ * One key's value in a stored session or a write, without decoding the others: from its entries when it holds them
+ * still encoded, else from its data. Throws when the key's encoded value does not decode.
+ */
+export function entryValue(record: WithLazyEntries<{ readonly data: SessionRecord }>, key: string): unknown {
+  const lazy = record[LAZY_ENTRIES];
+  if (lazy === undefined) return Object.hasOwn(record.data, key) ? record.data[key] : undefined;
+  const value = lazy.entries.get(key);
+  return value instanceof RawValue ? lazy.codec.decode(value) : value;
+}
+
 /** A plain record of the entries, decoding the raw values with `decode`. */
 export function recordOf(entries: ReadonlyMap<string, unknown>, decode: (raw: RawValue, key: string) => unknown): SessionRecord {
   const record: SessionRecord = {};

@@ -15,7 +15,7 @@ import {
 } from '../../http/cookie.js';
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
 import { channels, type ResealedMessage } from '../../diagnostics.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
@@ -431,18 +431,11 @@ export class CookieSessionBackend implements SessionBackend {
 
   /** The revocation id of a stored session's user, or `undefined` for a session without one. */
   #userOf(stored: StoredSession): string | undefined {
-    const key = this.#userKey as string;
-    const lazy = (stored as WithLazyEntries<StoredSession>)[LAZY_ENTRIES];
     let value: unknown;
-    if (lazy !== undefined) {
-      const raw = lazy.entries.get(key);
-      try {
-        value = raw instanceof RawValue ? lazy.codec.decode(raw) : raw;
-      } catch {
-        value = undefined;
-      }
-    } else {
-      value = Object.hasOwn(stored.data, key) ? stored.data[key] : undefined;
+    try {
+      value = entryValue(stored, this.#userKey as string);
+    } catch {
+      value = undefined;
     }
     if (value === undefined || value === null) return undefined;
     try {

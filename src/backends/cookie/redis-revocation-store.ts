@@ -1,5 +1,5 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
-import { RedisConnection, luaScript, text, type RedisClientLike } from '../../redis/client.js';
+import { RedisConnection, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
 import type { Revocation, RevocationStore } from './revocations.js';
 
 /** Options of {@link RedisRevocationStore}. */
@@ -62,6 +62,6 @@ export class RedisRevocationStore implements RevocationStore {
     const key = this.prefix + user;
     const before = String(Math.floor(revocation.before));
     const entry = revocation.except === undefined ? before : `${before}:${Math.floor(revocation.except)}`;
-    await this.#redis.script(REVOKE, [key], [entry, before, String(Math.max(1, Math.ceil(ttlMs)))]);
+    await this.#redis.script(REVOKE, [key], [entry, before, milliseconds(ttlMs)]);
   }
 }

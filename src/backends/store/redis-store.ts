@@ -1,5 +1,5 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
-import { RedisConnection, bytes, luaScript, text, type RedisClientLike } from '../../redis/client.js';
+import { RedisConnection, bytes, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
 import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
 
 /** Options of {@link RedisStore}. */
@@ -174,6 +174,7 @@ export class RedisStore implements SessionStore, UserIndex {
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
+    const until = String(Math.floor(write.until ?? 0));
     const args: (string | Buffer)[] = [
       this.#deadline(write.timeoutMs),
       write.create ? '1' : '0',
@@ -181,7 +182,7 @@ export class RedisStore implements SessionStore, UserIndex {
       write.clear ? '1' : '0',
       String(write.createdAt),
       write.user === undefined ? '-' : (write.user ?? ''),
-      String(Math.floor(write.until ?? 0)),
+      until,
       write.info ?? '',
       String(write.set.size),
     ];
@@ -192,7 +193,7 @@ export class RedisStore implements SessionStore, UserIndex {
     if (typeof write.user === 'string') {
       const index = this.#indexKey(write.user);
       // A cluster keeps the index in another slot: its entry is written first, so the index never misses a record.
-      if (this.#redis.cluster) await this.#redis.script(INDEX, [index], [redisKey, String(Math.floor(write.until ?? 0))]);
+      if (this.#redis.cluster) await this.#redis.script(INDEX, [index], [redisKey, until]);
       else keys.push(index);
     }
     const reply = await this.#redis.script(WRITE, keys, args);
@@ -200,7 +201,7 @@ export class RedisStore implements SessionStore, UserIndex {
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
     const previous = Array.isArray(reply) ? (reply as unknown[])[2] : undefined;
     if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false)
-      await this.#unindex(text(previous), redisKey);
+      await this.#unindex(text(previous), [redisKey]);
     return status === 1;
   }
 
@@ -209,7 +210,7 @@ export class RedisStore implements SessionStore, UserIndex {
     const reply = await this.#redis.script(DESTROY, [redisKey], [this.#deadline(timeoutMs)]);
     if (this.#status(reply) !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
     const user = text((reply as unknown[])[2]);
-    if (user !== '') await this.#unindex(user, redisKey);
+    if (user !== '') await this.#unindex(user, [redisKey]);
   }
 
   async sessionsOf(user: string): Promise<readonly UserRecord[]> {
@@ -230,7 +231,7 @@ export class RedisStore implements SessionStore, UserIndex {
         info: info === null || info === undefined ? undefined : text(info),
       });
     });
-    if (stale.length > 0) await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...stale]);
+    await this.#unindex(user, stale);
     return records;
   }
 
@@ -246,7 +247,7 @@ export class RedisStore implements SessionStore, UserIndex {
       removed += ended;
       gone.push(member);
     });
-    if (gone.length > 0) await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), ...gone]);
+    await this.#unindex(user, gone);
     return removed;
   }
 
@@ -256,8 +257,11 @@ export class RedisStore implements SessionStore, UserIndex {
     return Array.isArray(reply) ? reply.map(text) : [];
   }
 
-  async #unindex(user: string, redisKey: string): Promise<void> {
-    await this.#redis.run(this.#indexKey(user), ['ZREM', this.#indexKey(user), redisKey]);
+  /** Takes records (Redis keys) out of a user's index. */
+  async #unindex(user: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    const index = this.#indexKey(user);
+    await this.#redis.run(index, ['ZREM', index, ...members]);
   }
 
   #indexKey(user: string): string {
@@ -277,11 +281,6 @@ export class RedisStore implements SessionStore, UserIndex {
     if (timeoutMs === undefined || this.#offset === undefined) return '0';
     return String(Math.floor(Date.now() + this.#offset + timeoutMs / 2));
   }
-}
-
-/** A TTL as PEXPIRE takes it: whole milliseconds, at least 1 (0 or less would delete the key). */
-function milliseconds(ttlMs: number): string {
-  return String(Math.max(1, Math.ceil(ttlMs)));
 }
 
 /** Runs `each` over `items`, at most {@link USER_BATCH} at once: a user may have many sessions, and maxPending holds. */

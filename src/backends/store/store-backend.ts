@@ -18,7 +18,7 @@ import {
 import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
 import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
 import {
   assertHeadersOpen,
@@ -287,16 +287,10 @@ export class StoreSessionBackend implements SessionBackend {
     had: string | undefined,
   ): string | null | undefined {
     const key = this.#userKey as string;
-    const lazy = change[LAZY_ENTRIES];
-    let value: unknown;
-    if (lazy !== undefined && lazy.codec === this.#codec) {
-      const raw = lazy.entries.get(key);
-      // The value as it was loaded, and the record was indexed under it then: nothing to do.
-      if (raw instanceof RawValue && had !== undefined && raw.source === loaded?.get(key)) return undefined;
-      value = raw instanceof RawValue ? lazy.codec.decode(raw) : raw;
-    } else {
-      value = Object.hasOwn(change.data, key) ? change.data[key] : undefined;
-    }
+    const raw = change[LAZY_ENTRIES]?.entries.get(key);
+    // The value as it was loaded, and the record was indexed under it then: nothing to do.
+    if (raw instanceof RawValue && had !== undefined && raw.source === loaded?.get(key)) return undefined;
+    const value = entryValue(change, key);
     const user = value === undefined || value === null ? null : userIdOf(value, `the session's ${JSON.stringify(key)}`);
     return user === (had ?? null) ? undefined : user;
   }
