@@ -659,14 +659,15 @@ export class StoreSessionBackend implements SessionBackend {
       const call: PendingCall = { deadline: started + this.#timeout, operation, reject };
       this.#calls.add(call);
       if (this.#watchdog === undefined) this.#watch();
+      // A call the watchdog failed already was reported then: its late answer, or late failure, is not reported again.
       const fail = (err: unknown) => {
-        this.#calls.delete(call);
+        if (!this.#calls.delete(call)) return;
         if (channels.storeUnavailable.hasSubscribers) this.#storeMessage(channels.storeUnavailable, operation, started, 'error');
         reject(err instanceof SessionError ? err : unavailable('failed (see err.cause)', err));
       };
       try {
         run().then((value) => {
-          this.#calls.delete(call);
+          if (!this.#calls.delete(call)) return;
           if (channels.storeSlow.hasSubscribers && performance.now() - started > this.#timeout / 2)
             this.#storeMessage(channels.storeSlow, operation, started);
           resolve(value);
