@@ -37,7 +37,8 @@ export interface SessionMessage {
  * then: `expired` (its sealed expiry passed), `beyond-lifetime` (sealed for longer than the backend now allows),
  * `absolute-timeout` (its session began too long ago), `unknown-serializer`, `undecodable`, `revoked` (its user's
  * sessions were revoked), `no-record` (a store cookie whose record is gone), `corrupt-record` (whose record does
- * not decode; the record is left as it is).
+ * not decode; the record is left as it is), `oversized-record` (whose record is larger than `maxBytes`; the
+ * record is deleted).
  */
 export type RejectionReason =
   | 'too-long'
@@ -56,7 +57,8 @@ export type RejectionReason =
   | 'undecodable'
   | 'revoked'
   | 'no-record'
-  | 'corrupt-record';
+  | 'corrupt-record'
+  | 'oversized-record';
 
 export interface CookieRejectedMessage extends SessionMessage {
   readonly reason: RejectionReason;

@@ -49,3 +49,15 @@ export class SessionError extends Error {
     this.name = new.target.name;
   }
 }
+
+/**
+ * A store's or client's failure as a `cause`: its name and message only. A client's own error carries the
+ * command it failed (ioredis' `command.args`: field names, encoded session values, index keys), which any error
+ * logger would print.
+ */
+export function storeFailure(err: unknown): Error {
+  const source = err as { name?: unknown; message?: unknown } | null;
+  const failure = new Error(typeof source?.message === 'string' ? source.message : 'the store failed');
+  if (typeof source?.name === 'string') failure.name = source.name;
+  return failure;
+}

@@ -31,7 +31,7 @@ function handler(gates: Map<string, Promise<void>> = new Map()): Koa.Middleware 
     if (ctx.path === '/clear') session.clear();
     if (ctx.path === '/renew') session.renew();
     if (ctx.path === '/purge') session.purge();
-    if (ctx.path === '/big') session.set('big', 'x'.repeat(Number(ctx.query.bytes)));
+    if (ctx.path === '/big') session.set(String(ctx.query.key ?? 'big'), 'x'.repeat(Number(ctx.query.bytes)));
     ctx.body = { ...session.toJSON(), isNew: session.isNew };
   };
 }
@@ -114,6 +114,62 @@ describe('the store backend (StoreSessionBackend)', function () {
       open();
       const res = await slow;
       expect(setCookieFor(res)).to.equal(undefined);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      if (store.current.keys !== undefined) expect(store.current.keys()).to.deep.equal([]);
+    });
+
+    it('should not bring back on renew() a session that another request purged while it ran', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const server = await listen(appOf(undefined, new Map([['g', gate]])));
+      const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      const slow = request(server)
+        .get('/renew?wait=g')
+        .set('Cookie', cookie)
+        .then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await request(server).get('/purge').set('Cookie', cookie).expect(200);
+      open();
+      const res = await slow;
+      expect(res.status).to.equal(200);
+      expect(setCookieFor(res)).to.equal(undefined);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+      if (store.current.keys !== undefined) expect(store.current.keys()).to.deep.equal([]);
+    });
+
+    it('should hold maxBytes per record, not per request: concurrent requests that each add a key cannot pass it together', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const app = appOf({ maxBytes: 16_384 }, new Map([['g', gate]]));
+      const server = await listen(app);
+      const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      // Each loads the small record, waits until all have, then adds 5 kB under a key of its own.
+      const adds = Array.from({ length: 10 }, (_, i) =>
+        request(server)
+          .get(`/big?key=k${i}&bytes=5000&wait=g`)
+          .set('Cookie', cookie)
+          .then((res) => res.status),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      open();
+      const statuses = await Promise.all(adds);
+      expect(statuses.filter((status) => status === 200)).to.have.length(3);
+      expect(statuses.filter((status) => status === 500)).to.have.length(7);
+      expect(app.errors.map((err) => (err as SessionError).code)).to.deep.equal(Array(7).fill('ERR_SESSION_TOO_LARGE'));
+      const kept = (await request(server).get('/').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
+      expect(Object.keys(kept).filter((key) => key.startsWith('k'))).to.have.length(3);
+      // Removing and replacing values is counted too: the record can shrink and grow back to the limit, no further.
+      const [first, second] = Object.keys(kept).filter((key) => key.startsWith('k'));
+      await request(server).get(`/remove?key=${first}`).set('Cookie', cookie).expect(200);
+      await request(server).get(`/big?key=${second}&bytes=12000`).set('Cookie', cookie).expect(500);
+      await request(server).get(`/big?key=${second}&bytes=11000`).set('Cookie', cookie).expect(200);
+    });
+
+    it('should end a record found larger than maxBytes, at the cost of one load and without decoding it', async () => {
+      const server = await listen(appOf());
+      const cookie = `session=${cookieValue(await request(server).get('/big?bytes=20000').expect(200))}`;
+      const smaller = await listen(appOf({ maxBytes: 8192 }));
+      await request(smaller).get('/').set('Cookie', cookie).expect(200, { isNew: true });
       await request(server).get('/').set('Cookie', cookie).expect(200, { isNew: true });
       if (store.current.keys !== undefined) expect(store.current.keys()).to.deep.equal([]);
     });

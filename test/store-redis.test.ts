@@ -70,14 +70,15 @@ describe('the store backend on a real redis-server', function () {
         const spare = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
         await request(server).get('/').set('Cookie', spare).expect(200);
         await request(server).get('/purge').set('Cookie', spare).expect(200);
-        // A read is HGETALL and PEXPIRE: pipelined, or a script (whose commands commandstats counts too).
+        // A read is HGETALL and PEXPIRE: pipelined, or a script (whose commands commandstats counts too). A change
+        // also reads the record's size (@b) and the changed field's, so that maxBytes holds in the script.
         const read: Record<string, number> = batches ? { hgetall: 1, pexpire: 1 } : { evalsha: 1, hgetall: 1, pexpire: 1 };
         const cases: [string, string | undefined, Record<string, number>][] = [
           ['/', undefined, {}],
           ['/', 'session=garbage', {}],
           ['/', `session=${cookie.slice(9, -2)}AA`, {}],
           ['/', cookie, read],
-          ['/count', cookie, { ...read, evalsha: (read.evalsha ?? 0) + 1, pexpire: 2, exists: 1, hset: 1, time: 1 }],
+          ['/count', cookie, { ...read, evalsha: (read.evalsha ?? 0) + 1, pexpire: 2, exists: 1, hget: 1, hstrlen: 1, hset: 2, time: 1 }],
         ];
         for (const [path, header, expected] of cases) {
           redis.resetStats();
@@ -86,14 +87,14 @@ describe('the store backend on a real redis-server', function () {
           expect(redis.commandCounts(), `${path} ${header ?? 'no cookie'}`).to.deep.equal(expected);
         }
         // Round trips: each script call, and a pipelined read's HGETALL (PEXPIRE rides along). A new session 1,
-        // renew() 3, purge() 2.
+        // renew() 2 (the new record replaces the old one in the same script), purge() 2.
         const sent = () => roundTrips(redis.commandCounts(), batches);
         redis.resetStats();
         await request(server).get('/count').expect(200);
         expect(sent(), 'new session').to.equal(1);
         redis.resetStats();
         const renewed = `session=${cookieValue(await request(server).get('/renew').set('Cookie', cookie).expect(200))}`;
-        expect(sent(), 'renew').to.equal(3);
+        expect(sent(), 'renew').to.equal(2);
         redis.resetStats();
         await request(server).get('/purge').set('Cookie', renewed).expect(200);
         expect(sent(), 'purge').to.equal(2);
@@ -124,6 +125,38 @@ describe('the store backend on a real redis-server', function () {
         expect(`session=${cookieValue(res)}`).not.to.equal(cookie);
         expect(redis.cli('GET', key as string).trim()).to.equal('not a session');
         expect(app.errors).to.deep.equal([]);
+      });
+
+      it("should keep the session's data, ids and keys out of a 503's cause when Redis refuses a write (maxmemory)", async () => {
+        const app = appWith(
+          new StoreSessionBackend(new RedisStore(client), new KeyRing([KEY_A]), { userKey: 'userId' }),
+          async (ctx, next) => {
+            if (ctx.path === '/secret') ctx.session.set('csrfSecret', 'csrf-9d2f7a1c');
+            if (ctx.path === '/login') ctx.session.set('userId', 'alice');
+            await next();
+          },
+          counter,
+        );
+        const server = await listen(app);
+        const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+        redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+        redis.cli('CONFIG', 'SET', 'maxmemory', '1');
+        try {
+          await request(server).get('/secret').set('Cookie', cookie).expect(503);
+          await request(server).get('/login').set('Cookie', cookie).expect(503);
+        } finally {
+          redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+        }
+        expect(app.errors).to.have.length(2);
+        const [key] = redis.cli('--scan', '--pattern', 'sess:*').split('\n');
+        for (const err of app.errors) {
+          expect((err as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
+          const cause = (err as { cause?: { message?: string; args?: unknown; command?: unknown } }).cause;
+          expect(cause?.message).to.match(/OOM/);
+          expect(cause?.command).to.equal(undefined);
+          const printed = inspect(err, { depth: 10, showHidden: true });
+          for (const secret of ['csrf-9d2f7a1c', 'csrfSecret', 'alice', key as string, 'sess:']) expect(printed).not.to.include(secret);
+        }
       });
 
       it('should answer 503 within storeTimeout while Redis is stalled (SIGSTOP), then find every session intact', async () => {
@@ -306,6 +339,40 @@ describe('the store backend on a real redis-server', function () {
       }
     } finally {
       child.kill();
+    }
+  });
+
+  it('should start a new session when a script meets another type of value and Redis before 7 wraps the WRONGTYPE error', async () => {
+    redis.cli('FLUSHALL');
+    const real = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await real.connect();
+    // A stand-in for Redis 6.2 (only 7 is installed here): the real server's answers, with a script's errors
+    // wrapped as 6.2 wraps them.
+    const asRedis62 = {
+      isCluster: false,
+      options: {},
+      callBuffer: async (command: string, ...args: (string | Buffer)[]) => {
+        try {
+          return await real.callBuffer(command, ...args);
+        } catch (err) {
+          const message = (err as Error).message;
+          if (!command.startsWith('EVAL') || !message.startsWith('WRONGTYPE')) throw err;
+          throw new Error(`ERR Error running script (call to f_${String(args[0]).slice(0, 40)}): @user_script:3: ${message}`);
+        }
+      },
+    };
+    try {
+      // With userKey, the read is a script (LOAD) through either client.
+      const app = appWith(new StoreSessionBackend(new RedisStore(asRedis62), new KeyRing([KEY_A]), { userKey: 'userId' }), counter);
+      const server = await listen(app);
+      const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      const [key] = redis.cli('--scan', '--pattern', 'sess:*').split('\n');
+      redis.cli('UNLINK', key as string);
+      redis.cli('SET', key as string, 'not a session', 'PX', '60000');
+      await request(server).get('/count').set('Cookie', cookie).expect(200, { counter: 1, isNew: true });
+      expect(app.errors).to.deep.equal([]);
+    } finally {
+      real.disconnect();
     }
   });
 

@@ -4,6 +4,10 @@ import Koa from 'koa';
 import request from 'supertest';
 import { KeyRing, MemoryStore, SessionError, StoreSessionBackend, session, type StoreSessionOptions, type UserSession } from '../src/index.js';
 import { KEY_A, appWith, cookieValue, listen, manualClock, signIn } from './helpers.js';
+import { Cluster as IORedisCluster, Redis as IORedis } from 'ioredis';
+import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
+import { Cluster as ValkeyCluster, Redis as Valkey } from 'iovalkey';
+import { RedisStore } from '../src/index.js';
 import { eachStore, type StoreUnderTest } from './stores.js';
 const KEY_RING = new KeyRing([KEY_A]);
 const DAY = 86_400_000;
@@ -207,6 +211,89 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
         if (isRedis === 'single') expect(store.redis.cli('--scan', '--pattern', 'sess:user:*').trim()).to.equal('');
         if (isRedis === 'cluster') expect(store.cluster.keys('sess:user:*')).to.deep.equal([]);
       });
+
+    // ioredis' and iovalkey's keyPrefix: the client prefixes every key it is sent, index entries sent back included.
+    // Once per kind of Redis, on the servers of the ioredis 5 case.
+    if (/ioredis 5/.test(store.label))
+      it('should list and end the sessions of a user through ioredis and iovalkey clients with and without a keyPrefix', async () => {
+        // The three clients share one API; typed as ioredis 5's.
+        const single = (Client: unknown, keyPrefix?: string) =>
+          new (Client as typeof IORedis)(store.redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, keyPrefix });
+        const node = { host: '127.0.0.1', port: store.cluster.nodes[0]?.port as number };
+        const cluster = (Client: unknown, keyPrefix?: string) => new (Client as typeof IORedisCluster)([node], { lazyConnect: true, keyPrefix });
+        const clients: (() => IORedis | IORedisCluster)[] =
+          isRedis === 'single'
+            ? [IORedis, IORedis6, Valkey].flatMap((Client) => [undefined, 'myapp:'].map((prefix) => () => single(Client, prefix)))
+            : [IORedisCluster, IORedisCluster6, ValkeyCluster].flatMap((Client) =>
+                [undefined, '{x}app:'].map((prefix) => () => cluster(Client, prefix)),
+              );
+        for (const make of clients) {
+          const client = make();
+          await client.connect();
+          try {
+            const prefix = (client.options as { keyPrefix?: string }).keyPrefix ?? '';
+            const backend = new StoreSessionBackend(new RedisStore(client), KEY_RING, { userKey: 'userId' });
+            const server = await listen(appWith(backend, loginApp(backend)));
+            const cookies = [await login(server, 'alice'), await login(server, 'alice'), await login(server, 'alice')];
+            const what = `${client.constructor.name} keyPrefix ${prefix || 'none'}`;
+            expect(await backend.sessionsOf('alice'), what).to.have.length(3);
+            // An entry as 0.1 wrote it through a prefixing client (the record's key with the client's prefix):
+            // still listed and ended.
+            const alice = createHash('sha256').update('alice').digest('base64url');
+            const index = `sess:user:${alice}`;
+            const [entry] = await client.zrange(index, 0, 0);
+            if (prefix !== '' && entry !== undefined) {
+              await client.zrem(index, entry);
+              await client.zadd(index, Date.now() + DAY, prefix + entry);
+            }
+            expect(await backend.sessionsOf('alice'), what).to.have.length(3);
+            const current = cookies[0] as string;
+            const kept = await request(server).get('/others-out').set('Cookie', current).expect(200);
+            expect(kept.body, what).to.deep.equal({ ended: 2 });
+            for (const cookie of cookies.slice(1))
+              await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
+            await request(server).get('/').set('Cookie', current).expect(200, { user: 'alice', counter: null, isNew: false });
+            expect(await backend.revokeUser('alice'), what).to.equal(1);
+            expect(await backend.sessionsOf('alice'), what).to.deep.equal([]);
+            await request(server).get('/').set('Cookie', current).expect(200, { user: null, counter: null, isNew: true });
+          } finally {
+            await client.quit();
+          }
+        }
+      });
+
+    it('should not bring back a session revoked while a request that renews it (regenerate at login) ran', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const backend = new StoreSessionBackend(store.current.store, KEY_RING, { userKey: 'userId' });
+      const app = appWith(
+        backend,
+        async (ctx, next) => {
+          if (ctx.path !== '/slow-login') return next();
+          ctx.session.get('userId');
+          await gate;
+          await ctx.session.regenerate();
+          ctx.session.set('userId', 'alice');
+          ctx.body = 'ok';
+        },
+        loginApp(backend),
+      );
+      const server = await listen(app);
+      const cookie = await login(server, 'alice');
+      const slow = request(server)
+        .get('/slow-login')
+        .set('Cookie', cookie)
+        .then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await backend.revokeUser('alice')).to.equal(1);
+      open();
+      const res = await slow;
+      expect(res.status).to.equal(200);
+      expect(res.headers['set-cookie'], 'no cookie for a revived session').to.equal(undefined);
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
+      if (store.current.keys !== undefined) expect(store.current.keys()).to.deep.equal([]);
+    });
 
     it('should leave no session of the user alive that began before revokeUser(), under concurrent sign-ins and requests', async () => {
       const { backend, server } = await serve();

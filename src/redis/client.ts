@@ -22,6 +22,8 @@ interface Adapter {
   readonly batches: boolean;
   /** A Redis Cluster: a script touches one key (one slot) only. */
   readonly cluster: boolean;
+  /** What the client puts before every key it is sent (ioredis' and iovalkey's `keyPrefix`), or ''. */
+  readonly keyPrefix: string;
 }
 
 /** A Lua script and its SHA1, for EVALSHA. */
@@ -40,12 +42,14 @@ export class RedisConnection {
   readonly batches: boolean;
   /** See {@link Adapter.cluster}. */
   readonly cluster: boolean;
+  /** See {@link Adapter.keyPrefix}. */
+  readonly keyPrefix: string;
   readonly #send: Send;
   readonly #maxPending: number;
   #pending = 0;
 
   constructor(where: string, client: RedisClientLike, maxPending: number) {
-    ({ send: this.#send, batches: this.batches, cluster: this.cluster } = adapt(where, client));
+    ({ send: this.#send, batches: this.batches, cluster: this.cluster, keyPrefix: this.keyPrefix } = adapt(where, client));
     this.#maxPending = maxPending;
   }
 
@@ -85,16 +89,23 @@ function adapt(where: string, client: RedisClientLike): Adapter {
   // ioredis (Redis and Cluster): callBuffer routes by the command's keys on a cluster.
   if (typeof c.callBuffer === 'function') {
     const call = c.callBuffer as (command: string, ...args: (string | Buffer)[]) => Promise<unknown>;
-    return { send: (_key, [command, ...args]) => call.call(client, command as string, ...args), batches: false, cluster: c.isCluster === true };
+    const options = c.options as { keyPrefix?: unknown } | undefined;
+    const keyPrefix = typeof options?.keyPrefix === 'string' || Buffer.isBuffer(options?.keyPrefix) ? String(options?.keyPrefix) : '';
+    return {
+      send: (_key, [command, ...args]) => call.call(client, command as string, ...args),
+      batches: false,
+      cluster: c.isCluster === true,
+      keyPrefix,
+    };
   }
   if (typeof c.sendCommand === 'function') {
     // node-redis' cluster takes the key that picks the node first; its single-node client takes the arguments.
     if ('masters' in c) {
       const send = c.sendCommand as (key: string, readonly: boolean, args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true, cluster: true };
+      return { send: (key, args) => send.call(client, key, false, args, COMMAND_OPTIONS), batches: true, cluster: true, keyPrefix: '' };
     }
     const send = c.sendCommand as (args: readonly (string | Buffer)[], options: object) => Promise<unknown>;
-    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true, cluster: false };
+    return { send: (_key, args) => send.call(client, args, COMMAND_OPTIONS), batches: true, cluster: false, keyPrefix: '' };
   }
   throw invalidOption(where, 'client', 'a connected node-redis (createClient, createCluster) or ioredis (Redis, Cluster) client');
 }

@@ -17,7 +17,7 @@ import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../env
 import { channels, type ResealedMessage } from '../../diagnostics.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
-import { SessionError } from '../../errors.js';
+import { SessionError, storeFailure } from '../../errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
@@ -547,7 +547,7 @@ function revocationsUnavailable(cause: unknown): SessionError {
     'ERR_SESSION_STORE_UNAVAILABLE',
     'The revocation store failed or did not answer in time: the request fails (503) rather than open a cookie that ' +
       "may be revoked (revocationStoreDown: 'reject'). Check the store.",
-    { cause },
+    { cause: storeFailure(cause) },
   );
 }
 

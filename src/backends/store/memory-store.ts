@@ -1,5 +1,5 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
-import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
+import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -64,6 +64,8 @@ export class MemoryStore implements SessionStore, UserIndex {
   async write(key: string, write: StoreWrite): Promise<boolean> {
     const existing = this.#live(key);
     if (write.create !== (existing === undefined)) return false;
+    const replaced = write.replaces === undefined ? undefined : this.#live(write.replaces);
+    if (write.replaces !== undefined && replaced === undefined) return false;
     const entry: Entry = existing ?? {
       fields: new Map(),
       createdAt: write.createdAt,
@@ -75,6 +77,11 @@ export class MemoryStore implements SessionStore, UserIndex {
     const fields = new Map(write.clear ? [] : entry.fields);
     for (const [name, value] of write.set) fields.set(name, Buffer.from(value));
     for (const name of write.remove) fields.delete(name);
+    if (write.maxBytes !== undefined) {
+      let size = 0;
+      for (const [name, value] of fields) size += Buffer.byteLength(name) + value.byteLength;
+      if (size > write.maxBytes) throw recordTooLarge(size, write.maxBytes);
+    }
     entry.fields = fields;
     entry.expiresAt = this.#now() + write.ttlMs;
     if (write.user !== undefined && write.user !== entry.user) {
@@ -88,6 +95,7 @@ export class MemoryStore implements SessionStore, UserIndex {
       }
     }
     this.#touch(key, entry);
+    if (write.replaces !== undefined) this.#drop(write.replaces);
     return true;
   }
 

@@ -1,6 +1,6 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
 import { RedisConnection, bytes, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
-import type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './store.js';
+import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -38,13 +38,47 @@ end`;
 
 // Write, atomically: create only if absent, change only if present (never bring back a record that is gone).
 // ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, user ("-": unchanged, "": none), until,
-// info, number of fields set, then name/value pairs, then the names to remove. KEYS[2], when given (a single
-// node), is the new user's index, updated in the same script. Answers the user the record had, when it changed.
+// info, the record's index member, maxBytes ("0": none), replaces ("1"/"0"), number of fields set, then name/value
+// pairs, then the names to remove. With replaces (a single node), KEYS[2] is the record this one replaces
+// (renew()): created only if that one still exists, which is removed in the same step. The last key, when there
+// is one more, is the new user's index, updated in the same script. "@b" keeps the record's size (names and
+// values of its data fields), so that maxBytes holds whatever the concurrency; a record without it is measured
+// once. Answers the user the record had, when it changed, and the replaced record's user.
 const WRITE = luaScript(`${LATE}
 ${INDEX_ADD}
-local exists = redis.call('EXISTS', KEYS[1])
-if (ARGV[2] == '1') == (exists == 1) then return {0, now} end
-if ARGV[4] == '1' then
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[2] == '1') == exists then return {0, now} end
+local replaces = ARGV[11] == '1'
+if replaces and redis.call('EXISTS', KEYS[2]) == 0 then return {0, now} end
+local keep = exists and ARGV[4] ~= '1'
+local size = 0
+if keep then
+  size = tonumber(redis.call('HGET', KEYS[1], '@b'))
+  if not size then
+    size = 0
+    local names = redis.call('HKEYS', KEYS[1])
+    for i = 1, #names do
+      if string.sub(names[i], 1, 1) == '.' then size = size + #names[i] - 1 + redis.call('HSTRLEN', KEYS[1], names[i]) end
+    end
+  end
+end
+local n = tonumber(ARGV[12])
+local at = 13
+for i = 1, n do
+  local old = keep and redis.call('HSTRLEN', KEYS[1], ARGV[at]) or 0
+  if old > 0 then size = size - old else size = size + #ARGV[at] - 1 end
+  size = size + #ARGV[at + 1]
+  at = at + 2
+end
+if keep then
+  for i = at, #ARGV do
+    local old = redis.call('HSTRLEN', KEYS[1], ARGV[i])
+    if old > 0 then size = size - old - #ARGV[i] + 1 end
+  end
+end
+local limit = tonumber(ARGV[10])
+if limit > 0 and size > limit then return {-2, now, size} end
+if ARGV[4] == '1' and exists then
   local names = redis.call('HKEYS', KEYS[1])
   for i = 1, #names do
     if string.sub(names[i], 1, 1) == '.' then redis.call('HDEL', KEYS[1], names[i]) end
@@ -52,6 +86,7 @@ if ARGV[4] == '1' then
 end
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], '@c', ARGV[5]) end
 local previous = false
+local indexes = replaces and 2 or 1
 if ARGV[6] ~= '-' then
   previous = redis.call('HGET', KEYS[1], '@u')
   if previous == ARGV[6] then previous = false end
@@ -60,18 +95,23 @@ if ARGV[6] ~= '-' then
   else
     redis.call('HSET', KEYS[1], '@u', ARGV[6])
     if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], '@i', ARGV[8]) end
-    if #KEYS > 1 then index_add(KEYS[2], KEYS[1], ARGV[7], now) end
+    if #KEYS > indexes then index_add(KEYS[#KEYS], ARGV[9], ARGV[7], now) end
   end
 end
-local n = tonumber(ARGV[9])
-local at = 10
+at = 13
 for i = 1, n do
   redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 for i = at, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[1], '@b', size)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, now, previous}`);
+local replaced = false
+if replaces then
+  replaced = redis.call('HGET', KEYS[2], '@u')
+  redis.call('UNLINK', KEYS[2])
+end
+return {1, now, previous, replaced}`);
 
 // On a cluster, the index entry is written on its own, before the record. ARGV: member, until.
 const INDEX = luaScript(`local t = redis.call('TIME')
@@ -97,11 +137,12 @@ if #fields > 0 then
 end
 return fields`);
 
-// ARGV: deadline. Answers the user the record had ("" for none), whose index entry goes next.
+// ARGV: deadline. Answers the user the record had ("" for none), whose index entry goes next, and whether there
+// was a record.
 const DESTROY = luaScript(`${LATE}
 local user = redis.call('HGET', KEYS[1], '@u')
-redis.call('UNLINK', KEYS[1])
-return {1, now, user or ''}`);
+local removed = redis.call('UNLINK', KEYS[1])
+return {1, now, user or '', removed}`);
 
 // Removes a record only if it still belongs to the user (ARGV[1]).
 const DESTROY_OF = luaScript(`if redis.call('HGET', KEYS[1], '@u') ~= ARGV[1] then return 0 end
@@ -154,7 +195,7 @@ export class RedisStore implements SessionStore, UserIndex {
     } catch (err) {
       // Something else than a hash under the key (a value SET over it, say) is no session record: the session starts
       // afresh under a new id and the key is left alone, as for a record that does not decode. Not an outage.
-      if (String((err as { message?: unknown })?.message).startsWith('WRONGTYPE')) return undefined;
+      if (isWrongType(err)) return undefined;
       throw err;
     }
     // [name, value, ...]: HGETALL's answer, from the script or, with the map type asked for as an array (RESP3), the client.
@@ -174,7 +215,13 @@ export class RedisStore implements SessionStore, UserIndex {
   }
 
   async write(key: string, write: StoreWrite): Promise<boolean> {
+    const redisKey = this.prefix + key;
     const until = String(Math.floor(write.until ?? 0));
+    // A cluster keeps the replaced record in another slot: it is removed first, and the new one is created only if
+    // it was there. A failure in between signs the user out; it never leaves both records, nor revives an ended one.
+    const replaced = write.replaces === undefined ? undefined : this.prefix + write.replaces;
+    if (replaced !== undefined && this.#redis.cluster && !(await this.#destroy(replaced, write.timeoutMs))) return false;
+    const atomic = replaced !== undefined && !this.#redis.cluster;
     const args: (string | Buffer)[] = [
       this.#deadline(write.timeoutMs),
       write.create ? '1' : '0',
@@ -184,12 +231,16 @@ export class RedisStore implements SessionStore, UserIndex {
       write.user === undefined ? '-' : (write.user ?? ''),
       until,
       write.info ?? '',
+      // The index lists a record by its key as this store names it, never with a client's own key prefix (ioredis'
+      // keyPrefix): the client adds that again to each key it is sent.
+      redisKey,
+      String(write.maxBytes ?? 0),
+      atomic ? '1' : '0',
       String(write.set.size),
     ];
     for (const [name, value] of write.set) args.push(DATA_PREFIX + name, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     for (const name of write.remove) args.push(DATA_PREFIX + name);
-    const redisKey = this.prefix + key;
-    const keys = [redisKey];
+    const keys = atomic ? [redisKey, replaced] : [redisKey];
     if (typeof write.user === 'string') {
       const index = this.#indexKey(write.user);
       // A cluster keeps the index in another slot: its entry is written first, so the index never misses a record.
@@ -199,33 +250,39 @@ export class RedisStore implements SessionStore, UserIndex {
     const reply = await this.#redis.script(WRITE, keys, args);
     const status = this.#status(reply);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
-    const previous = Array.isArray(reply) ? (reply as unknown[])[2] : undefined;
-    if (status === 1 && previous !== undefined && previous !== null && previous !== 0 && previous !== false)
-      await this.#unindex(text(previous), [redisKey]);
+    if (status === -2) throw recordTooLarge(Number((reply as unknown[])[2]), write.maxBytes as number);
+    const [, , previous, replacedUser] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    if (status === 1 && isUser(previous)) await this.#unindex(text(previous), [redisKey]);
+    if (status === 1 && replaced !== undefined && isUser(replacedUser)) await this.#unindex(text(replacedUser), [replaced]);
     return status === 1;
   }
 
   async destroy(key: string, timeoutMs?: number): Promise<void> {
-    const redisKey = this.prefix + key;
+    await this.#destroy(this.prefix + key, timeoutMs);
+  }
+
+  /** Removes a record and its index entry; answers whether there was one. */
+  async #destroy(redisKey: string, timeoutMs: number | undefined): Promise<boolean> {
     const reply = await this.#redis.script(DESTROY, [redisKey], [this.#deadline(timeoutMs)]);
     if (this.#status(reply) !== 1) throw new Error('the session record was not deleted: the server answered after the deadline');
-    const user = text((reply as unknown[])[2]);
-    if (user !== '') await this.#unindex(user, [redisKey]);
+    const [, , user, removed] = reply as unknown[];
+    if (text(user) !== '') await this.#unindex(text(user), [redisKey]);
+    return Number(removed) > 0;
   }
 
   async sessionsOf(user: string): Promise<readonly UserRecord[]> {
     const members = await this.#members(user);
     const records: UserRecord[] = [];
     const stale: string[] = [];
-    await inBatches(members, async (member) => {
-      const reply = await this.#redis.run(member, ['HMGET', member, USER_FIELD, CREATED_FIELD, '@s', '@i']);
+    await inBatches(members, async ({ entry, key }) => {
+      const reply = await this.#redis.run(key, ['HMGET', key, USER_FIELD, CREATED_FIELD, '@s', '@i']);
       const [owner, created, seen, info] = Array.isArray(reply) ? (reply as unknown[]) : [];
       if (owner === null || owner === undefined || text(owner) !== user) {
-        stale.push(member);
+        stale.push(entry);
         return;
       }
       records.push({
-        key: member.slice(this.prefix.length),
+        key: key.slice(this.prefix.length),
         createdAt: numberOf(created),
         lastSeenAt: numberOf(seen),
         info: info === null || info === undefined ? undefined : text(info),
@@ -240,24 +297,33 @@ export class RedisStore implements SessionStore, UserIndex {
     const keepKey = keep === undefined ? undefined : this.prefix + keep;
     const gone: string[] = [];
     let removed = 0;
-    await inBatches(members, async (member) => {
-      if (member === keepKey) return;
+    await inBatches(members, async ({ entry, key }) => {
+      if (key === keepKey) return;
       // Awaited before the sum is read: `removed += await …` would add to the value read before the wait.
-      const ended = Number(await this.#redis.script(DESTROY_OF, [member], [user]));
+      const ended = Number(await this.#redis.script(DESTROY_OF, [key], [user]));
       removed += ended;
-      gone.push(member);
+      gone.push(entry);
     });
     await this.#unindex(user, gone);
     return removed;
   }
 
-  /** The keys a user's index lists, as Redis keys. */
-  async #members(user: string): Promise<string[]> {
+  /**
+   * A user's index: each entry as stored, and the record's key as this store names it. Entries that 0.1 wrote
+   * through a client with a key prefix of its own (ioredis' keyPrefix) carry that prefix: it is taken off, since
+   * the client adds it again.
+   */
+  async #members(user: string): Promise<{ entry: string; key: string }[]> {
     const reply = await this.#redis.script(INDEX_LIST, [this.#indexKey(user)], []);
-    return Array.isArray(reply) ? reply.map(text) : [];
+    const clientPrefix = this.#redis.keyPrefix;
+    const prefixed = clientPrefix + this.prefix;
+    return (Array.isArray(reply) ? reply.map(text) : []).map((entry) => ({
+      entry,
+      key: clientPrefix !== '' && entry.startsWith(prefixed) ? entry.slice(clientPrefix.length) : entry,
+    }));
   }
 
-  /** Takes records (Redis keys) out of a user's index. */
+  /** Takes records out of a user's index, by their entries. */
   async #unindex(user: string, members: readonly string[]): Promise<void> {
     if (members.length === 0) return;
     const index = this.#indexKey(user);
@@ -286,6 +352,20 @@ export class RedisStore implements SessionStore, UserIndex {
 /** Runs `each` over `items`, at most {@link USER_BATCH} at once: a user may have many sessions, and maxPending holds. */
 async function inBatches<T>(items: readonly T[], each: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += USER_BATCH) await Promise.all(items.slice(i, i + USER_BATCH).map(each));
+}
+
+/** A user id in a script's answer: Lua's false comes back as null (node-redis) or 0 / false, depending on the client. */
+function isUser(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== 0 && value !== false && text(value) !== '';
+}
+
+/**
+ * Redis' WRONGTYPE error, as Redis 7 reports it (`WRONGTYPE …`) and as Redis before 7 wraps it when a script
+ * raised it (`ERR Error running script (call to f_…): @user_script:…: WRONGTYPE …`).
+ */
+export function isWrongType(err: unknown): boolean {
+  const message = String((err as { message?: unknown } | null)?.message);
+  return message.startsWith('WRONGTYPE') || (message.startsWith('ERR Error running script') && message.includes('WRONGTYPE'));
 }
 
 function numberOf(value: unknown): number | undefined {

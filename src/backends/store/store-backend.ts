@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
 import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
-import { SessionError } from '../../errors.js';
+import { SessionError, storeFailure } from '../../errors.js';
 import {
   COOKIE_ATTRIBUTE_OPTION_NAMES,
   decodeCookieValue,
@@ -356,6 +356,13 @@ export class StoreSessionBackend implements SessionBackend {
       const seenAt = this.#userKey === undefined ? undefined : now;
       if (ttl > 0) record = await this.#call('load', () => this.#store.load(key, ttl, seenAt));
       if (record === undefined && channels.cookieRejected.hasSubscribers) this.#rejected(ttl > 0 ? 'no-record' : 'absolute-timeout');
+      // Larger than maxBytes (written by hand, by an older version, or before maxBytes was lowered): every write
+      // would fail and every read would cost its size, so it ends here, measured without decoding a value.
+      if (record !== undefined && sizeOf(record.fields) > this.#maxBytes) {
+        record = undefined;
+        await this.#call('destroy', () => this.#store.destroy(key, this.#timeout));
+        if (channels.cookieRejected.hasSubscribers) this.#rejected('oversized-record');
+      }
     }
     const found = record === undefined ? undefined : buffersOf(record.fields);
     // The user the record is indexed under, kept up to date by each write.
@@ -433,6 +440,12 @@ export class StoreSessionBackend implements SessionBackend {
       if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
         const user = this.#userKey === undefined ? undefined : (this.#userOf(change, undefined, undefined) ?? undefined);
         const created = await this.#create(ctx, change.data, own, now, loaded === undefined ? undefined : storeKey, user);
+        // The record it renews ended meanwhile (purged, revoked, expired): not brought back under a new id either.
+        if (created === undefined) {
+          ended = true;
+          if (channels.writeDropped.hasSubscribers) channels.writeDropped.publish({ backend: 'store', name: cookie.name });
+          return;
+        }
         ({ ticket, storeKey, loaded } = created);
         indexed = user;
         stale = false;
@@ -458,7 +471,17 @@ export class StoreSessionBackend implements SessionBackend {
         const clear = change.cleared === true;
         const index =
           user === undefined ? {} : { user, until: current.createdAt + this.#absolute, info: user === null ? undefined : this.#info(ctx) };
-        const write = { create: false, createdAt: current.createdAt, clear, set, remove, ttlMs, timeoutMs: this.#timeout, ...index };
+        const write = {
+          create: false,
+          createdAt: current.createdAt,
+          clear,
+          set,
+          remove,
+          ttlMs,
+          timeoutMs: this.#timeout,
+          maxBytes: this.#maxBytes,
+          ...index,
+        };
         const wrote = await this.#call('write', () => this.#store.write(recordKey, write));
         // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
         // left alone, since the other request's answer may carry the client's new one.
@@ -480,7 +503,10 @@ export class StoreSessionBackend implements SessionBackend {
     return handle;
   }
 
-  /** A new record under a new id (a new session, or `renew()`), then the old record, if any, deleted. */
+  /**
+   * A new record under a new id (a new session, or `renew()`), replacing the old record, if any, in the same store
+   * write: `undefined` when that one ended meanwhile, so that a renewal never revives a session that ended.
+   */
   async #create(
     ctx: Context,
     data: SessionRecord,
@@ -488,21 +514,21 @@ export class StoreSessionBackend implements SessionBackend {
     now: number,
     oldKey: string | undefined,
     user: string | undefined,
-  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Buffer> }> {
+  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Buffer> } | undefined> {
     const fields = this.#encode(data);
     this.#checkSize(fields);
     assertHeadersOpen(ctx);
     const id = randomBytes(ID_BYTES);
     const ttlMs = this.#ttl(now, own, now);
     const index = user === undefined ? {} : { user, until: now + this.#absolute, info: this.#info(ctx) };
-    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout, ...index };
+    const replaces = oldKey === undefined ? {} : { replaces: oldKey };
+    const write = { create: true, createdAt: now, clear: false, set: fields, remove: [], ttlMs, timeoutMs: this.#timeout, ...index, ...replaces };
     const storeKey = keyOf(id);
     const created = await this.#call('write', () => this.#store.write(storeKey, write));
+    if (!created && oldKey !== undefined) return undefined;
     if (!created) {
       throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
     }
-    // Only once the new record exists: a failure here leaves the client on its old, still valid session.
-    if (oldKey !== undefined) await this.#call('destroy', () => this.#store.destroy(oldKey, this.#timeout));
     return { ticket: this.#putTicket(ctx, id, now, own, now, ttlMs), storeKey, loaded: fields };
   }
 
@@ -641,8 +667,7 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   #checkSize(fields: ReadonlyMap<string, Uint8Array>): void {
-    let size = 0;
-    for (const [key, bytes] of fields) size += Buffer.byteLength(key) + bytes.byteLength;
+    const size = sizeOf(fields);
     if (size <= this.#maxBytes) return;
     const sizes = [...fields].map(([key, bytes]) => [key, bytes.byteLength] as const);
     throw new SessionError(
@@ -730,6 +755,13 @@ interface PendingCall {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A record's size as `maxBytes` counts it: each key's UTF-8 bytes and its encoded value's. */
+function sizeOf(fields: ReadonlyMap<string, Uint8Array>): number {
+  let size = 0;
+  for (const [key, bytes] of fields) size += Buffer.byteLength(key) + bytes.byteLength;
+  return size;
+}
+
 /** A record's fields as Buffers (views, not copies), whatever a store of one's own returned. */
 function buffersOf(fields: ReadonlyMap<string, Uint8Array>): ReadonlyMap<string, Buffer> {
   for (const field of fields.values()) {
@@ -744,7 +776,7 @@ function unavailable(what: string, cause?: unknown): SessionError {
     'ERR_SESSION_STORE_UNAVAILABLE',
     `The session store ${what}: the request fails (503) rather than run with an empty session. Check the store; ` +
       'sessions are intact once it answers again.',
-    cause === undefined ? undefined : { cause },
+    cause === undefined ? undefined : { cause: storeFailure(cause) },
   );
 }
 

@@ -1,3 +1,5 @@
+import { SessionError } from '../../errors.js';
+
 /**
  * Where {@link StoreSessionBackend} keeps session records. A record is a set of fields, one per top-level key of
  * the session, so that two requests that change different keys both keep their changes. The backend hands the
@@ -11,6 +13,13 @@
  *   `createdAt`); otherwise it writes only when one exists, so that a record that was deleted or expired meanwhile
  *   is never brought back. `clear` removes every field first. The record then expires `ttlMs` from now. Answers
  *   whether it wrote.
+ * - `write` with `replaces` (`renew()`: the same data under a new key): creates the record only if the one under
+ *   `replaces` still exists, and removes that one, in one atomic step where the store can; where it cannot (two
+ *   slots of a Redis Cluster), it removes the old record first and creates the new one only if there was one, so a
+ *   failure in between ends the session rather than keeping or reviving it. Answers `false` when the old one was gone.
+ * - `write` with `maxBytes`: refuses, by throwing a `SessionError` `ERR_SESSION_TOO_LARGE` and changing nothing, a
+ *   write that would leave the record's data fields (their names' UTF-8 bytes and their values' bytes, counted
+ *   after the change, whatever other requests wrote meanwhile) larger than `maxBytes`.
  * - `destroy`: removes the record; removing one that does not exist is no error.
  * - `write` and `destroy` given a `timeoutMs` should not apply once half of it has passed since the call, where a
  *   remote store can tell (its clock): the backend reports a call slower than that as failed, and a stalled server
@@ -85,4 +94,17 @@ export interface StoreWrite {
   readonly until?: number;
   /** With `user`: a short description of the session to list with it (`describe`'s answer, as JSON). */
   readonly info?: string;
+  /** With `create`: the key of the record this one replaces (see {@link SessionStore}). */
+  readonly replaces?: string;
+  /** The largest the record's data may be after this write, in bytes (see {@link SessionStore}). */
+  readonly maxBytes?: number;
+}
+
+/** A write the store refused for `maxBytes` (see {@link SessionStore}): for stores to throw. */
+export function recordTooLarge(size: number, maxBytes: number): SessionError {
+  return new SessionError(
+    'ERR_SESSION_TOO_LARGE',
+    `The session record would be ${size} bytes in the store, and maxBytes is ${maxBytes}, counting what other requests ` +
+      'wrote to it meanwhile. Raise maxBytes or store less. The stored session is unchanged.',
+  );
 }
