@@ -16,7 +16,13 @@ export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-st
 export { RedisStore, type RedisStoreOptions } from './backends/store/redis-store.js';
 export type { RedisClientLike } from './redis/client.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
-export { MemoryRevocationStore, type MemoryRevocationStoreOptions, type Revocation, type RevocationStore } from './backends/cookie/revocations.js';
+export {
+  MemoryRevocationStore,
+  mergeRevocations,
+  type MemoryRevocationStoreOptions,
+  type Revocation,
+  type RevocationStore,
+} from './backends/cookie/revocations.js';
 export { RedisRevocationStore, type RedisRevocationStoreOptions } from './backends/cookie/redis-revocation-store.js';
 export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
 export type { SealMode } from './envelope/envelope.js';

@@ -1,11 +1,14 @@
 import { expect } from 'chai';
 import { fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Redis as IORedis, Cluster as IORedisCluster } from 'ioredis';
 import type Koa from 'koa';
+import type { Server } from 'node:http';
 import { createClient, createCluster } from 'redis';
 import request from 'supertest';
+import fc from 'fast-check';
 import {
   CookieSessionBackend,
   KeyRing,
@@ -307,7 +310,7 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
   ];
 
   for (const { label, make } of CLIENTS) {
-    it(`should keep the revocation with the later time per user, for as long as asked (${label})`, async () => {
+    it(`should keep the revocations of a user as one (the later time; a keep only if not revoked), for as long as asked (${label})`, async () => {
       const { client, close } = await make();
       try {
         const store = new RedisRevocationStore(client, { prefix: `revoked-${label.replace(/ /g, '-')}:` });
@@ -315,15 +318,134 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
         await store.set('u1', { before: 2000, except: 1500 }, 60_000);
         await store.set('u1', { before: 1000 }, 60_000);
         expect(await store.get('u1')).to.deep.equal({ before: 2000, except: 1500 });
+        // The merged entry lives as long as the longer of the two asked: the earlier one's sessions stay ended.
         await store.set('u1', { before: 3000 }, 50);
         expect(await store.get('u1')).to.deep.equal({ before: 3000 });
+        await store.set('u2', { before: 3000 }, 50);
         await new Promise((resolve) => setTimeout(resolve, 120));
-        expect(await store.get('u1')).to.equal(undefined);
+        expect(await store.get('u2')).to.equal(undefined);
+        expect(await store.get('u1')).to.deep.equal({ before: 3000 });
       } finally {
         await close();
       }
     });
   }
+
+  it('should fail closed on a malformed revocation entry, whatever revocationStoreDown says', async () => {
+    const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
+    try {
+      const custom: RevocationStore = { get: async () => ({ before: 'not a time' }) as unknown as Revocation, set: async () => undefined };
+      for (const [revocations, plant] of [
+        [new RedisRevocationStore(client, { prefix: 'malformed:' }), (user: string) => redis.cli('SET', `malformed:${user}`, 'not a time')],
+        [custom, () => undefined],
+      ] as const) {
+        for (const down of ['accept', 'reject'] as const) {
+          const backend = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations, revocationCacheMs: 0, revocationStoreDown: down });
+          const app = appWith(backend, loginApp(backend));
+          const server = await listen(app);
+          const alice = cookieOf(await request(server).get('/login?user=alice').expect(200));
+          plant(createHash('sha256').update('alice').digest('base64url'));
+          await request(server).get('/').set('Cookie', alice).expect(200, { user: null, counter: null });
+          expect(app.errors).to.deep.equal([]);
+        }
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  /** Two servers on one revocation store, each with its own cache, on one manual clock. */
+  const twoServers = async (revocations: RevocationStore, clock: { now: () => number }) => {
+    const options = { userKey: 'userId', revocations, revocationCacheMs: 300, now: clock.now };
+    const backends = [CookieSessionBackend.private(KEY_RING, options), CookieSessionBackend.private(KEY_RING, options)];
+    return Promise.all(backends.map((backend) => listen(appWith(backend, loginApp(backend)))));
+  };
+
+  it('should not let a stolen cookie shelter itself from "sign out everywhere" through a server whose cache is stale', async () => {
+    const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
+    try {
+      const clock = manualClock(Date.now());
+      const [a, b] = (await twoServers(new RedisRevocationStore(client, { prefix: 'shelter:' }), clock)) as [Server, Server];
+      const victim = cookieOf(await request(a).get('/login?user=alice').expect(200));
+      const stolen = victim; // the attacker's copy
+      clock.advance(10);
+      await request(b).get('/').set('Cookie', stolen).expect(200, { user: 'alice', counter: null }); // B caches "not revoked"
+      clock.advance(10);
+      await request(a).get('/everywhere-out').set('Cookie', victim).expect(200);
+      clock.advance(10);
+      // Within B's cache: the stolen cookie still opens there, and asks to sign out every other session.
+      await request(b).get('/others-out').set('Cookie', stolen).expect(200, { user: 'alice', counter: null });
+      for (const server of [a, b]) await request(server).get('/').set('Cookie', stolen).expect(200, { user: null, counter: null });
+      clock.advance(1000);
+      for (const server of [a, b]) await request(server).get('/').set('Cookie', stolen).expect(200, { user: null, counter: null });
+      // A session begun after the sign-out still keeps itself.
+      const fresh = cookieOf(await request(a).get('/login?user=alice').expect(200));
+      clock.advance(10);
+      await request(b).get('/others-out').set('Cookie', fresh).expect(200, { user: 'alice', counter: null });
+      clock.advance(1000);
+      for (const server of [a, b]) await request(server).get('/').set('Cookie', fresh).expect(200, { user: 'alice', counter: null });
+    } finally {
+      await close();
+    }
+  });
+
+  it('should never open a session an earlier revocation ended, over random logins, revokes and keeps on two servers', async () => {
+    const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
+    let run = 0;
+    const step = fc.record({
+      kind: fc.constantFrom('login', 'everywhere', 'others', 'read', 'wait'),
+      server: fc.integer({ min: 0, max: 1 }),
+      session: fc.nat(),
+      ms: fc.integer({ min: 1, max: 400 }),
+    });
+    try {
+      for (const storeOf of [
+        () => new MemoryRevocationStore({ now: Date.now }),
+        () => new RedisRevocationStore(client, { prefix: `prop${run++}:` }),
+      ]) {
+        await fc.assert(
+          fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async (steps) => {
+            const clock = manualClock(Date.now());
+            const servers = await twoServers(storeOf(), clock);
+            // The model: each session's cookie, when it began, and whether a revocation ended it (for good).
+            const sessions: { cookie: string; createdAt: number; revoked: boolean }[] = [];
+            for (const { kind, server: i, session: k, ms } of steps) {
+              const server = servers[i] as Server;
+              const target = sessions[k % Math.max(1, sessions.length)];
+              clock.advance(kind === 'wait' ? ms : 1);
+              if (kind === 'login') {
+                sessions.push({
+                  cookie: cookieOf(await request(server).get('/login?user=alice').expect(200)),
+                  createdAt: clock.now(),
+                  revoked: false,
+                });
+              } else if (target !== undefined && kind !== 'wait') {
+                const path = kind === 'read' ? '/' : kind === 'everywhere' ? '/everywhere-out' : '/others-out';
+                const res = await request(server).get(path).set('Cookie', target.cookie).expect(200);
+                const opened = (res.body as { user: string | null }).user === 'alice';
+                // Opened although revoked: only from a cache younger than revocationCacheMs, never for good.
+                if (opened && kind !== 'read') {
+                  const now = clock.now();
+                  for (const other of sessions) if (other.createdAt < now && (kind === 'everywhere' || other !== target)) other.revoked = true;
+                  // A keep spares only a session no earlier revocation ended.
+                }
+              }
+            }
+            clock.advance(1000); // past every cache
+            for (const { cookie, revoked } of sessions) {
+              for (const server of servers) {
+                const user = ((await request(server).get('/').set('Cookie', cookie).expect(200)).body as { user: string | null }).user;
+                expect(user, revoked ? 'a revoked session opened' : 'a live session was signed out').to.equal(revoked ? null : 'alice');
+              }
+            }
+          }),
+          { numRuns: 40 },
+        );
+      }
+    } finally {
+      await close();
+    }
+  });
 
   it('should fail closed (503) while Redis is stalled, or open the cookie with revocationStoreDown: accept', async () => {
     const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();

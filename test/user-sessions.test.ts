@@ -262,6 +262,37 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
         }
       });
 
+    it('should not let a request of a signed-out session keep itself with revokeUser(user, { keep }) once signed out', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const backend = new StoreSessionBackend(store.current.store, KEY_RING, { userKey: 'userId' });
+      const app = appWith(
+        backend,
+        async (ctx, next) => {
+          if (ctx.path !== '/slow-others-out') return next();
+          const user = ctx.session.get<string>('userId') as string; // loaded before the victim signs out everywhere
+          await gate;
+          ctx.body = { ended: await backend.revokeUser(user, { keep: ctx.session }) };
+          ctx.session.set('counter', 1);
+        },
+        loginApp(backend),
+      );
+      const server = await listen(app);
+      const stolen = await login(server, 'alice');
+      const victim = await login(server, 'alice');
+      const slow = request(server)
+        .get('/slow-others-out')
+        .set('Cookie', stolen)
+        .then((res) => res);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await request(server).get('/everywhere-out').set('Cookie', victim).expect(200, { ended: 2 });
+      open();
+      expect((await slow).body).to.deep.equal({ ended: 0 });
+      for (const cookie of [stolen, victim])
+        await request(server).get('/').set('Cookie', cookie).expect(200, { user: null, counter: null, isNew: true });
+      expect(await backend.sessionsOf('alice')).to.deep.equal([]);
+    });
+
     it('should not bring back a session revoked while a request that renews it (regenerate at login) ran', async () => {
       let open!: () => void;
       const gate = new Promise<void>((resolve) => (open = resolve));

@@ -1,6 +1,6 @@
 import { checkOptionNames, invalidOption } from '../../options.js';
 import { RedisConnection, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
-import type { Revocation, RevocationStore } from './revocations.js';
+import { REVOKE_ALL, type Revocation, type RevocationStore } from './revocations.js';
 
 /** Options of {@link RedisRevocationStore}. */
 export interface RedisRevocationStoreOptions {
@@ -10,17 +10,36 @@ export interface RedisRevocationStoreOptions {
   readonly maxPending?: number;
 }
 
-// An entry is "before" or "before:except". Keeps the one with the later "before", and the entry at least as long as
-// asked. ARGV: the entry, its "before", ttl ms.
+// An entry is "before" or "before:except". Keeps the two revocations as one (mergeRevocations): the later
+// "before", and its "except" only if the other spares that session too; an entry that is not one revokes every
+// session, so it spares none. Keeps the entry at least as long as asked. ARGV: before, except ("" for none),
+// ttl ms. Answers the entry it keeps.
 const REVOKE = luaScript(`local current = redis.call('GET', KEYS[1])
 local ttl = tonumber(ARGV[3])
-local before = current and tonumber(string.match(current, '^%d+'))
-if before and before > tonumber(ARGV[2]) then
-  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-  return 0
+local before = tonumber(ARGV[1])
+local except = nil
+if ARGV[2] ~= '' then except = tonumber(ARGV[2]) end
+if current then
+  local b, e = string.match(current, '^(%d+):?(%d*)$')
+  if b then
+    b = tonumber(b)
+    if e == '' then e = nil else e = tonumber(e) end
+    local eb, ee = b, e
+    if b > before then
+      eb, ee = before, except
+      before, except = b, e
+    end
+    if except and except < eb and except ~= ee then except = nil end
+  else
+    except = nil
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-return 1`);
+local entry = string.format('%.0f', before)
+if except then entry = entry .. ':' .. string.format('%.0f', except) end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl > ttl then ttl = pttl end
+redis.call('SET', KEYS[1], entry, 'PX', ttl)
+return entry`);
 
 /**
  * Revocations of cookie sessions in Redis (single node or cluster; node-redis or ioredis, the client the app has):
@@ -51,17 +70,20 @@ export class RedisRevocationStore implements RevocationStore {
   async get(user: string): Promise<Revocation | undefined> {
     const key = this.prefix + user;
     const reply = await this.#redis.run(key, ['GET', key]);
-    if (reply === null || reply === undefined) return undefined;
-    const match = /^(\d{1,15})(?::(\d{1,15}))?$/.exec(text(reply));
-    // Something else under the key fails closed, as an outage does: a revoked user must not slip through.
-    if (match === null) throw new Error('the revocation entry is not one');
-    return match[2] === undefined ? { before: Number(match[1]) } : { before: Number(match[1]), except: Number(match[2]) };
+    return reply === null || reply === undefined ? undefined : parseEntry(text(reply));
   }
 
-  async set(user: string, revocation: Revocation, ttlMs: number): Promise<void> {
+  async set(user: string, revocation: Revocation, ttlMs: number): Promise<Revocation> {
     const key = this.prefix + user;
-    const before = String(Math.floor(revocation.before));
-    const entry = revocation.except === undefined ? before : `${before}:${Math.floor(revocation.except)}`;
-    await this.#redis.script(REVOKE, [key], [entry, before, milliseconds(ttlMs)]);
+    const except = revocation.except === undefined ? '' : String(Math.floor(revocation.except));
+    const kept = await this.#redis.script(REVOKE, [key], [String(Math.floor(revocation.before)), except, milliseconds(ttlMs)]);
+    return parseEntry(text(kept));
   }
+}
+
+/** An entry's revocation; something else under the key revokes every session: a revoked user must not slip through. */
+function parseEntry(entry: string): Revocation {
+  const match = /^(\d{1,15})(?::(\d{1,15}))?$/.exec(entry);
+  if (match === null) return REVOKE_ALL;
+  return match[2] === undefined ? { before: Number(match[1]) } : { before: Number(match[1]), except: Number(match[2]) };
 }

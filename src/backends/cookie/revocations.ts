@@ -15,14 +15,31 @@ export interface Revocation {
  *
  * What each method must guarantee:
  * - `get`: the user's revocation, or `undefined` when none is kept.
- * - `set`: keeps `revocation` for at least `ttlMs`, unless one with a later `before` is kept already.
+ * - `set`: keeps, for at least `ttlMs`, the {@link mergeRevocations} of `revocation` and the one kept already, in one
+ *   atomic step: no sequence of `set` calls makes a session open that an earlier one ended (a `keep` spares only a
+ *   session the kept entry does not revoke). Answers what it keeps now, or nothing (then the next `get` asks).
  *
  * Both reject when the store cannot answer.
  */
 export interface RevocationStore {
   get(user: string): Promise<Revocation | undefined>;
-  set(user: string, revocation: Revocation, ttlMs: number): Promise<void>;
+  set(user: string, revocation: Revocation, ttlMs: number): Promise<Revocation | void>;
 }
+
+/**
+ * Two revocations as one: a session opens under it only if it opens under both. So the later `before` stands, and
+ * its `except` only if the other revocation spares that session too: a "sign out my other sessions" from a session
+ * that was signed out already spares nothing.
+ */
+export function mergeRevocations(a: Revocation | undefined, b: Revocation): Revocation {
+  if (a === undefined) return b;
+  const [later, earlier] = a.before > b.before ? [a, b] : [b, a];
+  if (later.except !== undefined && !isRevoked(earlier, later.except)) return later;
+  return { before: later.before };
+}
+
+/** What a malformed revocation entry counts as: every session of the user revoked (it fails closed). */
+export const REVOKE_ALL: Revocation = Object.freeze({ before: Infinity });
 
 /** Options of {@link MemoryRevocationStore}. */
 export interface MemoryRevocationStoreOptions {
@@ -58,7 +75,7 @@ export class MemoryRevocationStore implements RevocationStore {
     return undefined;
   }
 
-  async set(user: string, revocation: Revocation, ttlMs: number): Promise<void> {
+  async set(user: string, revocation: Revocation, ttlMs: number): Promise<Revocation> {
     const now = this.#now();
     // Entries are kept as long as the longest cookie lifetime, all alike: the oldest expire first.
     for (const [name, entry] of this.#users) {
@@ -66,10 +83,11 @@ export class MemoryRevocationStore implements RevocationStore {
       this.#users.delete(name);
     }
     const previous = this.#users.get(user);
-    const kept =
-      previous !== undefined && previous.expiresAt > now && previous.revocation.before > revocation.before ? previous.revocation : { ...revocation };
+    const live = previous !== undefined && previous.expiresAt > now ? previous : undefined;
+    const kept = mergeRevocations(live?.revocation, { ...revocation });
     this.#users.delete(user);
-    this.#users.set(user, { revocation: kept, expiresAt: Math.max(now + ttlMs, previous?.expiresAt ?? 0) });
+    this.#users.set(user, { revocation: kept, expiresAt: Math.max(now + ttlMs, live?.expiresAt ?? 0) });
+    return kept;
   }
 }
 
@@ -102,8 +120,8 @@ export class RevocationCache {
     const asked = withTimeout(this.#store.get(user), this.#timeoutMs).then(
       (revocation) => {
         this.#asking.delete(user);
-        if (revocation !== undefined && !isRevocation(revocation)) throw new Error('the revocation store answered something else than a revocation');
-        this.#put(user, revocation, now);
+        // Something else than a revocation fails closed, whatever revocationStoreDown says: it is no outage.
+        this.#put(user, revocation === undefined || isRevocation(revocation) ? revocation : REVOKE_ALL, now);
         return this.#entries.get(user)?.revocation;
       },
       (err: unknown) => {
@@ -116,15 +134,26 @@ export class RevocationCache {
   }
 
   /** Revokes in the store, then here, so that this process never opens a revoked cookie again. */
+  /**
+   * Revokes in the store, then here, so that this process never opens a revoked cookie again. What the store kept
+   * is what counts, not what this cache knew: a stale cache must not let a `keep` spare a session revoked meanwhile.
+   */
   async revoke(user: string, revocation: Revocation, ttlMs: number, now: number): Promise<void> {
-    await withTimeout(this.#store.set(user, revocation, ttlMs), this.#timeoutMs);
-    this.#put(user, revocation, now);
+    const kept = await withTimeout(this.#store.set(user, revocation, ttlMs), this.#timeoutMs);
+    if (kept !== undefined && isRevocation(kept)) {
+      this.#put(user, kept, now);
+    } else {
+      // A store that does not tell what it kept: the one revoked here is held at once, and the store asked next time.
+      this.#put(user, revocation, now);
+      const entry = this.#entries.get(user);
+      if (entry !== undefined) entry.fetchedAt = -Infinity;
+    }
   }
 
   #put(user: string, revocation: Revocation | undefined, now: number): void {
     const known = this.#entries.get(user)?.revocation;
-    // A later revocation known here (one of this process, say) is never replaced by an older answer.
-    const kept = known !== undefined && (revocation === undefined || known.before > revocation.before) ? known : revocation;
+    // Known here and answered by the store can only add up: what either revokes stays revoked.
+    const kept = revocation === undefined ? known : mergeRevocations(known, revocation);
     this.#entries.delete(user);
     if (this.#entries.size >= MAX_CACHED_USERS) this.#entries.delete(this.#entries.keys().next().value as string);
     this.#entries.set(user, { revocation: kept, fetchedAt: now });
@@ -140,7 +169,12 @@ export function isRevoked(revocation: Revocation | undefined, createdAt: number 
 
 function isRevocation(value: unknown): value is Revocation {
   const r = value as Partial<Revocation> | null;
-  return typeof r === 'object' && r !== null && Number.isFinite(r.before) && (r.except === undefined || Number.isFinite(r.except));
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    (Number.isFinite(r.before) || r.before === Infinity) &&
+    (r.except === undefined || Number.isFinite(r.except))
+  );
 }
 
 /** The revocation store did not answer within `revocationTimeout`: told apart from its own failures. */
