@@ -239,6 +239,20 @@ describe('revoking the cookies of one user (userKey, revocations, revokeUser)', 
     });
   }
 
+  it('should refuse to revoke a user id with a lone surrogate, which would share its entry with the id that has U+FFFD there', async () => {
+    const backend = CookieSessionBackend.private(KEY_RING, { userKey: 'userId', revocations: new MemoryRevocationStore() });
+    const server = await listen(appWith(backend, loginApp(backend)));
+    const cookie = cookieOf(
+      await request(server)
+        .get(`/login?user=${encodeURIComponent('Jos\ufffd')}`)
+        .expect(200),
+    );
+    let refused: unknown;
+    await backend.revokeUser('Jos\ud800').catch((err: unknown) => (refused = err));
+    expect((refused as SessionError).code).to.equal('ERR_SESSION_UNSUPPORTED_VALUE');
+    await request(server).get('/').set('Cookie', cookie).expect(200, { user: 'Jos\ufffd', counter: null });
+  });
+
   it('should refuse revocations without userKey, a store that is none, and revokeUser without revocations', async () => {
     const store = new MemoryRevocationStore();
     expect(() => CookieSessionBackend.signed(KEY_RING, { revocations: store })).to.throw(SessionError, /userKey/);

@@ -378,6 +378,19 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       await expectRejected(indexed.revokeUser('alice', { keep: {} }), 'ERR_SESSION_INVALID_OPTION');
     });
 
+    it('should refuse a user id with a lone surrogate, which would share its hash with the id that has U+FFFD there', async () => {
+      const backend = new StoreSessionBackend(new MemoryStore(), KEY_RING, { userKey: 'userId' });
+      const server = await listen(appWith(backend, loginApp(backend)));
+      const res = await request(server)
+        .get(`/login?user=${encodeURIComponent('Jos\ufffd')}`)
+        .expect(200);
+      const cookie = `session=${cookieValue(res)}`;
+      await expectRejected(backend.revokeUser('Jos\ud800'), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      await expectRejected(backend.sessionsOf('Jos\ud800'), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      expect(await backend.sessionsOf('Jos\ufffd')).to.have.length(1);
+      await request(server).get('/').set('Cookie', cookie).expect(200, { user: 'Jos\ufffd', counter: null, isNew: false });
+    });
+
     it('should answer 500 for a user id that is no string or number, and keep the session as it was', async () => {
       const store = new MemoryStore();
       const backend = new StoreSessionBackend(store, KEY_RING, { userKey: 'userId' });

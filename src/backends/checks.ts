@@ -7,6 +7,7 @@ import { MAX_COOKIE_VALUE_BYTES } from '../http/cookie.js';
 import { SessionError } from '../errors.js';
 import { KeyRing, type ContextKeys } from '../key-ring.js';
 import { invalidOption } from '../options.js';
+import { isWellFormed } from '../value.js';
 import { JsonSerializer } from '../serializers/json-serializer.js';
 import { MsgpackSerializer } from '../serializers/msgpack-serializer.js';
 import { FIRST_USER_SERIALIZER_ID, type Serializer } from '../serializers/serializer.js';
@@ -114,8 +115,18 @@ export function largestKeys(sizes: Iterable<readonly [key: string, bytes: number
  * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for anything but a non-empty string or a finite number.
  */
 export function userIdOf(user: unknown, what: string): string {
-  if (!((typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user)) || typeof user === 'bigint')) {
-    throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', `${what} must be a user id: a non-empty string or a finite number.`);
+  // A lone surrogate would be hashed as U+FFFD: 'Jos\ud800' and 'Jos\ufffd' would share one index and revocation.
+  if (
+    !(
+      (typeof user === 'string' && user !== '' && isWellFormed(user)) ||
+      (typeof user === 'number' && Number.isFinite(user)) ||
+      typeof user === 'bigint'
+    )
+  ) {
+    throw new SessionError(
+      'ERR_SESSION_UNSUPPORTED_VALUE',
+      `${what} must be a user id: a non-empty, well-formed string (no lone surrogate) or a finite number.`,
+    );
   }
   return hash('sha256', String(user), 'base64url');
 }

@@ -243,6 +243,7 @@ export class CookieSessionBackend implements SessionBackend {
   async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<void> {
     const cache = this.#revocations;
     if (cache === undefined) throw invalidOption(`CookieSessionBackend.${this.mode}`, 'revocations', 'set (with userKey), to call revokeUser()');
+    const id = userIdOf(user, 'revokeUser');
     const now = this.#now();
     let revocation: Revocation = { before: now };
     if (options.keep !== undefined) {
@@ -254,7 +255,7 @@ export class CookieSessionBackend implements SessionBackend {
       revocation = createdAt === undefined ? { before: requestNow } : { before: requestNow, except: createdAt };
     }
     try {
-      await cache.revoke(userIdOf(user, 'revokeUser'), revocation, this.#revocationTtl, now);
+      await cache.revoke(id, revocation, this.#revocationTtl, now);
     } catch (err) {
       throw revocationsUnavailable(err);
     }
