@@ -2,10 +2,22 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import koaSession from 'koa-session';
 import request from 'supertest';
-import { KeyRing, koaSessionCookies } from '../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, setCookieFor, setCookies } from './helpers.js';
+import { KeyRing, MemoryRevocationStore, koaSessionCookies } from '../src/index.js';
+import {
+  COMBINATIONS,
+  KEY_A,
+  appWith,
+  backendFor,
+  cookieValue,
+  expectSessionError,
+  listen,
+  manualClock,
+  setCookieFor,
+  setCookies,
+} from './helpers.js';
 
 const APP_KEYS = ['an old app key', 'an older app key'];
+const UNTIL = new Date(Date.now() + 90 * 86_400_000);
 
 /** The Cookie header a browser would send after the real koa-session wrote `data`, signed with `signingKey`. */
 async function koaSessionCookie(
@@ -33,7 +45,10 @@ async function koaSessionCookie(
 describe('moving from koa-session without logging anyone out', () => {
   for (const { mode, serializer, label } of COMBINATIONS) {
     describe(`when sealed ${label}`, () => {
-      const backend = backendFor(mode, new KeyRing([KEY_A]), { serializer: serializer(), legacy: koaSessionCookies({ keys: APP_KEYS }) });
+      const backend = backendFor(mode, new KeyRing([KEY_A]), {
+        serializer: serializer(),
+        legacy: koaSessionCookies({ keys: APP_KEYS, until: UNTIL }),
+      });
       const reader = appWith(backend, (ctx) => {
         ctx.body = { views: ctx.session.get('views') ?? null, isNew: ctx.session.isNew };
         if (ctx.path === '/count') ctx.session.set('views', (ctx.session.get<number>('views') ?? 0) + 1);
@@ -123,9 +138,53 @@ describe('moving from koa-session without logging anyone out', () => {
     });
   }
 
+  it("should open no koa-session cookie from until on, and none of a revoked user's ever again, whatever the entry's TTL", async () => {
+    const clock = manualClock(Date.now());
+    const until = new Date(clock.now() + 90 * 86_400_000);
+    const revocations = new MemoryRevocationStore({ now: clock.now });
+    const backend = backendFor('private', new KeyRing([KEY_A]), {
+      now: clock.now,
+      legacy: koaSessionCookies({ keys: APP_KEYS, until }),
+      userKey: 'userId',
+      revocations,
+    });
+    const server = await listen(
+      appWith(backend, async (ctx) => {
+        if (ctx.path === '/everywhere-out') await backend.revokeUser('alice');
+        ctx.body = { user: ctx.session.get('userId') ?? null };
+      }),
+    );
+    // koa-session's maxAge 'session': no _expire, no end of its own.
+    const browserSession = await koaSessionCookie({ userId: 'alice' }, APP_KEYS[0], 86_400_000, 'session');
+    const anonymous = await koaSessionCookie({ views: 1 }, APP_KEYS[0], 86_400_000, 'session');
+    await request(server).get('/').set('Cookie', browserSession).expect(200, { user: 'alice' });
+    await request(server).get('/everywhere-out').expect(200);
+    // Past the revocation's usual life (absoluteTimeout, 30 days, and the skew): still refused, until the end.
+    clock.advance(60 * 86_400_000);
+    await request(server).get('/').set('Cookie', browserSession).expect(200, { user: null });
+    // A freshly started server on the same store: the same.
+    const restarted = backendFor('private', new KeyRing([KEY_A]), {
+      now: clock.now,
+      legacy: koaSessionCookies({ keys: APP_KEYS, until }),
+      userKey: 'userId',
+      revocations,
+    });
+    const again = await listen(
+      appWith(restarted, (ctx) => (ctx.body = { user: ctx.session.get('userId') ?? null, views: ctx.session.get('views') ?? null })),
+    );
+    await request(again).get('/').set('Cookie', browserSession).expect(200, { user: null, views: null });
+    await request(again).get('/').set('Cookie', anonymous).expect(200, { user: null, views: 1 });
+    clock.advance(30 * 86_400_000); // past until
+    await request(again).get('/').set('Cookie', anonymous).expect(200, { user: null, views: null });
+  });
+
   it('should refuse options that cannot work', () => {
-    expectSessionError(() => koaSessionCookies({ keys: [] }), 'ERR_SESSION_INVALID_OPTION');
-    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, maxAge: 1 } as never), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: [], until: UNTIL }), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: UNTIL, maxAge: 1 } as never), 'ERR_SESSION_INVALID_OPTION');
+    // until is required, a valid Date, and at most 400 days ahead.
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS } as never), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: new Date('nope') }), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: new Date(Date.now() + 401 * 86_400_000) }), 'ERR_SESSION_INVALID_OPTION');
     expectSessionError(() => backendFor('signed', new KeyRing([KEY_A]), { legacy: {} as never }), 'ERR_SESSION_INVALID_OPTION');
   });
 });

@@ -116,13 +116,11 @@ export function largestKeys(sizes: Iterable<readonly [key: string, bytes: number
  */
 export function userIdOf(user: unknown, what: string): string {
   // A lone surrogate would be hashed as U+FFFD: 'Jos\ud800' and 'Jos\ufffd' would share one index and revocation.
-  if (
-    !(
-      (typeof user === 'string' && user !== '' && isWellFormed(user)) ||
-      (typeof user === 'number' && Number.isFinite(user)) ||
-      typeof user === 'bigint'
-    )
-  ) {
+  if (!(
+    (typeof user === 'string' && user !== '' && isWellFormed(user)) ||
+    (typeof user === 'number' && Number.isFinite(user)) ||
+    typeof user === 'bigint'
+  )) {
     throw new SessionError(
       'ERR_SESSION_UNSUPPORTED_VALUE',
       `${what} must be a user id: a non-empty, well-formed string (no lone surrogate) or a finite number.`,

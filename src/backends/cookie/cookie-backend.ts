@@ -59,7 +59,7 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
   readonly now?: () => number;
   /**
    * Cookies of the session library the app used before, read when a request has no cookie of this one, written
-   * back in this library's format in the same response, and expired: `koaSessionCookies({ keys: app.keys })`.
+   * back in this library's format in the same response, and expired: `koaSessionCookies({ keys: app.keys, until })`.
    * @default undefined
    */
   readonly legacy?: LegacyCookies;
@@ -198,9 +198,13 @@ export class CookieSessionBackend implements SessionBackend {
     const legacy = options.legacy;
     if (
       legacy !== undefined &&
-      (typeof legacy !== 'object' || legacy === null || typeof legacy.open !== 'function' || !Array.isArray(legacy.expired))
+      (typeof legacy !== 'object' ||
+        legacy === null ||
+        typeof legacy.open !== 'function' ||
+        !Array.isArray(legacy.expired) ||
+        !Number.isFinite(legacy.until))
     ) {
-      throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys })');
+      throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys, until })');
     }
     this.#legacy = legacy;
     const absolute = options.absoluteTimeout ?? Math.max(30 * DAY, this.cookie.lifetime);
@@ -254,8 +258,10 @@ export class CookieSessionBackend implements SessionBackend {
       const { now: requestNow, createdAt } = kept();
       revocation = createdAt === undefined ? { before: requestNow } : { before: requestNow, except: createdAt };
     }
+    // Kept while any cookie begun before it could open: a legacy cookie, begun at no known time, opens until `until`.
+    const ttl = Math.max(this.#revocationTtl, (this.#legacy?.until ?? 0) - now + CLOCK_SKEW_MS);
     try {
-      await cache.revoke(id, revocation, this.#revocationTtl, now);
+      await cache.revoke(id, revocation, ttl, now);
     } catch (err) {
       throw revocationsUnavailable(err);
     }

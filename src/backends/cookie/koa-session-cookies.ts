@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { nestsDeeperThan } from '../../serializers/json-scan.js';
-import { checkOptionNames, invalidOption } from '../../options.js';
+import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption } from '../../options.js';
 import type { SessionRecord } from '../../serializers/serializer.js';
 import { MAX_VALUE_DEPTH } from '../../value.js';
 import { expiredCookieLine, readCookies, resolveCookieAttributes } from '../../http/cookie.js';
@@ -15,6 +15,12 @@ export interface KoaSessionCookiesOptions {
   readonly path?: string;
   /** The `domain` koa-session wrote the cookie with, if any. */
   readonly domain?: string;
+  /**
+   * The end of the move: from then on no koa-session cookie opens, however it was written (one without `_expire`,
+   * a browser-session cookie of koa-session's `maxAge: 'session'`, has no end of its own). Required; at most 400
+   * days ahead. Users who have not come back by then sign in again.
+   */
+  readonly until: Date;
 }
 
 /**
@@ -22,6 +28,8 @@ export interface KoaSessionCookiesOptions {
  * shape: give it to `CookieSessionBackend`'s `legacy` option.
  */
 export interface LegacyCookies {
+  /** `until`, in milliseconds since the epoch: no legacy cookie opens from then on. */
+  readonly until: number;
   /** The cookies to expire once the session was moved, the value and its signature: name and Set-Cookie line. */
   readonly expired: readonly (readonly [name: string, line: string])[];
   /**
@@ -37,12 +45,22 @@ export interface LegacyCookies {
  *
  * @example
  * ```ts
- * CookieSessionBackend.private(keyRing, { legacy: koaSessionCookies({ keys: app.keys, key: 'koa.sess' }) });
+ * CookieSessionBackend.private(keyRing, { legacy: koaSessionCookies({ keys: app.keys, key: 'koa.sess', until: new Date('2027-03-01') }) });
  * ```
  */
 export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCookies {
   const where = 'koaSessionCookies';
-  checkOptionNames(where, options, ['keys', 'key', 'path', 'domain']);
+  checkOptionNames(where, options, ['keys', 'key', 'path', 'domain', 'until']);
+  const until = options?.until;
+  if (!(until instanceof Date) || Number.isNaN(until.getTime()) || until.getTime() > Date.now() + MAX_COOKIE_AGE_MS) {
+    throw invalidOption(
+      where,
+      'until',
+      "a Date at most 400 days ahead, after which no koa-session cookie opens: new Date('2027-03-01'), say. " +
+        "A koa-session cookie of maxAge 'session' has no end of its own",
+    );
+  }
+  const untilMs = until.getTime();
   const keys = options?.keys;
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string' || key instanceof Uint8Array)) {
     throw invalidOption(where, 'keys', "koa-session's signing keys (the app's app.keys), a non-empty array");
@@ -58,7 +76,9 @@ export function koaSessionCookies(options: KoaSessionCookiesOptions): LegacyCook
   const secrets = keys.map((key) => (typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key)));
   return Object.freeze({
     expired: Object.freeze(expired),
+    until: untilMs,
     open(header: string | undefined, now: number): { data: SessionRecord; maxAge?: unknown } | undefined {
+      if (now >= untilMs) return undefined;
       const [value] = readCookies(header, name, 1);
       const [signature] = readCookies(header, signatureName, 1);
       if (value === undefined || signature === undefined || value.length > 4096) return undefined;
