@@ -2,7 +2,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { createSession, finish, markWritten, saveNow, viewOf, type Session, type SessionView, type SessionWriter } from './session.js';
+import { createSession, finish, markWritten, replace, saveNow, viewOf, type Session, type SessionView, type SessionWriter } from './session.js';
 import { VALUE_RULES, type ValueRules } from './value.js';
 
 declare module 'koa' {
@@ -119,16 +119,16 @@ function installAccessor(target: object): void {
       return this[LIFECYCLE]?.session;
     },
     set(this: Record<symbol, Lifecycle | undefined>, value: unknown) {
-      const view = this[LIFECYCLE]?.session;
+      const lifecycle = this[LIFECYCLE];
+      const view = lifecycle?.session;
       // koa-session's ways: null ends the session, a plain object replaces its data.
       if (view !== undefined && value === null) {
         view.purge();
         return;
       }
       if (view !== undefined && value === view) return;
-      if (view !== undefined && typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
-        view.clear();
-        for (const key of Object.keys(value)) (view as unknown as Record<string, unknown>)[key] = (value as Record<string, unknown>)[key];
+      if (lifecycle !== undefined && typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+        lifecycle.replace(value as Record<string, unknown>);
         return;
       }
       throw new SessionError(
@@ -161,6 +161,12 @@ class Lifecycle implements SessionWriter {
       if (this.#committed) finish(session, false);
     }
     return this.#view;
+  }
+
+  /** `ctx.session = { ... }`. */
+  replace(data: Record<string, unknown>): void {
+    void this.session; // loaded first
+    replace(this.#session as Session, data);
   }
 
   /** `save()`: writes what the session holds now; the end of the request writes again only what changes later. */

@@ -43,6 +43,32 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         expect(backend.open(cookieValue(replaced))).to.deep.equal({ fresh: true });
       });
 
+      it('should keep keys named like its members as data on ctx.session = {...}, and refuse a bad value before changing anything', async () => {
+        const token = backend.seal({ views: 4, user: 'ada' });
+        const app = appWith(backend, (ctx) => {
+          const session = ctx as unknown as { session: object };
+          if (ctx.path === '/members') session.session = { plan: 'pro', status: 'active', get: 'x' };
+          if (ctx.path === '/bad') {
+            try {
+              session.session = { plan: 'pro', onChange() {} };
+            } catch (err) {
+              // Refused whole: the session is as it was, not cleared and half filled.
+              ctx.body = { code: (err as SessionError).code, data: ctx.session.toJSON(), status: ctx.session.status };
+              return;
+            }
+          }
+          ctx.body = { status: ctx.session.get('status') ?? null, get: ctx.session.get('get') ?? null, plan: ctx.session.get('plan') ?? null };
+        });
+        const server = await listen(app);
+        const res = await request(server).get('/members').set('Cookie', `session=${token}`).expect(200, { status: 'active', get: 'x', plan: 'pro' });
+        expect(backend.open(cookieValue(res))).to.deep.equal({ plan: 'pro', status: 'active', get: 'x' });
+        const bad = await request(server)
+          .get('/bad')
+          .set('Cookie', `session=${token}`)
+          .expect(200, { code: 'ERR_SESSION_UNSUPPORTED_VALUE', data: { views: 4, user: 'ada' }, status: 'unchanged' });
+        expect(setCookieFor(bad)).to.equal(undefined);
+      });
+
       it('should persist reads, assignments, deletes and in-place changes of nested values', async () => {
         const token = backend.seal({ passport: { user: 'old' }, cart: { items: ['a'] }, views: 1, untouched: { deep: [1, 2] } });
         const app = appWith(backend, (ctx) => {
