@@ -41,6 +41,11 @@ export interface SessionHandle {
   readonly maxAge?: number | 'session';
   read(): StoredSession | undefined;
   write(change: SessionWrite): void | Promise<void>;
+  /**
+   * The middleware refused to write the session (a value set by property access that is not plain data): nothing
+   * is written. `key` is the session key whose value it refused. For the backend to report, never to store.
+   */
+  refused?(code: string, key: string | undefined): void;
 }
 
 /**

@@ -74,6 +74,8 @@ export interface ResealedMessage extends SessionMessage {
 export interface WriteRefusedMessage extends SessionMessage {
   /** The `SessionError` code: `ERR_SESSION_TOO_LARGE`, `ERR_SESSION_SERIALIZE`, `ERR_SESSION_UNSUPPORTED_VALUE`. */
   readonly code: string;
+  /** The session key whose value was refused, when one was (never the value). */
+  readonly key?: string;
 }
 
 export interface StoreMessage extends SessionMessage {
@@ -82,6 +84,12 @@ export interface StoreMessage extends SessionMessage {
   readonly durationMs: number;
   /** `timeout` or `error` (store-unavailable only). */
   readonly cause?: 'timeout' | 'error';
+}
+
+/** Publishes a refused write on `write-refused` (when subscribed). Internal: both backends report through it. */
+export function publishRefused(backend: SessionMessage['backend'], name: string, code: string, key?: string): void {
+  if (!channels.writeRefused.hasSubscribers) return;
+  channels.writeRefused.publish(key === undefined ? { backend, name, code } : { backend, name, code, key });
 }
 
 /** The channels, made once. Internal: the backends publish through these. */

@@ -2,7 +2,18 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import { createSession, finish, markWritten, replace, saveNow, viewOf, type Session, type SessionView, type SessionWriter } from './session.js';
+import {
+  createSession,
+  finish,
+  markWritten,
+  refusedKey,
+  replace,
+  saveNow,
+  viewOf,
+  type Session,
+  type SessionView,
+  type SessionWriter,
+} from './session.js';
 import { VALUE_RULES, type ValueRules } from './value.js';
 
 declare module 'koa' {
@@ -171,7 +182,7 @@ class Lifecycle implements SessionWriter {
 
   /** `save()`: writes what the session holds now; the end of the request writes again only what changes later. */
   async saveNow(session: Session): Promise<void> {
-    const change = saveNow(session, this.#stale);
+    const change = this.#refusing(() => saveNow(session, this.#stale));
     if (change === undefined) return;
     await this.handle.write(change);
     this.#stale = false;
@@ -182,7 +193,18 @@ class Lifecycle implements SessionWriter {
     if (this.#committed) return;
     this.#committed = true;
     if (this.#session === undefined) return;
-    const change = finish(this.#session, this.#stale);
+    const session = this.#session;
+    const change = this.#refusing(() => finish(session, this.#stale));
     if (change !== undefined) await this.handle.write(change);
+  }
+
+  /** Runs a commit step; a value it refuses is told to the backend, which reports it, before the error goes on. */
+  #refusing<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      if (err instanceof SessionError) this.handle.refused?.(err.code, refusedKey(err));
+      throw err;
+    }
   }
 }

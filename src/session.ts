@@ -370,7 +370,14 @@ export class Session {
     const live = this.#live as Map<string, Live>;
     const checked = new Map<string, unknown>();
     // Check them all before changing anything, so that a failure leaves the session as it was.
-    for (const key of live.keys()) checked.set(key, copyValue(this.#data.get(key), key, false, this.#rules));
+    for (const key of live.keys()) {
+      try {
+        checked.set(key, copyValue(this.#data.get(key), key, false, this.#rules));
+      } catch (err) {
+        if (err instanceof SessionError) refusedKeys.set(err, key);
+        throw err;
+      }
+    }
     const entries = new Map(this.#data);
     let changed = false;
     for (const [key, entry] of live) {
@@ -475,6 +482,14 @@ export function replace(session: Session, data: Record<string, unknown>): void {
 /** Marks a session as written: unchanged from here on. Internal: used by the middleware only. */
 export function markWritten(session: Session, write: SessionWrite): void {
   markSessionWritten(session, write);
+}
+
+/** The session key whose live value a commit refused, by the error it threw. */
+const refusedKeys = new WeakMap<SessionError, string>();
+
+/** The key a commit's refusal names, for the backend to report. Internal: used by the middleware only. */
+export function refusedKey(err: unknown): string | undefined {
+  return err instanceof SessionError ? refusedKeys.get(err) : undefined;
 }
 
 /** Property access on `ctx.session`, as koa-session apps and middleware (passport, koa-csrf, grant) use it. */

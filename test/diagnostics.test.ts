@@ -124,6 +124,26 @@ describe('diagnostics (node:diagnostics_channel)', () => {
     expectNoSecrets(messages, cookies);
   });
 
+  it('should tell of a value refused at commit (set by property access), on both backends, with its key and not its value', async () => {
+    const backends = [CookieSessionBackend.signed(new KeyRing([KEY_A])), new StoreSessionBackend(new MemoryStore(), new KeyRing([KEY_A]))];
+    const messages = await published(async () => {
+      for (const backend of backends) {
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            (ctx.session as unknown as Record<string, unknown>).prefs = { onChange: () => SECRET };
+            ctx.body = 'ok';
+          }),
+        );
+        await request(server).get('/').expect(500);
+      }
+    });
+    expect(messages).to.deep.equal([
+      ['write-refused', { backend: 'cookie', name: 'session', code: 'ERR_SESSION_UNSUPPORTED_VALUE', key: 'prefs' }],
+      ['write-refused', { backend: 'store', name: 'session', code: 'ERR_SESSION_UNSUPPORTED_VALUE', key: 'prefs' }],
+    ]);
+    expectNoSecrets(messages, []);
+  });
+
   it('should tell of a revoked cookie, and of a revocation store that fails', async () => {
     const revocations = new MemoryRevocationStore();
     let failing = false;

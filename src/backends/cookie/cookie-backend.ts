@@ -14,7 +14,7 @@ import {
   type CookieAttributes,
 } from '../../http/cookie.js';
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
-import { channels, type ResealedMessage } from '../../diagnostics.js';
+import { channels, publishRefused, type ResealedMessage } from '../../diagnostics.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
 import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError, storeFailure } from '../../errors.js';
@@ -345,6 +345,7 @@ export class CookieSessionBackend implements SessionBackend {
       [KEEP]: () => ({ now, createdAt }),
       maxAge: cookie.maxAge ?? 'session',
       read,
+      refused: (code, key) => publishRefused('cookie', cookie.name, code, key),
       write: (change: SessionWrite) => {
         // The key that opened this session was dropped by setKeyRing while the request ran (a revocation): sealing
         // it again with the new ring would undo the revocation, so the session ends here.
@@ -358,9 +359,7 @@ export class CookieSessionBackend implements SessionBackend {
         try {
           value = ending ? undefined : this.#sealWrite(change, now, began);
         } catch (err) {
-          if (channels.writeRefused.hasSubscribers) {
-            channels.writeRefused.publish({ backend: 'cookie', name: cookie.name, code: (err as SessionError).code ?? 'unknown' });
-          }
+          publishRefused('cookie', cookie.name, (err as SessionError).code ?? 'unknown');
           throw err;
         }
         assertHeadersOpen(ctx);

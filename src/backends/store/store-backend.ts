@@ -2,7 +2,7 @@ import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
-import { channels, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
+import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
 import { SessionError, storeFailure } from '../../errors.js';
 import {
   COOKIE_ATTRIBUTE_OPTION_NAMES,
@@ -412,14 +412,13 @@ export class StoreSessionBackend implements SessionBackend {
         if (decoded.stale) staleCause ??= 'serializer';
         return { data: decoded.data, stale, maxAge: ticket.maxAge };
       },
+      refused: (code, key) => publishRefused('store', cookie.name, code, key),
       write: async (change: SessionWrite) => {
         try {
           await write(change);
         } catch (err) {
           const code = (err as SessionError).code;
-          if (channels.writeRefused.hasSubscribers && code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') {
-            channels.writeRefused.publish({ backend: 'store', name: cookie.name, code });
-          }
+          if (code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') publishRefused('store', cookie.name, code);
           throw err;
         }
       },
