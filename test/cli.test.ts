@@ -206,11 +206,28 @@ describe('the command line (npx koa-sealed-session)', function () {
         expect(report).to.deep.include({ opens: true, mode: 'store', store: storeKey });
         expect(report.data).to.deep.include({ user: 'ada', cart: [1, 2] });
         for (const spelling of [id.toString('base64url'), id.toString('hex'), id.toString('base64')]) expect(stdout).not.to.include(spelling);
+        // Unreachable, refused, a wrong password, a db that does not exist, no URL: exit 4 with the reason, no stack.
+        for (const url of ['redis://127.0.0.1:1', `redis://nobody:wrong@127.0.0.1:${redis.port}`, `${redis.url}/99`, 'not a url']) {
+          const down = await inspect(value, '--redis-url', url);
+          expect(down.code, url).to.equal(4);
+          expect(down.stderr, url).to.match(/Cannot read the record from Redis/);
+          expect(down.stderr, url).not.to.match(/\n\s+at /);
+        }
+        // A Redis that accepts and never answers: bounded by --timeout.
+        redis.pause();
+        try {
+          const started = Date.now();
+          const stalled = await inspect(value, '--redis-url', redis.url, '--timeout', '500');
+          expect(stalled.code).to.equal(4);
+          expect(Date.now() - started).to.be.below(4000);
+        } finally {
+          redis.resume();
+        }
+        // Its record gone, the app starts a new session: it does not open.
         redis.cli('FLUSHALL');
-        expect((await inspect(value, '--redis-url', redis.url)).report.data).to.match(/no record/);
-        const down = await inspect(value, '--redis-url', 'redis://127.0.0.1:1');
-        expect(down.code).to.equal(4);
-        expect(down.stderr).to.match(/Cannot read the record from Redis/);
+        const gone = await inspect(value, '--redis-url', redis.url);
+        expect(gone.code).to.equal(1);
+        expect(gone.report).to.deep.include({ opens: false, reason: 'no-record' });
         // A store cookie under a cookie session's mode: sealed for another mode.
         expect((await inspect(value, '--mode', 'signed')).report.reason).to.equal('wrong-mode');
       } finally {

@@ -9,7 +9,10 @@ import { formatOf, open, whyNotOpen, type EnvelopeMode, type EnvelopeRejection, 
 import { KeyRing, keysFor, ringKeyIds } from '../key-ring.js';
 import { JsonSerializer } from '../serializers/json-serializer.js';
 import { MsgpackSerializer } from '../serializers/msgpack-serializer.js';
-import type { Serializer } from '../serializers/serializer.js';
+import type { Serializer, SessionRecord } from '../serializers/serializer.js';
+import { StoreSessionBackend } from '../backends/store/store-backend.js';
+import { RedisStore } from '../backends/store/redis-store.js';
+import type { RedisClientLike } from '../redis/client.js';
 import { SessionError } from '../errors.js';
 
 const HELP = `Usage: npx koa-sealed-session <command> [options]
@@ -17,9 +20,11 @@ const HELP = `Usage: npx koa-sealed-session <command> [options]
 Commands:
   keygen [--count N]             print N new keys (default 1), comma-separated: the value of SESSION_KEYS
   keys [KEYS]                    list the ring's key ids: which one seals, which are older, which are staged
-  inspect [KEYS] [--name session] [--mode signed|private|store] [--redis-url URL] [--prefix sess:] <cookie>
+  inspect [KEYS] [--name session] [--mode signed|private|store] [--redis-url URL] [--prefix sess:]
+          [--timeout 5000] <cookie>
                                  open a cookie value (or a whole Cookie header) and show what it holds, or why
-                                 it does not open
+                                 it does not open; a store cookie is opened as the app opens it, through its
+                                 record in Redis (--redis-url), within --timeout ms
 
 KEYS: --keys-env VARIABLE (default SESSION_KEYS) or --keys-file FILE, holding keys as KeyRing.fromEnv reads them:
       base64url keys, newest first, separated by commas; staged ones marked "staged:".
@@ -75,9 +80,17 @@ function keyRingOf(values: { 'keys-env'?: string; 'keys-file'?: string }): KeyRi
     }
     return KeyRing.fromEnv(values['keys-env'] ?? 'SESSION_KEYS');
   } catch (err) {
-    if (err instanceof SessionError) throw new UserError(err.message, 3);
+    if (err instanceof SessionError) {
+      throw new UserError(`${err.message} Name the variable that holds the keys with --keys-env, or a file with --keys-file.`, 3);
+    }
     throw err;
   }
+}
+
+function timeoutOf(text: string | undefined): number {
+  const ms = text === undefined ? 5000 : Number(text);
+  if (!Number.isInteger(ms) || ms < 1 || ms > 60_000) throw new UserError('--timeout takes whole milliseconds from 1 to 60000.', 2);
+  return ms;
 }
 
 function keygen(count: string | undefined): string {
@@ -120,7 +133,7 @@ interface Report {
 async function inspectCookie(
   ring: KeyRing,
   input: string,
-  options: { name: string; mode?: string; redisUrl?: string; prefix: string },
+  options: { name: string; mode?: string; redisUrl?: string; prefix: string; timeoutMs: number },
 ): Promise<Report> {
   const { name } = options;
   if (options.mode !== undefined && !['signed', 'private', 'store'].includes(options.mode))
@@ -162,8 +175,19 @@ async function inspectCookie(
   if (mode === 'store') {
     const key = hash('sha256', opened.payload, 'base64url');
     report.store = `${options.prefix}${key}`;
+    if (options.redisUrl === undefined) {
+      report.opens = true;
+      report.record = 'not read (give --redis-url to read it as the app does)';
+      return report;
+    }
+    const data = await openInStore(ring, value, options.redisUrl, options);
+    if (data === undefined) {
+      report.reason = 'no-record';
+      report.detail = 'no record: it expired, or was purged, renewed or revoked, or does not decode (the app starts a new session)';
+      return report;
+    }
+    report.data = printable(data);
     report.opens = true;
-    if (options.redisUrl !== undefined) report.data = await fetchRecord(options.redisUrl, `${options.prefix}${key}`);
     return report;
   }
   const serializer = SERIALIZERS.get(opened.serializerId);
@@ -184,11 +208,20 @@ async function inspectCookie(
   return report;
 }
 
-/** A store session's record, decoded field by field. node-redis is an optional dependency: loaded only here. */
-async function fetchRecord(url: string, key: string): Promise<unknown> {
-  let createClient: (options: object) => {
+/**
+ * A store cookie's data, opened by the store backend itself (so inspect never disagrees with the app), or
+ * `undefined` when it gives no session. node-redis is an optional dependency: loaded only here.
+ */
+async function openInStore(
+  ring: KeyRing,
+  value: string,
+  url: string,
+  options: { name: string; prefix: string; timeoutMs: number },
+): Promise<SessionRecord | undefined> {
+  // The whole Redis part is bounded: a Redis that accepts the connection and never answers must not hang inspect.
+  const deadlineMs = options.timeoutMs;
+  let createClient: (options: object) => RedisClientLike & {
     connect(): Promise<unknown>;
-    sendCommand(args: string[], options?: object): Promise<unknown>;
     destroy(): void;
     on(event: string, listener: () => void): unknown;
   };
@@ -197,34 +230,35 @@ async function fetchRecord(url: string, key: string): Promise<unknown> {
   } catch {
     throw new UserError('--redis-url needs the redis package (npm install redis).', 4);
   }
-  const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 5000 } });
-  client.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  let client: ReturnType<typeof createClient> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${deadlineMs} ms`)), deadlineMs);
+  });
   try {
-    await client.connect();
-    const reply = (await client.sendCommand(['HGETALL', key], { typeMapping: { 36: Buffer, 37: Array } })) as Buffer[];
-    if (reply.length === 0) return 'no record: it expired, or was purged or renewed';
-    const record: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < reply.length; i += 2) {
-      const field = String(reply[i]);
-      const bytes = reply[i + 1] as Buffer;
-      if (!field.startsWith('.')) {
-        record[field] = bytes.toString('utf8');
-        continue;
-      }
-      const serializer = SERIALIZERS.get(bytes[0] as number);
-      try {
-        const single = serializer?.deserialize(bytes.subarray(1));
-        record[field.slice(1)] = single === undefined ? '<unknown serializer>' : printable(single[field.slice(1)]);
-      } catch {
-        record[field.slice(1)] = '<does not decode>';
-      }
-    }
-    return record;
+    const opened = (async () => {
+      client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: deadlineMs } });
+      client.on('error', () => undefined);
+      await client.connect();
+      const backend = new StoreSessionBackend(new RedisStore(client, { prefix: options.prefix }), ring, {
+        name: options.name,
+        storeTimeout: deadlineMs,
+      });
+      return backend.open(value);
+    })();
+    opened.catch(() => undefined); // settled by the race below; a late failure is no unhandled rejection
+    return await Promise.race([opened, deadline]);
   } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`Cannot read the record from Redis at the given --redis-url: ${(err as Error).message}`, 4);
+    // The message only: a client's error may name what it sent (never a key or id here, but kept out all the same).
+    const why = err instanceof SessionError ? 'the store failed or did not answer' : (err as Error)?.message;
+    throw new UserError(`Cannot read the record from Redis at the given --redis-url: ${why}.`, 4);
   } finally {
-    client.destroy();
+    clearTimeout(timer);
+    try {
+      client?.destroy();
+    } catch {
+      // already closed: the connection failed
+    }
   }
 }
 
@@ -254,6 +288,7 @@ async function main(argv: readonly string[]): Promise<number> {
         mode: { type: 'string' },
         'redis-url': { type: 'string' },
         prefix: { type: 'string' },
+        timeout: { type: 'string' },
       },
     });
   } catch (err) {
@@ -281,6 +316,7 @@ async function main(argv: readonly string[]): Promise<number> {
         mode: values.mode,
         redisUrl: values['redis-url'],
         prefix: values.prefix ?? 'sess:',
+        timeoutMs: timeoutOf(values.timeout),
       });
       process.stdout.write(`${values.json === true ? JSON.stringify(report, null, 2) : table(report)}\n`);
       return report.opens ? 0 : 1;
