@@ -144,3 +144,30 @@ function unsupported(path: string, what: string): SessionError {
     `${where} is ${what}. Sessions store plain data only: objects, arrays, strings, numbers, booleans, null, ` + 'Dates and byte arrays.',
   );
 }
+
+/**
+ * Throws as `set()` would for the first top-level key of `data` that `rules` refuse (the key itself or its value).
+ * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE`.
+ */
+export function assertFits(data: Record<string, unknown>, rules: ValueRules): void {
+  for (const key of Object.keys(data)) {
+    checkKey(key, key, rules);
+    copyValue(data[key], key, false, rules);
+  }
+}
+
+/**
+ * The first top-level key of `data` that `rules` refuse, or `undefined` when a serializer with those rules carries
+ * all of it unchanged: data read by one serializer is checked so before another one writes it (MessagePack's UTF-8
+ * would turn a JSON key with a lone surrogate into another key).
+ */
+export function unfitKey(data: Record<string, unknown>, rules: ValueRules): string | undefined {
+  for (const key of Object.keys(data)) {
+    try {
+      assertFits({ [key]: data[key] }, rules);
+    } catch {
+      return key;
+    }
+  }
+  return undefined;
+}

@@ -35,7 +35,7 @@ import {
   CLOCK_SKEW_MS,
   type Refusal,
 } from '../checks.js';
-import { VALUE_RULES, valueRulesOf, type ValueRules } from '../../value.js';
+import { VALUE_RULES, assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../value.js';
 import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
@@ -96,7 +96,14 @@ export { CLOCK_SKEW_MS } from '../checks.js';
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
 const STALE_CAUSE = Symbol('koa-sealed-session.staleCause');
-type Opened<T> = T & { readonly [OPENED_WITH]: number; readonly [CREATED_AT]: number | undefined; readonly [STALE_CAUSE]?: ResealedMessage['cause'] };
+/** A session read by a previous serializer whose data the current one cannot carry unchanged: it is sealed by that one. */
+const KEPT_IN = Symbol('koa-sealed-session.keptIn');
+type Opened<T> = T & {
+  readonly [OPENED_WITH]: number;
+  readonly [CREATED_AT]: number | undefined;
+  readonly [STALE_CAUSE]?: ResealedMessage['cause'];
+  readonly [KEPT_IN]?: Serializer;
+};
 
 /**
  * Where a cookie handle tells `revokeUser`'s `keep` (internal) when its request read the clock, and when its session
@@ -282,10 +289,13 @@ export class CookieSessionBackend implements SessionBackend {
   /**
    * The cookie value for a session's data, sealed with the newest key and the current serializer, expiring
    * `maxAge` from now. The middleware writes cookies through this same code.
-   * @throws {@link SessionError} `ERR_SESSION_SERIALIZE` or `ERR_SESSION_TOO_LARGE`.
+   * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` for what `set()` refuses, `ERR_SESSION_SERIALIZE` or
+   * `ERR_SESSION_TOO_LARGE`.
    */
   seal(data: SessionRecord): string {
     const now = this.#now();
+    // The rules set() applies: what the serializer would silently change (a lone surrogate through MessagePack) is refused.
+    assertFits(data, this.#rules);
     return this.#seal(data, now, now, undefined);
   }
 
@@ -309,6 +319,8 @@ export class CookieSessionBackend implements SessionBackend {
     let openedWith: number | undefined;
     let createdAt: number | undefined;
     let legacyOpened = false;
+    // The serializer that keeps writing this session (see KEPT_IN), or 'legacy' for legacy data no serializer here carries.
+    let keptIn: Serializer | 'legacy' | undefined;
     let staleCause: ResealedMessage['cause'] | undefined;
     // Set when the cookie was opened before the request ran (to check its user's revocations): read() hands it out.
     let found: { readonly stored: StoredSession | undefined } | undefined;
@@ -324,6 +336,7 @@ export class CookieSessionBackend implements SessionBackend {
           openedWith = stored[OPENED_WITH];
           createdAt = stored[CREATED_AT];
           staleCause = stored[STALE_CAUSE];
+          keptIn = stored[KEPT_IN];
           return stored;
         }
         if (channels.cookieRejected.hasSubscribers) {
@@ -336,6 +349,13 @@ export class CookieSessionBackend implements SessionBackend {
       legacyOpened = true;
       // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.
       const own = isLifetime(moved.maxAge) && moved.maxAge !== handle.maxAge ? moved.maxAge : undefined;
+      const unfit = unfitKey(moved.data, this.#rules);
+      if (unfit !== undefined) {
+        // The serializer cannot carry it unchanged: readable as it is, and left in koa-session's cookie.
+        publishRefused('cookie', cookie.name, 'ERR_SESSION_UNSUPPORTED_VALUE', unfit);
+        keptIn = 'legacy';
+        return { data: moved.data, stale: false, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
+      }
       // Begun at an unknown time: a user with any revocation does not move over.
       staleCause = 'format';
       return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
@@ -357,7 +377,7 @@ export class CookieSessionBackend implements SessionBackend {
         const began = change.isNew || change.status === 'renewed' ? now : (createdAt ?? now);
         let value: string | undefined;
         try {
-          value = ending ? undefined : this.#sealWrite(change, now, began);
+          value = ending ? undefined : this.#sealWrite(change, now, began, keptIn);
         } catch (err) {
           publishRefused('cookie', cookie.name, (err as SessionError).code ?? 'unknown');
           throw err;
@@ -476,7 +496,13 @@ export class CookieSessionBackend implements SessionBackend {
       return stored;
     }
     const data = deserialize(serializer, payload);
-    return data === undefined ? 'undecodable' : { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [STALE_CAUSE]: staleCause };
+    if (data === undefined) return 'undecodable';
+    // Moving to the current serializer must not change the data: when it cannot carry it, the session stays in its own.
+    const unfit = serializer === this.#serializer ? undefined : unfitKey(data, this.#rules);
+    if (unfit === undefined) return { data, stale, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [STALE_CAUSE]: staleCause };
+    publishRefused('cookie', this.cookie.name, 'ERR_SESSION_UNSUPPORTED_VALUE', unfit);
+    const cause = staleCause === 'serializer' ? undefined : staleCause;
+    return { data, stale: cause !== undefined, maxAge, [OPENED_WITH]: keyId, [CREATED_AT]: createdAt, [STALE_CAUSE]: cause, [KEPT_IN]: serializer };
   }
 
   /** Authenticates a cookie value: its payload and serializer, or `undefined` for anything that does not open. */
@@ -513,18 +539,31 @@ export class CookieSessionBackend implements SessionBackend {
     return maxAge === undefined ? this.cookie.lifetime : maxAge === 'session' ? BROWSER_SESSION_LIFETIME_MS : maxAge;
   }
 
-  #seal(data: SessionRecord, now: number, createdAt: number, maxAge: OwnLifetime): string {
-    const serializer = this.#serializer;
+  #seal(data: SessionRecord, now: number, createdAt: number, maxAge: OwnLifetime, serializer = this.#serializer): string {
     const keys = () => Object.keys(data);
     const entrySize = (key: string) => serializer.serialize({ [key]: data[key] }).byteLength;
     const payload = encode(serializer.name, () => serializer.serialize(data), keys, entrySize);
-    return this.#sealPayload(payload, { now, createdAt, maxAge }, keys, entrySize);
+    return this.#sealPayload(payload, { now, createdAt, maxAge }, keys, entrySize, serializer.id);
   }
 
-  /** Seals what the middleware asks to write, copying untouched values as they were encoded. */
-  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number, createdAt: number): string {
+  /**
+   * Seals what the middleware asks to write, copying untouched values as they were encoded. A session `keptIn` a
+   * previous serializer is sealed by it while the current one cannot carry its data unchanged.
+   */
+  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number, createdAt: number, keptIn?: Serializer | 'legacy'): string {
     const lazy = change[LAZY_ENTRIES];
     const maxAge = change.maxAge;
+    if (keptIn !== undefined) {
+      const unfit = unfitKey(change.data, this.#rules);
+      if (unfit !== undefined && keptIn === 'legacy') {
+        throw new SessionError(
+          'ERR_SESSION_UNSUPPORTED_VALUE',
+          `The value at "${unfit}", read from koa-session's cookie, cannot be written by ${this.#serializer.name} unchanged ` +
+            "(a lone surrogate, say), so the session stays in koa-session's cookie. Change or remove that key to move it.",
+        );
+      }
+      if (unfit !== undefined) return this.#seal(change.data, now, createdAt, maxAge, keptIn as Serializer);
+    }
     if (lazy === undefined || lazy.codec !== this.#codec) return this.#seal(change.data, now, createdAt, maxAge);
     const { codec, entries } = lazy;
     const keys = () => [...entries.keys()];
@@ -539,11 +578,12 @@ export class CookieSessionBackend implements SessionBackend {
     { now, createdAt, maxAge }: { now: number; createdAt: number; maxAge: OwnLifetime },
     keys: () => readonly string[],
     entrySize: (key: string) => number,
+    serializerId = this.#serializer.id,
   ): string {
     const size = Math.ceil(((OVERHEAD[this.mode] + payload.byteLength) * 4) / 3);
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
     const times = { expiresAt: now + this.#lifetime(maxAge), createdAt, maxAge };
-    const envelope = seal(this.mode, this.#keys, this.#serializer.id, times, payload);
+    const envelope = seal(this.mode, this.#keys, serializerId, times, payload);
     return envelope.toString('base64url');
   }
 }

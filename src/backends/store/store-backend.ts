@@ -19,7 +19,7 @@ import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
 import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
 import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
-import { VALUE_RULES, define, valueRulesOf, type ValueRules } from '../../value.js';
+import { VALUE_RULES, define, unfitKey, valueRulesOf, type ValueRules } from '../../value.js';
 import {
   assertHeadersOpen,
   checkKeyRing,
@@ -607,7 +607,7 @@ export class StoreSessionBackend implements SessionBackend {
   /** The fields to store for a write: the loaded field itself for a value still encoded as it was loaded. */
   #encodeWrite(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
     const lazy = change[LAZY_ENTRIES];
-    if (lazy === undefined || lazy.codec !== this.#codec) return this.#encode(change.data);
+    if (lazy === undefined || lazy.codec !== this.#codec) return this.#encode(change.data, loaded);
     const fields = new Map<string, Buffer>();
     const changed: SessionRecord = {};
     for (const [key, value] of lazy.entries) {
@@ -624,11 +624,20 @@ export class StoreSessionBackend implements SessionBackend {
     return fields;
   }
 
-  /** Each key's value, encoded on its own: its serializer's id, then the serialized one-key record. */
-  #encode(data: SessionRecord): Map<string, Buffer> {
+  /**
+   * Each key's value, encoded on its own: its serializer's id, then the serialized one-key record. A loaded field of a
+   * previous serializer whose value the current one cannot carry unchanged is kept as it was (only a loaded value
+   * can be such: set() checks every other against the current serializer's rules).
+   */
+  #encode(data: SessionRecord, loaded?: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
     const serializer = this.#serializer;
     const fields = new Map<string, Buffer>();
     for (const key of Object.keys(data)) {
+      const kept = loaded?.get(key);
+      if (kept !== undefined && kept[0] !== serializer.id && unfitKey({ [key]: data[key] }, this.#rules) !== undefined) {
+        fields.set(key, kept);
+        continue;
+      }
       const single: SessionRecord = {};
       define(single, key, data[key]);
       let body: Uint8Array;
@@ -652,7 +661,6 @@ export class StoreSessionBackend implements SessionBackend {
     for (const [key, field] of fields) {
       const serializer = field.byteLength > 1 ? this.#readers.get(field[0] as number) : undefined;
       if (serializer === undefined) return undefined;
-      if (serializer !== this.#serializer) stale = true;
       let single: unknown;
       try {
         single = serializer.deserialize(field.subarray(1));
@@ -660,7 +668,11 @@ export class StoreSessionBackend implements SessionBackend {
         return undefined;
       }
       if (typeof single !== 'object' || single === null || !Object.hasOwn(single, key) || Object.keys(single).length !== 1) return undefined;
-      define(data, key, (single as SessionRecord)[key]);
+      const value = (single as SessionRecord)[key];
+      define(data, key, value);
+      // Moved to the current serializer only if it carries the value unchanged; else it stays in its own.
+      if (serializer !== this.#serializer && unfitKey({ [key]: value }, this.#rules) === undefined) stale = true;
+      else if (serializer !== this.#serializer) publishRefused('store', this.cookie.name, 'ERR_SESSION_UNSUPPORTED_VALUE', key);
     }
     return { data, stale };
   }
