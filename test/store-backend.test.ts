@@ -16,6 +16,18 @@ import { KEY_A, KEY_B, appWith, backendFor, cookieValue, listen, manualClock, se
 import { roundTrips } from './redis-server.js';
 import { eachStore } from './stores.js';
 
+/** Requests of the handler below that loaded their session and wait at a gate: a case opens it once all have. */
+const waiting = { count: 0 };
+
+/** Resolves once `n` requests wait at a gate (bounded: a request that never arrives fails the case). */
+async function arrived(n: number): Promise<void> {
+  for (let i = 0; waiting.count < n; i++) {
+    if (i > 2000) throw new Error(`${waiting.count} of ${n} requests arrived`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  waiting.count = 0;
+}
+
 /** The session handler every case uses: counter, set/remove of named keys, renew, purge, a barrier for races. */
 function handler(gates: Map<string, Promise<void>> = new Map()): Koa.Middleware {
   return async (ctx) => {
@@ -23,6 +35,7 @@ function handler(gates: Map<string, Promise<void>> = new Map()): Koa.Middleware 
     const wait = ctx.query.wait as string | undefined;
     if (wait !== undefined) {
       session.get('counter'); // loaded before waiting
+      waiting.count += 1;
       await gates.get(wait);
     }
     if (ctx.path === '/count') session.set('counter', (session.get<number>('counter') ?? 0) + 1);
@@ -123,11 +136,12 @@ describe('the store backend (StoreSessionBackend)', function () {
       const gate = new Promise<void>((resolve) => (open = resolve));
       const server = await listen(appOf(undefined, new Map([['g', gate]])));
       const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
+      waiting.count = 0;
       const slow = request(server)
         .get('/renew?wait=g')
         .set('Cookie', cookie)
         .then((res) => res);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await arrived(1);
       await request(server).get('/purge').set('Cookie', cookie).expect(200);
       open();
       const res = await slow;
@@ -144,13 +158,14 @@ describe('the store backend (StoreSessionBackend)', function () {
       const server = await listen(app);
       const cookie = `session=${cookieValue(await request(server).get('/count').expect(200))}`;
       // Each loads the small record, waits until all have, then adds 5 kB under a key of its own.
+      waiting.count = 0;
       const adds = Array.from({ length: 10 }, (_, i) =>
         request(server)
           .get(`/big?key=k${i}&bytes=5000&wait=g`)
           .set('Cookie', cookie)
           .then((res) => res.status),
       );
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await arrived(10);
       open();
       const statuses = await Promise.all(adds);
       expect(statuses.filter((status) => status === 200)).to.have.length(3);
