@@ -253,6 +253,58 @@ describe('revoking the cookies of one user (userKey, revocations, revokeUser)', 
     await request(server).get('/').set('Cookie', cookie).expect(200, { user: 'Jos\ufffd', counter: null });
   });
 
+  it('should hold the documented bound for clocks that disagree: exactly the skew, in both directions', async () => {
+    const real = manualClock(Date.now());
+    const SKEW = 20_000; // within CLOCK_SKEW_MS
+    const revocations = new MemoryRevocationStore({ now: real.now });
+    const serverAt = async (offset: number) => {
+      const backend = CookieSessionBackend.private(KEY_RING, {
+        userKey: 'userId',
+        revocations,
+        revocationCacheMs: 0,
+        now: () => real.now() + offset,
+      });
+      return listen(appWith(backend, loginApp(backend)));
+    };
+    const [correct, ahead, behind] = [await serverAt(0), await serverAt(SKEW), await serverAt(-SKEW)];
+    const opensOn = async (cookie: string) => {
+      const users = [];
+      for (const server of [correct, ahead, behind])
+        users.push(((await request(server).get('/').set('Cookie', cookie)).body as { user: string | null }).user);
+      return users;
+    };
+    // A server running ahead: what it began up to SKEW before a revocation (by the revoking server's clock) escapes it.
+    const early = cookieOf(await request(ahead).get('/login?user=alice').expect(200));
+    real.advance(SKEW + 1);
+    const escapes = cookieOf(await request(ahead).get('/login?user=alice').expect(200));
+    real.advance(1000);
+    await request(correct).get('/everywhere-out').set('Cookie', early).expect(200, { user: 'alice', counter: null });
+    expect(await opensOn(early), 'begun SKEW + 1 s before: revoked everywhere').to.deep.equal([null, null, null]);
+    expect(await opensOn(escapes), 'begun 1 s before on a server SKEW ahead: escapes, everywhere').to.deep.equal(['alice', 'alice', 'alice']);
+    // A server running behind: its revocation misses what began up to SKEW before it by the others' clocks...
+    real.advance(60_000);
+    const missed = cookieOf(await request(correct).get('/login?user=carol').expect(200));
+    real.advance(SKEW - 1000);
+    await request(behind).get('/everywhere-out').set('Cookie', missed).expect(200, { user: 'carol', counter: null });
+    expect(await opensOn(missed), 'begun SKEW - 1 s before a revocation on a server SKEW behind: missed').to.deep.equal(['carol', 'carol', 'carol']);
+    real.advance(1);
+    const caught = cookieOf(await request(correct).get('/login?user=carol').expect(200));
+    real.advance(SKEW + 1000);
+    await request(behind).get('/everywhere-out').set('Cookie', caught).expect(200, { user: 'carol', counter: null });
+    expect(await opensOn(caught), 'begun SKEW + 1 s before it: revoked').to.deep.equal([null, null, null]);
+    // ...and what it begins up to SKEW after a revocation by the others' clocks is revoked too (signed in again).
+    real.advance(60_000);
+    await request(correct)
+      .get('/everywhere-out')
+      .set('Cookie', cookieOf(await request(correct).get('/login?user=dan').expect(200)));
+    real.advance(1000);
+    const signedOut = cookieOf(await request(behind).get('/login?user=dan').expect(200));
+    real.advance(SKEW);
+    const kept = cookieOf(await request(behind).get('/login?user=dan').expect(200));
+    expect(await opensOn(signedOut), 'begun 1 s after on a server SKEW behind: revoked').to.deep.equal([null, null, null]);
+    expect(await opensOn(kept), 'begun SKEW + 1 s after: kept').to.deep.equal(['dan', 'dan', 'dan']);
+  });
+
   it('should refuse revocations without userKey, a store that is none, and revokeUser without revocations', async () => {
     const store = new MemoryRevocationStore();
     expect(() => CookieSessionBackend.signed(KEY_RING, { revocations: store })).to.throw(SessionError, /userKey/);
