@@ -13,7 +13,8 @@ function keyRingFromEnvironment(): KeyRing {
   if (text !== undefined && text.trim() !== '') return KeyRing.fromEnv('SESSION_KEYS');
   const key = KeyRing.generateKey();
   console.log('No SESSION_KEYS set: made a development key, so sessions end when this server stops.');
-  console.log(`To keep them across restarts: SESSION_KEYS=${key.toString('base64url')} npm start`);
+  // Never printed: a key in a terminal's scrollback or a CI log is a key others have.
+  console.log('To keep them across restarts: export SESSION_KEYS=$(npx koa-sealed-session keygen), then npm start.');
   return new KeyRing([key]);
 }
 

@@ -22,6 +22,8 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface Started {
   readonly child: ChildProcess;
   readonly url: string;
+  /** What it printed on stdout before its URL. */
+  readonly output: string;
   /** Stops the command and everything it started (npm runs node under it). */
   stop(): Promise<void>;
 }
@@ -53,12 +55,14 @@ export async function startCommand(
   };
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const timer = setTimeout(() => void stop(), options.timeoutMs ?? 10_000);
+  let output = '';
   for await (const line of lines) {
     errors = (errors + line + '\n').slice(-4000);
+    output += `${line}\n`;
     const url = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(line)?.[1];
     if (url !== undefined) {
       clearTimeout(timer);
-      return { child, url, stop };
+      return { child, url, output, stop };
     }
   }
   clearTimeout(timer);

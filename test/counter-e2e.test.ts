@@ -13,7 +13,7 @@ describe('the session counter (npm start) in a real browser (Chromium through pl
   const profile = mkdtempSync(join(tmpdir(), 'kss-chromium-'));
   before(async () => {
     // As a user starts it; the build is incremental, so after npm test's own it takes a few seconds.
-    demo = await startCommand('npm', ['start'], { timeoutMs: 60_000 });
+    demo = await startCommand('npm', ['start'], { timeoutMs: 60_000, env: { SESSION_KEYS: '' } });
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = context.pages()[0] ?? (await context.newPage());
   });
@@ -25,6 +25,11 @@ describe('the session counter (npm start) in a real browser (Chromium through pl
 
   const count = async () => Number(await page.textContent('h1'));
   const sessionCookie = async () => (await context.cookies()).find((cookie) => cookie.name === 'session');
+
+  it('should say it made a development key without printing it', () => {
+    expect(demo.output).to.include('made a development key');
+    expect(demo.output).not.to.match(/[A-Za-z0-9_-]{43}/);
+  });
 
   it('should count up by one per reload (the favicon request counting nothing), in an HttpOnly, SameSite=Lax cookie', async () => {
     await page.goto(demo.url);

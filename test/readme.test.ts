@@ -29,24 +29,24 @@ async function freePort(): Promise<number> {
 }
 
 function run(file: string, env: Record<string, string>) {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'SESSION_KEY'));
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'SESSION_KEYS'));
   return spawn(process.execPath, [file], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 describe("the README's quick start (app.mjs)", () => {
-  it('should stop at start-up with a clear error when SESSION_KEY is not set', async () => {
+  it('should stop at start-up with a clear error when SESSION_KEYS is not set', async () => {
     const child = run(quickStart(), { PORT: String(await freePort()) });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const [code] = (await once(child, 'exit')) as [number];
     expect(code).not.to.equal(0);
     expect(stderr).to.match(/ERR_SESSION_INVALID_KEY/);
-    expect(stderr).to.match(/KeyRing key 0 is empty\. If it is read from an environment variable, that variable is not set here/);
+    expect(stderr).to.match(/SESSION_KEYS is not set\. Make keys with `npx koa-sealed-session keygen`/);
   });
 
-  it('should count up on 127.0.0.1 with a key in SESSION_KEY', async () => {
+  it('should count up on 127.0.0.1 with a key in SESSION_KEYS, not counting /favicon.ico', async () => {
     const port = await freePort();
-    const child = run(quickStart(), { PORT: String(port), SESSION_KEY: KeyRing.generateKey().toString('base64url') });
+    const child = run(quickStart(), { PORT: String(port), SESSION_KEYS: KeyRing.generateKey().toString('base64url') });
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the quick start did not start')), 10_000);
@@ -64,11 +64,53 @@ describe("the README's quick start (app.mjs)", () => {
         const setCookie = res.headers.get('set-cookie') ?? '';
         cookie = setCookie.slice(0, setCookie.indexOf(';'));
         counts.push(await res.text());
+        const favicon = await fetch(`http://127.0.0.1:${port}/favicon.ico`, { headers: { cookie } });
+        expect(favicon.status).to.equal(404);
+        expect(favicon.headers.get('set-cookie')).to.equal(null);
       }
       expect(counts).to.deep.equal(['0', '1', '2']);
     } finally {
       child.kill();
       await once(child, 'exit');
     }
+  });
+});
+
+describe("the README's TypeScript quick start (app.ts)", () => {
+  it('should type-check under strict with moduleResolution nodenext, get typed from SessionData', async function () {
+    this.timeout(60_000);
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const block = /```ts\n(\/\/ app\.ts\n[\s\S]*?)```/.exec(readme)?.[1];
+    if (block === undefined) throw new Error('the README has no ```ts block starting with // app.ts');
+    const dir = `${root}build/readme-ts`;
+    mkdirSync(dir, { recursive: true });
+    // The package is this checkout's source: the import and the augmentation name it by path.
+    writeFileSync(`${dir}/app.ts`, block.replaceAll("'koa-sealed-session'", "'../../src/index.js'"));
+    // A line that must not type-check if get() were untyped: proves the check can fail.
+    writeFileSync(
+      `${dir}/wrong.ts`,
+      `${block.replaceAll("'koa-sealed-session'", "'../../src/index.js'")}\nexport const s: string = (null as unknown as import('koa').Context).session.get('counter') ?? '';\n`,
+    );
+    const compilerOptions = {
+      strict: true,
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      noEmit: true,
+      skipLibCheck: true,
+      types: ['node'],
+    };
+    const tsc = (file: string) => {
+      writeFileSync(`${dir}/tsconfig.json`, JSON.stringify({ compilerOptions, files: [file] }));
+      const child = spawn(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      return once(child, 'exit').then(([code]) => ({ code: code as number, out }));
+    };
+    const ok = await tsc('app.ts');
+    expect(ok.out).to.equal('');
+    expect(ok.code).to.equal(0);
+    const wrong = await tsc('wrong.ts');
+    expect(wrong.out).to.match(/wrong\.ts[\s\S]*Type 'number' is not assignable to type 'string'/);
   });
 });
