@@ -160,7 +160,9 @@ const USER_BATCH = 64;
  * @example
  * ```ts
  * import { createClient } from 'redis';
- * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const redis = createClient({ url: process.env.REDIS_URL });
+ * redis.on('error', (err) => console.error('redis:', err.message)); // without it, a lost Redis crashes the process
+ * await redis.connect();
  * app.use(session(new StoreSessionBackend(new RedisStore(redis), keyRing)));
  * ```
  */

@@ -127,7 +127,9 @@ interface Ticket {
  *
  * @example
  * ```ts
- * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const redis = createClient({ url: process.env.REDIS_URL });
+ * redis.on('error', (err) => console.error('redis:', err.message)); // without it, a lost Redis crashes the process
+ * await redis.connect();
  * app.use(session(new StoreSessionBackend(new RedisStore(redis), keyRing)));
  * ```
  */
