@@ -32,7 +32,13 @@ describe('fuzzing the Cookie header', () => {
         server = await listen(app);
       });
 
-      const latin1 = (bytes: Uint8Array) => Buffer.from(bytes).toString('latin1');
+      // Any byte but CR and LF: those would end the header line, and CRLF CRLF the request, so that the rest went
+      // out as data after `Connection: close`, which node's parser reports on the socket as the response is sent
+      // (a race that Koa reports as an app error). That is another request, not a Cookie header.
+      const latin1 = (bytes: Uint8Array) =>
+        Buffer.from(bytes)
+          .toString('latin1')
+          .replace(/[\r\n]/g, ' ');
       const cookieValues = fc.oneof(
         fc.string({ maxLength: 200 }),
         fc.uint8Array({ maxLength: 300 }).map(latin1),
