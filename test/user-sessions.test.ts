@@ -44,6 +44,25 @@ function loginApp(backend: StoreSessionBackend): Koa.Middleware {
   };
 }
 
+/**
+ * A route whose request loads its session, then waits until `open()`, then runs `then`: `arrived` resolves once the
+ * request has loaded, so a case acts in between without guessing how long that takes.
+ */
+function gated(path: string, then: (ctx: Koa.Context) => Promise<void>): { route: Koa.Middleware; arrived: Promise<void>; open: () => void } {
+  let open!: () => void;
+  let arrive!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const route: Koa.Middleware = async (ctx, next) => {
+    if (ctx.path !== path) return next();
+    ctx.session.get('userId'); // loaded before the gate
+    arrive();
+    await gate;
+    await then(ctx);
+  };
+  return { route, arrived, open };
+}
+
 describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUser, revoke)', function () {
   this.timeout(30_000);
   eachStore((store) => {
@@ -263,28 +282,20 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
       });
 
     it('should not let a request of a signed-out session keep itself with revokeUser(user, { keep }) once signed out', async () => {
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => (open = resolve));
       const backend = new StoreSessionBackend(store.current.store, KEY_RING, { userKey: 'userId' });
-      const app = appWith(
-        backend,
-        async (ctx, next) => {
-          if (ctx.path !== '/slow-others-out') return next();
-          const user = ctx.session.get<string>('userId') as string; // loaded before the victim signs out everywhere
-          await gate;
-          ctx.body = { ended: await backend.revokeUser(user, { keep: ctx.session }) };
-          ctx.session.set('counter', 1);
-        },
-        loginApp(backend),
-      );
-      const server = await listen(app);
+      const { route, arrived, open } = gated('/slow-others-out', async (ctx) => {
+        // Its session was loaded before the victim signs out everywhere.
+        ctx.body = { ended: await backend.revokeUser(ctx.session.get<string>('userId') as string, { keep: ctx.session }) };
+        ctx.session.set('counter', 1);
+      });
+      const server = await listen(appWith(backend, route, loginApp(backend)));
       const stolen = await login(server, 'alice');
       const victim = await login(server, 'alice');
       const slow = request(server)
         .get('/slow-others-out')
         .set('Cookie', stolen)
         .then((res) => res);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await arrived;
       await request(server).get('/everywhere-out').set('Cookie', victim).expect(200, { ended: 2 });
       open();
       expect((await slow).body).to.deep.equal({ ended: 0 });
@@ -294,28 +305,19 @@ describe('per-user sessions on the store backend (userKey, sessionsOf, revokeUse
     });
 
     it('should not bring back a session revoked while a request that renews it (regenerate at login) ran', async () => {
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => (open = resolve));
       const backend = new StoreSessionBackend(store.current.store, KEY_RING, { userKey: 'userId' });
-      const app = appWith(
-        backend,
-        async (ctx, next) => {
-          if (ctx.path !== '/slow-login') return next();
-          ctx.session.get('userId');
-          await gate;
-          await ctx.session.regenerate();
-          ctx.session.set('userId', 'alice');
-          ctx.body = 'ok';
-        },
-        loginApp(backend),
-      );
-      const server = await listen(app);
+      const { route, arrived, open } = gated('/slow-login', async (ctx) => {
+        await ctx.session.regenerate();
+        ctx.session.set('userId', 'alice');
+        ctx.body = 'ok';
+      });
+      const server = await listen(appWith(backend, route, loginApp(backend)));
       const cookie = await login(server, 'alice');
       const slow = request(server)
         .get('/slow-login')
         .set('Cookie', cookie)
         .then((res) => res);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await arrived;
       expect(await backend.revokeUser('alice')).to.equal(1);
       open();
       const res = await slow;
