@@ -4,7 +4,7 @@ import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
 import { LIFETIME_TEXT, isLifetime } from './options.js';
 import type { SessionRecord } from './serializers/serializer.js';
-import { PLAIN_DATA, copyValue, define, isWellFormed, type ValueRules } from './value.js';
+import { PLAIN_DATA, checkValue, copyValue, define, isWellFormed, type ValueRules } from './value.js';
 
 /**
  * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:
@@ -423,7 +423,7 @@ export class Session {
       // All checked before anything changes: a refused value leaves the session as it was, never half replaced.
       for (const key of keys) {
         checkKey(key, session.#rules);
-        copyValue(data[key], key, false, session.#rules);
+        checkValue(data[key], key, session.#rules);
       }
       session.clear();
       // A key named like a member (status, get) is data all the same, reached through get(); the others stay live.
