@@ -1,6 +1,6 @@
-export { session, type SessionMiddlewareOptions } from './middleware.js';
-export { Session, type SessionData, type SessionView } from './session.js';
-export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
+export { session, type SessionMiddlewareOptions } from './core/middleware.js';
+export { Session, type SessionData, type SessionView } from './core/session.js';
+export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './core/backend.js';
 export { CLOCK_SKEW_MS, CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './backends/cookie/cookie-backend.js';
 export {
   BROWSER_SESSION_LIFETIME_MS,
@@ -13,9 +13,9 @@ export {
 export { StoreSessionBackend, type StoreSessionOptions, type UserSession } from './backends/store/store-backend.js';
 export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './backends/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
-export { RedisStore, type RedisStoreOptions } from './backends/store/redis-store.js';
+export { RedisStore, type RedisStoreOptions } from './redis/redis-store.js';
 export type { RedisClientLike } from './redis/client.js';
-export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './key-ring.js';
+export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './crypto/key-ring.js';
 export {
   MemoryRevocationStore,
   mergeRevocations,
@@ -23,14 +23,14 @@ export {
   type Revocation,
   type RevocationStore,
 } from './backends/cookie/revocations.js';
-export { RedisRevocationStore, type RedisRevocationStoreOptions } from './backends/cookie/redis-revocation-store.js';
+export { RedisRevocationStore, type RedisRevocationStoreOptions } from './redis/redis-revocation-store.js';
 export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
-export type { SealMode } from './envelope/envelope.js';
-export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './serializers/serializer.js';
-export { JsonSerializer } from './serializers/json-serializer.js';
-export { MsgpackSerializer } from './serializers/msgpack-serializer.js';
-export { MAX_VALUE_DEPTH } from './value.js';
-export { SessionError, type SessionErrorCode } from './errors.js';
+export type { SealMode } from './crypto/envelope.js';
+export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './codec/serializer.js';
+export { JsonSerializer } from './codec/json/json-serializer.js';
+export { MsgpackSerializer } from './codec/msgpack/msgpack-serializer.js';
+export { MAX_VALUE_DEPTH } from './codec/value.js';
+export { SessionError, type SessionErrorCode } from './core/errors.js';
 export {
   DIAGNOSTICS_CHANNELS,
   type CookieRejectedMessage,
@@ -39,4 +39,4 @@ export {
   type SessionMessage,
   type StoreMessage,
   type WriteRefusedMessage,
-} from './diagnostics.js';
+} from './core/diagnostics.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { CookieSessionBackend, KeyRing, MemoryStore, MsgpackSerializer, RedisStore, SessionError, StoreSessionBackend } from '../src/index.js';
-import { keysFor } from '../src/key-ring.js';
+import { keysFor } from '../src/crypto/key-ring.js';
 import { KEY_A, KEY_B, KEY_C, appWith, cookieValue, listen, sealBytes } from './helpers.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 

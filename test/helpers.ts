@@ -4,8 +4,8 @@ import { connect, type AddressInfo } from 'node:net';
 import * as chai from 'chai';
 import Koa from 'koa';
 import type { Response } from 'supertest';
-import { seal } from '../src/envelope/envelope.js';
-import { keysFor } from '../src/key-ring.js';
+import { seal } from '../src/crypto/envelope.js';
+import { keysFor } from '../src/crypto/key-ring.js';
 import {
   CookieSessionBackend,
   JsonSerializer,

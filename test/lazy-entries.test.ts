@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import request from 'supertest';
-import { ENTRY_CODEC, RawValue, type EntryCodec } from '../src/serializers/entries.js';
+import { ENTRY_CODEC, RawValue, type EntryCodec } from '../src/codec/entries.js';
 import { JsonSerializer, KeyRing, MsgpackSerializer, type SessionRecord, type Serializer } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, sealBytes } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { scanMsgpack } from '../src/serializers/msgpack-scan.js';
+import { scanMsgpack } from '../src/codec/msgpack/msgpack-scan.js';
 import { KeyRing, MsgpackSerializer, type SessionRecord } from '../src/index.js';
 import { KEY_A, MODES, backendFor, sealBytes } from './helpers.js';
 

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import request from 'supertest';
-import { ENTRY_CODEC, LAZY_ENTRIES, RawValue, recordOf, type EntryCodec } from '../src/serializers/entries.js';
-import { scanJson } from '../src/serializers/json-scan.js';
+import { ENTRY_CODEC, LAZY_ENTRIES, RawValue, recordOf, type EntryCodec } from '../src/codec/entries.js';
+import { scanJson } from '../src/codec/json/json-scan.js';
 import {
   JsonSerializer,
   KeyRing,

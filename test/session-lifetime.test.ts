@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type Koa from 'koa';
 import request from 'supertest';
-import { seal } from '../src/envelope/envelope.js';
-import { keysFor } from '../src/key-ring.js';
+import { seal } from '../src/crypto/envelope.js';
+import { keysFor } from '../src/crypto/key-ring.js';
 import { KeyRing, type Session } from '../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, manualClock, setCookieFor } from './helpers.js';
 

@@ -5,15 +5,15 @@ import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MAX_COOKIE_VALUE_BYTES, readCookies } from '../http/cookie.js';
-import { formatOf, open, whyNotOpen, type EnvelopeMode, type EnvelopeRejection, type Opened } from '../envelope/envelope.js';
-import { KeyRing, keysFor, ringKeyIds } from '../key-ring.js';
-import { JsonSerializer } from '../serializers/json-serializer.js';
-import { MsgpackSerializer } from '../serializers/msgpack-serializer.js';
-import type { Serializer, SessionRecord } from '../serializers/serializer.js';
+import { formatOf, open, whyNotOpen, type EnvelopeMode, type EnvelopeRejection, type Opened } from '../crypto/envelope.js';
+import { KeyRing, keysFor, ringKeyIds } from '../crypto/key-ring.js';
+import { JsonSerializer } from '../codec/json/json-serializer.js';
+import { MsgpackSerializer } from '../codec/msgpack/msgpack-serializer.js';
+import type { Serializer, SessionRecord } from '../codec/serializer.js';
 import { StoreSessionBackend } from '../backends/store/store-backend.js';
-import { RedisStore } from '../backends/store/redis-store.js';
+import { RedisStore } from '../redis/redis-store.js';
 import type { RedisClientLike } from '../redis/client.js';
-import { SessionError } from '../errors.js';
+import { SessionError } from '../core/errors.js';
 
 const HELP = `Usage: npx koa-sealed-session <command> [options]
 

@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { LIFETIME_TEXT, invalidOption, isLifetime } from '../options.js';
+import { LIFETIME_TEXT, invalidOption, isLifetime } from '../core/options.js';
 
 /** Largest cookie value written, in bytes: under every browser's 4096-byte limit for name and value. */
 export const MAX_COOKIE_VALUE_BYTES = 4000;
 /** Longest cookie name, so that name and a full-size value stay within 4096 bytes. */
 export const MAX_COOKIE_NAME_BYTES = 96;
-export { MAX_COOKIE_AGE_MS } from '../options.js';
+export { MAX_COOKIE_AGE_MS } from '../core/options.js';
 
 // RFC 6265 §4.1.1: cookie-name = token (RFC 2616 §2.2): 1*<any CHAR except CTLs or separators>
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

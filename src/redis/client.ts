@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { invalidOption } from '../options.js';
+import { invalidOption } from '../core/options.js';
 
 // The Redis client code that RedisStore and RedisRevocationStore share: one way to send a raw command and run a
 // script through whichever client the app has, with a bound on the commands waiting.

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
 import {
   BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
@@ -13,14 +13,14 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from '../../http/cookie.js';
-import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../envelope/envelope.js';
-import { channels, publishRefused, type ResealedMessage } from '../../diagnostics.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
+import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../crypto/envelope.js';
+import { channels, publishRefused, type ResealedMessage } from '../../core/diagnostics.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../codec/entries.js';
 import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
-import { SessionError, storeFailure } from '../../errors.js';
-import { KeyRing, keysFor, type ContextKeys } from '../../key-ring.js';
+import { SessionError, storeFailure } from '../../core/errors.js';
+import { KeyRing, keysFor, type ContextKeys } from '../../crypto/key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { checkOptionNames, invalidOption, isLifetime } from '../../options.js';
+import { checkOptionNames, invalidOption, isLifetime } from '../../core/options.js';
 import {
   assertHeadersOpen,
   checkKeyRing,
@@ -35,8 +35,8 @@ import {
   CLOCK_SKEW_MS,
   type Refusal,
 } from '../checks.js';
-import { VALUE_RULES, assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../value.js';
-import type { SessionRecord, Serializer } from '../../serializers/serializer.js';
+import { VALUE_RULES, assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
+import type { SessionRecord, Serializer } from '../../codec/serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
 export interface CookieSessionOptions extends CookieAttributeOptions {

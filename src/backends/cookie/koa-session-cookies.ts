@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { nestsDeeperThan } from '../../serializers/json-scan.js';
-import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption } from '../../options.js';
-import type { SessionRecord } from '../../serializers/serializer.js';
-import { MAX_VALUE_DEPTH } from '../../value.js';
+import { nestsDeeperThan } from '../../codec/json/json-scan.js';
+import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption } from '../../core/options.js';
+import type { SessionRecord } from '../../codec/serializer.js';
+import { MAX_VALUE_DEPTH } from '../../codec/value.js';
 import { expiredCookieLine, readCookies, resolveCookieAttributes } from '../../http/cookie.js';
 
 /** Options of {@link koaSessionCookies}: koa-session's own names for the cookie it wrote. */

@@ -1,4 +1,4 @@
-import { checkOptionNames, invalidOption } from '../../options.js';
+import { checkOptionNames, invalidOption } from '../../core/options.js';
 
 /**
  * A user's revocation: their sessions that began before `before` no longer open, but for the one that began at

@@ -1,4 +1,4 @@
-import { checkOptionNames, invalidOption } from '../../options.js';
+import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from './store.js';
 
 /** Options of {@link MemoryStore}. */

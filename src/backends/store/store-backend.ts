@@ -1,9 +1,9 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../backend.js';
-import { OVERHEAD, open, seal, type OwnLifetime } from '../../envelope/envelope.js';
-import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../diagnostics.js';
-import { SessionError, storeFailure } from '../../errors.js';
+import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
+import { OVERHEAD, open, seal, type OwnLifetime } from '../../crypto/envelope.js';
+import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../core/diagnostics.js';
+import { SessionError, storeFailure } from '../../core/errors.js';
 import {
   COOKIE_ATTRIBUTE_OPTION_NAMES,
   decodeCookieValue,
@@ -15,11 +15,11 @@ import {
   type CookieAttributeOptions,
   type CookieAttributes,
 } from '../../http/cookie.js';
-import { keysFor, type ContextKeys, type KeyRing } from '../../key-ring.js';
-import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../options.js';
-import type { Serializer, SessionRecord } from '../../serializers/serializer.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../serializers/entries.js';
-import { VALUE_RULES, define, unfitKey, valueRulesOf, type ValueRules } from '../../value.js';
+import { keysFor, type ContextKeys, type KeyRing } from '../../crypto/key-ring.js';
+import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../core/options.js';
+import type { Serializer, SessionRecord } from '../../codec/serializer.js';
+import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../codec/entries.js';
+import { VALUE_RULES, define, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
 import {
   assertHeadersOpen,
   checkKeyRing,

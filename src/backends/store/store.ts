@@ -1,4 +1,4 @@
-import { SessionError } from '../../errors.js';
+import { SessionError } from '../../core/errors.js';
 
 /**
  * Where {@link StoreSessionBackend} keeps session records. A record is a set of fields, one per top-level key of

@@ -1,6 +1,6 @@
-import { checkOptionNames, invalidOption } from '../../options.js';
-import { RedisConnection, bytes, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
-import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from './store.js';
+import { checkOptionNames, invalidOption } from '../core/options.js';
+import { RedisConnection, bytes, luaScript, milliseconds, text, type RedisClientLike } from './client.js';
+import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from '../backends/store/store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { SessionRecord } from './serializers/serializer.js';
+import type { SessionRecord } from '../codec/serializer.js';
 
 /** What happened to a session during a request. */
 export type SessionStatus = 'unchanged' | 'changed' | 'renewed' | 'purged';

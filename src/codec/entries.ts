@@ -1,5 +1,5 @@
 import type { SessionRecord } from './serializer.js';
-import { define } from '../value.js';
+import { define } from './value.js';
 
 // Lazy entries: the cookie backend hands the session its top-level values still encoded, and takes back the
 // untouched ones as they were, so a request pays decoding and encoding only for the keys it reads or writes.

@@ -1,7 +1,7 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
+import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
 import { scanMsgpack, type Scan } from './msgpack-scan.js';
-import type { SessionRecord, Serializer } from './serializer.js';
+import type { SessionRecord, Serializer } from '../serializer.js';
 import { VALUE_RULES, copyValue, define, type ValueRules } from '../value.js';
 
 /**

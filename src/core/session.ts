@@ -1,10 +1,10 @@
 import { SESSION_HANDLE, type SessionHandle, type SessionStatus, type SessionWrite, type StoredSession } from './backend.js';
-import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from './serializers/entries.js';
+import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from '../codec/entries.js';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
 import { LIFETIME_TEXT, isLifetime } from './options.js';
-import type { SessionRecord } from './serializers/serializer.js';
-import { PLAIN_DATA, checkValue, copyValue, define, isWellFormed, type ValueRules } from './value.js';
+import type { SessionRecord } from '../codec/serializer.js';
+import { PLAIN_DATA, checkValue, copyValue, define, isWellFormed, type ValueRules } from '../codec/value.js';
 
 /**
  * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
-import type { ContextKeys, DerivedKey } from '../key-ring.js';
+import type { ContextKeys, DerivedKey } from './key-ring.js';
 
 /**
  * The sealed cookie's binary layout. Multi-byte integers are big-endian; times are milliseconds since the epoch.

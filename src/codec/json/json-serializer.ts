@@ -1,5 +1,5 @@
-import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from './entries.js';
-import type { SessionRecord, Serializer } from './serializer.js';
+import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
+import type { SessionRecord, Serializer } from '../serializer.js';
 import { nestsDeeperThan, scanJson } from './json-scan.js';
 import { MAX_VALUE_DEPTH, VALUE_RULES, type ValueRules } from '../value.js';
 

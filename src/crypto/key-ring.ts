@@ -1,7 +1,7 @@
 import { createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
-import { SessionError } from './errors.js';
-import { checkOptionNames } from './options.js';
+import { SessionError } from '../core/errors.js';
+import { checkOptionNames } from '../core/options.js';
 
 /** How `KeyRing.fromEnv` marks a staged key. */
 const STAGED_PREFIX = 'staged:';

@@ -14,7 +14,7 @@ import {
   type SessionView,
   type SessionWriter,
 } from './session.js';
-import { VALUE_RULES, type ValueRules } from './value.js';
+import { VALUE_RULES, type ValueRules } from '../codec/value.js';
 
 declare module 'koa' {
   interface ExtendableContext {

@@ -1,6 +1,6 @@
-import { checkOptionNames, invalidOption } from '../../options.js';
-import { RedisConnection, luaScript, milliseconds, text, type RedisClientLike } from '../../redis/client.js';
-import { REVOKE_ALL, type Revocation, type RevocationStore } from './revocations.js';
+import { checkOptionNames, invalidOption } from '../core/options.js';
+import { RedisConnection, luaScript, milliseconds, text, type RedisClientLike } from './client.js';
+import { REVOKE_ALL, type Revocation, type RevocationStore } from '../backends/cookie/revocations.js';
 
 /** Options of {@link RedisRevocationStore}. */
 export interface RedisRevocationStoreOptions {

@@ -1,4 +1,4 @@
-import { SessionError } from './errors.js';
+import { SessionError } from '../core/errors.js';
 
 /** Deepest nesting of arrays and objects a session value may have. */
 export const MAX_VALUE_DEPTH = 64;
