@@ -5,7 +5,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/', 'dist/', 'docs/', 'node_modules/', '.scratch/', 'test/reporter.cjs'] },
+  { ignores: ['build/', 'dist/', 'docs/', 'node_modules/', '.scratch/', 'test/support/reporter.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -3,7 +3,7 @@
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { roundTrips, startRedis, type RedisServer } from '../test/redis-server.js';
+import { roundTrips, startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { median } from './harness.js';
 import { startServer, stop } from './http.js';
 import { STORE_BACKENDS, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';

@@ -1,0 +1,154 @@
+// The stores the store tests run against, shared by the test files that prove the same behaviour on each.
+import { Redis as IORedis, Cluster as IORedisCluster } from 'ioredis';
+import { createClient, createCluster } from 'redis';
+import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
+import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
+import { MemoryStore, RedisStore, type SessionStore } from '../../src/index.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
+
+/** A store under test, and what the test may ask of the Redis behind it. */
+export interface StoreCase {
+  readonly store: SessionStore;
+  /** The Redis keys of sessions (Redis cases only). */
+  readonly keys?: () => string[];
+  close(): Promise<void>;
+}
+
+/** Every store the store tests run against: in memory, and Redis through each client, single node and cluster. */
+export function storeCases(
+  redisOf: () => RedisServer,
+  clusterOf: () => RedisCluster,
+): readonly { label: string; redis: 'single' | 'cluster' | false; make: () => Promise<StoreCase> }[] {
+  const sessionKeys = () =>
+    redisOf()
+      .cli('--scan', '--pattern', 'sess:*')
+      .split('\n')
+      .filter((line) => line !== '');
+  return [
+    { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
+    {
+      label: 'RedisStore through node-redis 6 (createClient)',
+      redis: 'single',
+      make: async () => {
+        const client = await createClient({ url: redisOf().url }).connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+      },
+    },
+    {
+      label: 'RedisStore through node-redis 5 (createClient)',
+      redis: 'single',
+      make: async () => {
+        const client = await createClient5({ url: redisOf().url }).connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
+      },
+    },
+    {
+      label: 'RedisStore through ioredis 5 (Redis)',
+      redis: 'single',
+      make: async () => {
+        const client = new IORedis(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+      },
+    },
+    {
+      label: 'RedisStore through ioredis 6 (Redis)',
+      redis: 'single',
+      make: async () => {
+        const client = new IORedis6(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+      },
+    },
+    {
+      label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = await createCluster({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+      },
+    },
+    {
+      label: 'RedisStore through node-redis 5 on a Redis Cluster (createCluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = await createCluster5({ rootNodes: [{ url: clusterOf().nodes[0]?.url }] }).connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
+      },
+    },
+    {
+      label: 'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = new IORedisCluster6([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+      },
+    },
+    {
+      label: 'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+      },
+    },
+  ];
+}
+
+/** One store of {@link eachStore}'s, as a test sees it: the store itself (fresh for each test) and its servers. */
+export interface StoreUnderTest {
+  readonly label: string;
+  readonly kind: 'single' | 'cluster' | false;
+  readonly current: StoreCase;
+  readonly redis: RedisServer;
+  readonly cluster: RedisCluster;
+}
+
+/**
+ * Inside a describe: starts a redis-server and a three-master cluster for the suite, and declares `body`'s tests
+ * once per store, each test on an emptied Redis and a client of its own.
+ */
+export function eachStore(body: (store: StoreUnderTest) => void): void {
+  let redis: RedisServer;
+  let cluster: RedisCluster;
+  before(async function () {
+    this.timeout(60_000);
+    redis = await startRedis();
+    cluster = await startRedisCluster();
+  });
+  after(async () => {
+    await redis?.stop();
+    await cluster?.stop();
+  });
+  for (const { label, redis: kind, make } of storeCases(
+    () => redis,
+    () => cluster,
+  )) {
+    describe(`with ${label}`, () => {
+      let current: StoreCase;
+      beforeEach(async () => {
+        if (kind === 'single') redis.cli('FLUSHALL');
+        if (kind === 'cluster') for (const node of cluster.nodes) node.cli('FLUSHALL');
+        current = await make();
+      });
+      afterEach(async () => {
+        await current.close();
+      });
+      body({
+        label,
+        kind,
+        get current() {
+          return current;
+        },
+        get redis() {
+          return redis;
+        },
+        get cluster() {
+          return cluster;
+        },
+      });
+    });
+  }
+}
