@@ -11,7 +11,18 @@ import {
   type SessionWrite,
   type Serializer,
 } from '../../src/index.js';
-import { COMBINATIONS, KEY_A, KEY_B, appWith, appWithErrorHandler, backendFor, cookieValue, listen, setCookieFor, setCookies } from '../support/helpers.js';
+import {
+  COMBINATIONS,
+  KEY_A,
+  KEY_B,
+  appWith,
+  appWithErrorHandler,
+  backendFor,
+  cookieValue,
+  listen,
+  setCookieFor,
+  setCookies,
+} from '../support/helpers.js';
 
 /** JSON, counting how often it decodes: a request that does not touch its session must not decode. */
 class CountingSerializer implements Serializer {

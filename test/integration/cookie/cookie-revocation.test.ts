@@ -551,7 +551,9 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
   it('should stop a revoked cookie opening on a second app process within revocationCacheMs', async () => {
     const cacheMs = 500;
     const { client, close } = await (CLIENTS[0] as (typeof CLIENTS)[number]).make();
-    const peer = fork(fileURLToPath(new URL('../../support/revocation-peer.js', import.meta.url)), [String(redis.port), String(cacheMs)], { stdio: 'ignore' });
+    const peer = fork(fileURLToPath(new URL('../../support/revocation-peer.js', import.meta.url)), [String(redis.port), String(cacheMs)], {
+      stdio: 'ignore',
+    });
     try {
       const [port] = (await once(peer, 'message')) as [number];
       const here = CookieSessionBackend.private(KEY_RING, {

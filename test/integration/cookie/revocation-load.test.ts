@@ -2,7 +2,15 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import { createClient } from 'redis';
-import { CookieSessionBackend, KeyRing, RedisRevocationStore, RedisStore, StoreSessionBackend, session, type SessionBackend } from '../../../src/index.js';
+import {
+  CookieSessionBackend,
+  KeyRing,
+  RedisRevocationStore,
+  RedisStore,
+  StoreSessionBackend,
+  session,
+  type SessionBackend,
+} from '../../../src/index.js';
 import { KEY_A, listen } from '../../support/helpers.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 

@@ -321,7 +321,9 @@ describe('the store backend on a real redis-server', function () {
 
   it('should share sessions between two Koa apps in two processes on one Redis', async () => {
     redis.cli('FLUSHALL');
-    const child = fork(new URL('../../support/store-peer.js', import.meta.url), [String(redis.port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(new URL('../../support/store-peer.js', import.meta.url), [String(redis.port)], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     try {
       const port = await new Promise<number>((resolve, reject) => {
         child.once('message', (message) => resolve(Number(message)));
