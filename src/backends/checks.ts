@@ -134,28 +134,6 @@ export function handleOf(session: object): unknown {
   return (session as { [SESSION_HANDLE]?: unknown })[SESSION_HANDLE];
 }
 
-/**
- * How far a cookie's sealed expiry may lie beyond `now + maxAge` and still open: the clocks of a fleet's servers
- * disagree a little, and a cookie sealed by a server running ahead must not log its user out.
- */
-export const CLOCK_SKEW_MS = 60_000;
-
-/**
- * Whether a sealed session's times rule it out now: past its expiry, sealed for longer than `lifetime` allows
- * (plus `CLOCK_SKEW_MS`), or begun `absolute` ago (or, beyond the skew, in the future). Both backends decide by this.
- */
-export function timeRejection(
-  times: { readonly expiresAt: number; readonly createdAt: number | undefined },
-  now: number,
-  lifetime: number,
-  absolute: number,
-): 'expired' | 'beyond-lifetime' | 'absolute-timeout' | undefined {
-  if (times.expiresAt <= now) return 'expired';
-  if (times.expiresAt > now + lifetime + CLOCK_SKEW_MS) return 'beyond-lifetime';
-  if (times.createdAt !== undefined && (now >= times.createdAt + absolute || times.createdAt > now + CLOCK_SKEW_MS)) return 'absolute-timeout';
-  return undefined;
-}
-
 /** Why a cookie value did not open: a reason, or `envelope` for the envelope's own checks (told apart only when asked). */
 export type Refusal = RejectionReason | 'envelope';
 

@@ -2,7 +2,7 @@ import { SESSION_HANDLE, type SessionHandle, type SessionStatus, type SessionWri
 import { LAZY_ENTRIES, RawValue, recordOf, type EntryCodec, type WithLazyEntries } from '../codec/entries.js';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { SessionError } from './errors.js';
-import { LIFETIME_TEXT, isLifetime } from './options.js';
+import { LIFETIME_TEXT, isLifetime } from '../policy/lifetime.js';
 import type { SessionRecord } from '../codec/serializer.js';
 import { PLAIN_DATA, checkValue, copyValue, define, isWellFormed, type ValueRules } from '../codec/value.js';
 

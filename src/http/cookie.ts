@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { LIFETIME_TEXT, invalidOption, isLifetime } from '../core/options.js';
+import { invalidOption } from '../core/options.js';
+import { BROWSER_SESSION_LIFETIME_MS, DEFAULT_MAX_AGE_MS, LIFETIME_TEXT, isLifetime } from '../policy/lifetime.js';
 
 /** Largest cookie value written, in bytes: under every browser's 4096-byte limit for name and value. */
 export const MAX_COOKIE_VALUE_BYTES = 4000;
 /** Longest cookie name, so that name and a full-size value stay within 4096 bytes. */
 export const MAX_COOKIE_NAME_BYTES = 96;
-export { MAX_COOKIE_AGE_MS } from '../core/options.js';
 
 // RFC 6265 §4.1.1: cookie-name = token (RFC 2616 §2.2): 1*<any CHAR except CTLs or separators>
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -51,10 +51,6 @@ export const COOKIE_ATTRIBUTE_OPTION_NAMES = [
   'sameSite',
   'maxAge',
 ] as const satisfies readonly (keyof CookieAttributeOptions)[];
-
-/** Server-side lifetime of a browser-session cookie (`maxAge: 'session'`): one day. */
-export const BROWSER_SESSION_LIFETIME_MS = 24 * 60 * 60 * 1000;
-const DEFAULT_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
 /** Validated attributes, with the parts of the Set-Cookie line that never change precomputed. */
 export interface CookieAttributes {

@@ -1,7 +1,6 @@
 import type { Context } from 'koa';
 import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
 import {
-  BROWSER_SESSION_LIFETIME_MS,
   MAX_COOKIE_VALUE_BYTES,
   expiredCookieLine,
   COOKIE_ATTRIBUTE_OPTION_NAMES,
@@ -20,7 +19,8 @@ import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type Re
 import { SessionError, storeFailure } from '../../core/errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../crypto/key-ring.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { checkOptionNames, invalidOption, isLifetime } from '../../core/options.js';
+import { checkOptionNames, invalidOption } from '../../core/options.js';
+import { CLOCK_SKEW_MS, DEFAULT_ABSOLUTE_MS, DURATION_TEXT, isDuration, isLifetime, serverLifetime, timeRejection } from '../../policy/lifetime.js';
 import {
   assertHeadersOpen,
   checkKeyRing,
@@ -30,9 +30,7 @@ import {
   serializeFailed,
   handleOf,
   rejectionReason,
-  timeRejection,
   userIdOf,
-  CLOCK_SKEW_MS,
   type Refusal,
 } from '../checks.js';
 import { VALUE_RULES, assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
@@ -90,8 +88,6 @@ export interface CookieSessionOptions extends CookieAttributeOptions {
   readonly revocationStoreDown?: 'reject' | 'accept';
 }
 
-export { CLOCK_SKEW_MS } from '../checks.js';
-
 /** Where a stored session carries the id of the key that opened it and when it began (internal). */
 const OPENED_WITH = Symbol('koa-sealed-session.openedWith');
 const CREATED_AT = Symbol('koa-sealed-session.createdAt');
@@ -110,8 +106,6 @@ type Opened<T> = T & {
  * began (`undefined`: it begins in this request, or is a version 1 cookie, rewritten as begun now).
  */
 const KEEP = Symbol('koa-sealed-session.keep');
-
-const DAY = 24 * 60 * 60 * 1000;
 
 /** What an authenticated, unexpired cookie carries. */
 interface Unsealed {
@@ -214,9 +208,8 @@ export class CookieSessionBackend implements SessionBackend {
       throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys, until })');
     }
     this.#legacy = legacy;
-    const absolute = options.absoluteTimeout ?? Math.max(30 * DAY, this.cookie.lifetime);
-    if (typeof absolute !== 'number' || !isLifetime(absolute))
-      throw invalidOption(where, 'absoluteTimeout', 'a whole number of milliseconds from 1000 to 34560000000 (400 days)');
+    const absolute = options.absoluteTimeout ?? Math.max(DEFAULT_ABSOLUTE_MS, this.cookie.lifetime);
+    if (!isDuration(absolute)) throw invalidOption(where, 'absoluteTimeout', DURATION_TEXT);
     this.#absolute = absolute;
     const { userKey, revocations } = options;
     if (userKey !== undefined && (typeof userKey !== 'string' || userKey === ''))
@@ -511,11 +504,10 @@ export class CookieSessionBackend implements SessionBackend {
     if (envelope === undefined) return 'envelope';
     const opened = open(this.mode, this.#keys, envelope);
     if (opened === undefined) return 'envelope';
-    if (opened.maxAge !== undefined && !isLifetime(opened.maxAge)) return 'beyond-lifetime';
     const lifetime = this.#lifetime(opened.maxAge);
     // Past its expiry; sealed beyond its lifetime (under a longer maxAge: shortening maxAge ends it); or begun
     // absoluteTimeout ago, however often it was sealed again since.
-    const late = timeRejection(opened, now, lifetime, this.#absolute);
+    const late = timeRejection(opened, now, (own) => this.#lifetime(own), this.#absolute);
     if (late !== undefined) return late;
     const serializer = this.#readers.get(opened.serializerId);
     if (serializer === undefined) return 'unknown-serializer';
@@ -536,7 +528,7 @@ export class CookieSessionBackend implements SessionBackend {
 
   /** How long a session with this own lifetime lasts on the server. */
   #lifetime(maxAge: OwnLifetime): number {
-    return maxAge === undefined ? this.cookie.lifetime : maxAge === 'session' ? BROWSER_SESSION_LIFETIME_MS : maxAge;
+    return serverLifetime(maxAge, this.cookie.lifetime);
   }
 
   #seal(data: SessionRecord, now: number, createdAt: number, maxAge: OwnLifetime, serializer = this.#serializer): string {

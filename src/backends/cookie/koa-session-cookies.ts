@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { nestsDeeperThan } from '../../codec/json/json-scan.js';
-import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption } from '../../core/options.js';
+import { checkOptionNames, invalidOption } from '../../core/options.js';
+import { MAX_COOKIE_AGE_MS } from '../../policy/lifetime.js';
 import type { SessionRecord } from '../../codec/serializer.js';
 import { MAX_VALUE_DEPTH } from '../../codec/value.js';
 import { expiredCookieLine, readCookies, resolveCookieAttributes } from '../../http/cookie.js';

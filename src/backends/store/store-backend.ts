@@ -16,7 +16,8 @@ import {
   type CookieAttributes,
 } from '../../http/cookie.js';
 import { keysFor, type ContextKeys, type KeyRing } from '../../crypto/key-ring.js';
-import { MAX_COOKIE_AGE_MS, checkOptionNames, invalidOption, isLifetime } from '../../core/options.js';
+import { checkOptionNames, invalidOption } from '../../core/options.js';
+import { DEFAULT_ABSOLUTE_MS, DEFAULT_MAX_AGE_MS, DURATION_TEXT, isDuration, timeRejection } from '../../policy/lifetime.js';
 import type { Serializer, SessionRecord } from '../../codec/serializer.js';
 import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../codec/entries.js';
 import { VALUE_RULES, define, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
@@ -29,14 +30,11 @@ import {
   serializeFailed,
   handleOf,
   rejectionReason,
-  timeRejection,
   userIdOf,
   type Refusal,
 } from '../checks.js';
 import { MAX_SAME_NAME_COOKIES } from '../cookie/cookie-backend.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
-
-const DAY = 24 * 60 * 60 * 1000;
 
 /** Bytes of a session id: 256 random bits. */
 const ID_BYTES = 32;
@@ -168,13 +166,10 @@ export class StoreSessionBackend implements SessionBackend {
     checkKeyRing(where, keyRing);
     checkOptionNames(where, options, OPTION_NAMES);
     this.#store = store;
-    const idle = options.idleTimeout ?? DAY;
-    if (typeof idle !== 'number' || !isLifetime(idle))
-      throw invalidOption(where, 'idleTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
-    const absolute = options.absoluteTimeout ?? 30 * DAY;
-    if (typeof absolute !== 'number' || !isLifetime(absolute)) {
-      throw invalidOption(where, 'absoluteTimeout', `a whole number of milliseconds from 1000 to ${MAX_COOKIE_AGE_MS} (400 days)`);
-    }
+    const idle = options.idleTimeout ?? DEFAULT_MAX_AGE_MS;
+    if (!isDuration(idle)) throw invalidOption(where, 'idleTimeout', DURATION_TEXT);
+    const absolute = options.absoluteTimeout ?? DEFAULT_ABSOLUTE_MS;
+    if (!isDuration(absolute)) throw invalidOption(where, 'absoluteTimeout', DURATION_TEXT);
     if (options.maxAge !== undefined && options.maxAge !== 'session') {
       throw invalidOption(where, 'maxAge', "'session' (for a browser-session cookie) or absent: the cookie follows idleTimeout");
     }
@@ -556,8 +551,7 @@ export class StoreSessionBackend implements SessionBackend {
     const opened = open('store', this.#keys, envelope);
     if (opened === undefined || opened.createdAt === undefined || opened.payload.length !== ID_BYTES) return 'envelope';
     const { maxAge, createdAt, expiresAt } = opened;
-    if (maxAge !== undefined && !isLifetime(maxAge)) return 'beyond-lifetime';
-    const late = timeRejection(opened, now, this.#idleOf(maxAge), this.#absolute);
+    const late = timeRejection(opened, now, (own) => this.#idleOf(own), this.#absolute);
     if (late !== undefined) return late;
     return { id: opened.payload, keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
   }
