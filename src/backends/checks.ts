@@ -1,6 +1,5 @@
 import { hash } from 'node:crypto';
 import type { Context } from 'koa';
-import { SESSION_HANDLE } from '../core/backend.js';
 import type { RejectionReason } from '../core/diagnostics.js';
 import { whyNotOpen, type EnvelopeMode } from '../crypto/envelope.js';
 import { MAX_COOKIE_VALUE_BYTES } from '../http/cookie.js';
@@ -127,11 +126,6 @@ export function userIdOf(user: unknown, what: string): string {
     );
   }
   return hash('sha256', String(user), 'base64url');
-}
-
-/** The backend handle behind a request's `ctx.session`, or `undefined` for anything else. */
-export function handleOf(session: object): unknown {
-  return (session as { [SESSION_HANDLE]?: unknown })[SESSION_HANDLE];
 }
 
 /** Why a cookie value did not open: a reason, or `envelope` for the envelope's own checks (told apart only when asked). */

@@ -3,7 +3,8 @@ import { define } from './value.js';
 
 // Lazy entries: the cookie backend hands the session its top-level values still encoded, and takes back the
 // untouched ones as they were, so a request pays decoding and encoding only for the keys it reads or writes.
-// Internal: nothing here is exported from the package; custom serializers and backends see plain records.
+// A serializer offers it as `entryCodec`; a backend hands entries to the session as `StoredSession.entries` and
+// takes them back from `SessionWrite.entries` (see core/backend.ts).
 
 /**
  * One top-level entry still in its serialized form: offsets into the payload it came from, so that splitting
@@ -42,15 +43,7 @@ export interface EntryCodec {
   readonly entrySize: (key: string, value: unknown) => number;
 }
 
-/** The property of a first-party serializer that holds its {@link EntryCodec}. */
-export const ENTRY_CODEC = Symbol('koa-sealed-session.entryCodec');
-
-/** Where a stored session or a write carries its lazy entries, beside the public `data`. */
-export const LAZY_ENTRIES = Symbol('koa-sealed-session.lazyEntries');
-
-/** A stored session or a write that may carry lazy entries (internal view of the public types). */
-export type WithLazyEntries<T> = T & { readonly [LAZY_ENTRIES]?: LazyEntries };
-
+/** A session's top-level entries, values still encoded where untouched, and the codec that reads them. */
 export interface LazyEntries {
   readonly codec: EntryCodec;
   /** Values are {@link RawValue}s (untouched) or plain data (set during the request). */
@@ -61,8 +54,8 @@ export interface LazyEntries {
  * The serializer's codec, if it has one and still encodes as the codec does: a subclass that overrides
  * `serialize` or `deserialize` may write something else, so its sessions are decoded whole.
  */
-export function entryCodecOf(serializer: { serialize: unknown; deserialize: unknown }): EntryCodec | undefined {
-  const codec = (serializer as { [ENTRY_CODEC]?: EntryCodec })[ENTRY_CODEC];
+export function entryCodecOf(serializer: { serialize: unknown; deserialize: unknown; entryCodec?: EntryCodec }): EntryCodec | undefined {
+  const codec = serializer.entryCodec;
   return codec !== undefined && codec.serialize === serializer.serialize && codec.deserialize === serializer.deserialize ? codec : undefined;
 }
 
@@ -70,8 +63,8 @@ export function entryCodecOf(serializer: { serialize: unknown; deserialize: unkn
  * One key's value in a stored session or a write, without decoding the others: from its entries when it holds them
  * still encoded, else from its data. Throws when the key's encoded value does not decode.
  */
-export function entryValue(record: WithLazyEntries<{ readonly data: SessionRecord }>, key: string): unknown {
-  const lazy = record[LAZY_ENTRIES];
+export function entryValue(record: { readonly data: SessionRecord; readonly entries?: LazyEntries | undefined }, key: string): unknown {
+  const lazy = record.entries;
   if (lazy === undefined) return Object.hasOwn(record.data, key) ? record.data[key] : undefined;
   const value = lazy.entries.get(key);
   return value instanceof RawValue ? lazy.codec.decode(value) : value;

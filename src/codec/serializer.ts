@@ -1,3 +1,6 @@
+import type { EntryCodec } from './entries.js';
+import type { ValueRules } from './value.js';
+
 /** Lowest serializer id free for your own serializers; the ids below it are reserved for this library's. */
 export const FIRST_USER_SERIALIZER_ID = 128;
 
@@ -24,4 +27,16 @@ export interface Serializer {
   serialize(data: SessionRecord): Uint8Array;
   /** Decodes what `serialize` wrote; throws on anything else. Must return a plain object. */
   deserialize(bytes: Uint8Array): SessionRecord;
+  /**
+   * What this serializer cannot carry beyond what no serializer can (a lone surrogate through UTF-8, a BigInt
+   * through JSON): `set()` refuses it, so every value it accepts comes back. Absent: plain data only, and
+   * `serialize` decides the rest when the session is written.
+   */
+  readonly valueRules?: ValueRules;
+  /**
+   * Reads and writes one top-level entry at a time, so a request decodes and encodes only the keys it touches.
+   * Used only while `serialize` and `deserialize` are the ones the codec names (a subclass that overrides them
+   * loses it). Advanced: the built-in serializers have one; yours works without.
+   */
+  readonly entryCodec?: EntryCodec;
 }

@@ -1,11 +1,12 @@
 import { SessionError } from '../core/errors.js';
+import type { Serializer } from './serializer.js';
 
 /** Deepest nesting of arrays and objects a session value may have. */
 export const MAX_VALUE_DEPTH = 64;
 
 /**
  * What a serializer cannot carry, beyond what no serializer can: `set()` refuses it, so that every value it
- * accepts comes back on the next request. Internal: first-party serializers hold theirs under {@link VALUE_RULES}.
+ * accepts comes back on the next request. A serializer declares its own as {@link Serializer.valueRules}.
  */
 export interface ValueRules {
   /** Levels of nesting a byte array takes when written (JSON writes `{"type":"Buffer","data":[...]}`). */
@@ -16,15 +17,12 @@ export interface ValueRules {
   readonly bigint: readonly [min: bigint, max: bigint] | undefined | null;
 }
 
-/** The property of a first-party serializer that holds its {@link ValueRules}. */
-export const VALUE_RULES = Symbol('koa-sealed-session.valueRules');
-
 /** The rules of a serializer of the app's own: plain data only; its own `serialize` decides the rest at commit. */
 export const PLAIN_DATA: ValueRules = Object.freeze({ bytesDepth: 0, wellFormedStrings: false, bigint: null });
 
 /** A serializer's value rules. */
-export function valueRulesOf(serializer: object): ValueRules {
-  return (serializer as { [VALUE_RULES]?: ValueRules })[VALUE_RULES] ?? PLAIN_DATA;
+export function valueRulesOf(serializer: Serializer): ValueRules {
+  return serializer.valueRules ?? PLAIN_DATA;
 }
 
 /**

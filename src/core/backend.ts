@@ -1,5 +1,7 @@
 import type { Context } from 'koa';
+import type { LazyEntries } from '../codec/entries.js';
 import type { SessionRecord } from '../codec/serializer.js';
+import type { ValueRules } from '../codec/value.js';
 
 /** What happened to a session during a request. */
 export type SessionStatus = 'unchanged' | 'changed' | 'renewed' | 'purged';
@@ -12,6 +14,12 @@ export interface StoredSession {
   readonly stale: boolean;
   /** The session's own lifetime, when it was given one (`ctx.session.maxAge`, `renew({ maxAge })`). */
   readonly maxAge?: number | 'session';
+  /**
+   * The session's top-level values still encoded, for a serializer with an {@link Serializer.entryCodec}: the
+   * session decodes only the keys the request reads, and `SessionWrite.entries` hands the untouched ones back as
+   * they were. Optional: without it the session works on `data`.
+   */
+  readonly entries?: LazyEntries | undefined;
 }
 
 /** What the middleware asks a backend to store at the end of a request. */
@@ -29,6 +37,8 @@ export interface SessionWrite {
    * that keeps keys apart removes the ones this request never saw too.
    */
   readonly cleared?: boolean;
+  /** The entries behind `data`, untouched values still encoded, when the session was read from `StoredSession.entries`. */
+  readonly entries?: LazyEntries | undefined;
 }
 
 /**
@@ -46,6 +56,11 @@ export interface SessionHandle {
    * is written. `key` is the session key whose value it refused. For the backend to report, never to store.
    */
   refused?(code: string, key: string | undefined): void;
+  /**
+   * What the backend's serializer can carry ({@link Serializer.valueRules}): `set()` refuses the rest at once,
+   * rather than the write failing at the end of the request. Absent: plain data only.
+   */
+  readonly valueRules?: ValueRules | undefined;
 }
 
 /**
@@ -59,8 +74,6 @@ export interface SessionBackend {
   load(ctx: Context): SessionHandle | Promise<SessionHandle>;
 }
 
-/**
- * `ctx.session[SESSION_HANDLE]` is the backend handle behind the request's session (internal): a backend recognises
- * "this request's session" (`revokeUser(user, { keep: ctx.session })`) by it.
- */
-export const SESSION_HANDLE = Symbol('koa-sealed-session.handle');
+// A backend recognises its own request's session (`revokeUser(user, { keep: ctx.session })`) by the handle it
+// made: `handleOf(ctx.session)` answers it, and the backend checks it is one of its own (`instanceof` its class).
+export { handleOf } from './view.js';

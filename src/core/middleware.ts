@@ -2,19 +2,9 @@ import type { Context, Middleware, Next } from 'koa';
 import type { SessionBackend, SessionHandle } from './backend.js';
 import { SessionError } from './errors.js';
 import { checkOptionNames, invalidOption } from './options.js';
-import {
-  createSession,
-  finish,
-  markWritten,
-  refusedKey,
-  replace,
-  saveNow,
-  viewOf,
-  type Session,
-  type SessionView,
-  type SessionWriter,
-} from './session.js';
-import { VALUE_RULES, type ValueRules } from '../codec/value.js';
+import { Session } from './session.js';
+import { SessionState, refusedKey, type SessionWriter } from './session-state.js';
+import { isMember, viewOf, type SessionView } from './view.js';
 
 declare module 'koa' {
   interface ExtendableContext {
@@ -153,7 +143,7 @@ function installAccessor(target: object): void {
 
 /** One request's session from load to commit, apart from the user-facing {@link Session}. */
 class Lifecycle implements SessionWriter {
-  #session: Session | undefined;
+  #state: SessionState | undefined;
   #view: SessionView | undefined;
   #stale = false;
   #committed = false;
@@ -164,12 +154,12 @@ class Lifecycle implements SessionWriter {
     if (this.#view === undefined) {
       const stored = this.handle.read();
       this.#stale = stored?.stale ?? false;
-      // A first-party backend says what its serializer can carry, so that set() refuses what would not come back.
-      const session = createSession(stored, (this.handle as { [VALUE_RULES]?: ValueRules })[VALUE_RULES], this.handle.maxAge);
-      this.#session = session;
-      this.#view = viewOf(session, this);
+      // The backend says what its serializer can carry, so that set() refuses what would not come back.
+      const state = new SessionState(stored, { rules: this.handle.valueRules, defaultMaxAge: this.handle.maxAge, writer: this });
+      this.#state = state;
+      this.#view = viewOf(new Session(state), state);
       // Touched only after the commit: hand out a session that refuses changes rather than losing them.
-      if (this.#committed) finish(session, false);
+      if (this.#committed) state.finish(false, true);
     }
     return this.#view;
   }
@@ -177,24 +167,24 @@ class Lifecycle implements SessionWriter {
   /** `ctx.session = { ... }`. */
   replace(data: Record<string, unknown>): void {
     void this.session; // loaded first
-    replace(this.#session as Session, data);
+    (this.#state as SessionState).replace(data, isMember);
   }
 
   /** `save()`: writes what the session holds now; the end of the request writes again only what changes later. */
-  async saveNow(session: Session): Promise<void> {
-    const change = this.#refusing(() => saveNow(session, this.#stale));
+  async saveNow(state: SessionState): Promise<void> {
+    const change = this.#refusing(() => state.finish(this.#stale, false));
     if (change === undefined) return;
     await this.handle.write(change);
     this.#stale = false;
-    markWritten(session, change);
+    state.markWritten(change);
   }
 
   async commit(): Promise<void> {
     if (this.#committed) return;
     this.#committed = true;
-    if (this.#session === undefined) return;
-    const session = this.#session;
-    const change = this.#refusing(() => finish(session, this.#stale));
+    const state = this.#state;
+    if (state === undefined) return;
+    const change = this.#refusing(() => state.finish(this.#stale, true));
     if (change !== undefined) await this.handle.write(change);
   }
 

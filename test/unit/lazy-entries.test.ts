@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import request from 'supertest';
-import { ENTRY_CODEC, RawValue, type EntryCodec } from '../../src/codec/entries.js';
+import { RawValue, type EntryCodec } from '../../src/codec/entries.js';
 import { JsonSerializer, KeyRing, MsgpackSerializer, type SessionRecord, type Serializer } from '../../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, sealBytes } from '../support/helpers.js';
 
-const codecOf = (serializer: Serializer) => (serializer as unknown as { [ENTRY_CODEC]: EntryCodec })[ENTRY_CODEC];
+const codecOf = (serializer: Serializer) => serializer.entryCodec as EntryCodec;
 
 const SESSION = {
   counter: 1,

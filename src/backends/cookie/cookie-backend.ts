@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
+import { handleOf, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../core/backend.js';
 import {
   MAX_COOKIE_VALUE_BYTES,
   expiredCookieLine,
@@ -14,7 +14,7 @@ import {
 } from '../../http/cookie.js';
 import { OVERHEAD, open, seal, type OwnLifetime, type SealMode } from '../../crypto/envelope.js';
 import { channels, publishRefused, type ResealedMessage } from '../../core/diagnostics.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../codec/entries.js';
+import { RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec } from '../../codec/entries.js';
 import { RevocationCache, RevocationTimeout, isRevoked, type Revocation, type RevocationStore } from './revocations.js';
 import { SessionError, storeFailure } from '../../core/errors.js';
 import { KeyRing, keysFor, type ContextKeys } from '../../crypto/key-ring.js';
@@ -28,12 +28,11 @@ import {
   resolveClock,
   resolveSerializers,
   serializeFailed,
-  handleOf,
   rejectionReason,
   userIdOf,
   type Refusal,
 } from '../checks.js';
-import { VALUE_RULES, assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
+import { assertFits, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
 import type { SessionRecord, Serializer } from '../../codec/serializer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
@@ -353,8 +352,8 @@ export class CookieSessionBackend implements SessionBackend {
       staleCause = 'format';
       return { data: moved.data, stale: true, maxAge: own, [OPENED_WITH]: -1, [CREATED_AT]: undefined };
     };
-    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [KEEP]: () => { now: number; createdAt: number | undefined } } = {
-      [VALUE_RULES]: this.#rules,
+    const handle: SessionHandle & { readonly valueRules: ValueRules; readonly [KEEP]: () => { now: number; createdAt: number | undefined } } = {
+      valueRules: this.#rules,
       [KEEP]: () => ({ now, createdAt }),
       maxAge: cookie.maxAge ?? 'session',
       read,
@@ -474,14 +473,14 @@ export class CookieSessionBackend implements SessionBackend {
     const entries: Map<string, unknown> | undefined = codec === undefined ? undefined : split(codec, payload);
     if (codec !== undefined && entries !== undefined) {
       let data: SessionRecord | undefined;
-      const stored: Opened<WithLazyEntries<StoredSession>> = {
+      const stored: Opened<StoredSession> = {
         // For a backend wrapper that asks; the session takes the entries over and reads them lazily.
         get data() {
           return (data ??= recordOf(entries, codec.decode));
         },
         stale,
         maxAge,
-        [LAZY_ENTRIES]: { codec, entries },
+        entries: { codec, entries },
         [OPENED_WITH]: keyId,
         [CREATED_AT]: createdAt,
         [STALE_CAUSE]: staleCause,
@@ -542,8 +541,8 @@ export class CookieSessionBackend implements SessionBackend {
    * Seals what the middleware asks to write, copying untouched values as they were encoded. A session `keptIn` a
    * previous serializer is sealed by it while the current one cannot carry its data unchanged.
    */
-  #sealWrite(change: WithLazyEntries<SessionWrite>, now: number, createdAt: number, keptIn?: Serializer | 'legacy'): string {
-    const lazy = change[LAZY_ENTRIES];
+  #sealWrite(change: SessionWrite, now: number, createdAt: number, keptIn?: Serializer | 'legacy'): string {
+    const lazy = change.entries;
     const maxAge = change.maxAge;
     if (keptIn !== undefined) {
       const unfit = unfitKey(change.data, this.#rules);

@@ -1,6 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
-import type { SessionBackend, SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
+import { handleOf, type SessionBackend, type SessionHandle, type SessionWrite, type StoredSession } from '../../core/backend.js';
 import { OVERHEAD, open, seal, type OwnLifetime } from '../../crypto/envelope.js';
 import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../core/diagnostics.js';
 import { SessionError, storeFailure } from '../../core/errors.js';
@@ -19,8 +19,8 @@ import { keysFor, type ContextKeys, type KeyRing } from '../../crypto/key-ring.j
 import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { DEFAULT_ABSOLUTE_MS, DEFAULT_MAX_AGE_MS, DURATION_TEXT, isDuration, timeRejection } from '../../policy/lifetime.js';
 import type { Serializer, SessionRecord } from '../../codec/serializer.js';
-import { LAZY_ENTRIES, RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec, type WithLazyEntries } from '../../codec/entries.js';
-import { VALUE_RULES, define, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
+import { RawValue, entryCodecOf, entryValue, recordOf, type EntryCodec } from '../../codec/entries.js';
+import { define, unfitKey, valueRulesOf, type ValueRules } from '../../codec/value.js';
 import {
   assertHeadersOpen,
   checkKeyRing,
@@ -28,7 +28,6 @@ import {
   resolveClock,
   resolveSerializers,
   serializeFailed,
-  handleOf,
   rejectionReason,
   userIdOf,
   type Refusal,
@@ -278,13 +277,9 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
-  #userOf(
-    change: WithLazyEntries<SessionWrite>,
-    loaded: ReadonlyMap<string, Buffer> | undefined,
-    had: string | undefined,
-  ): string | null | undefined {
+  #userOf(change: SessionWrite, loaded: ReadonlyMap<string, Buffer> | undefined, had: string | undefined): string | null | undefined {
     const key = this.#userKey as string;
-    const raw = change[LAZY_ENTRIES]?.entries.get(key);
+    const raw = change.entries?.entries.get(key);
     // The value as it was loaded, and the record was indexed under it then: nothing to do.
     if (raw instanceof RawValue && had !== undefined && raw.source === loaded?.get(key)) return undefined;
     const value = entryValue(change, key);
@@ -371,8 +366,8 @@ export class StoreSessionBackend implements SessionBackend {
     let stale = false;
     // Another request ended the session while this one ran: nothing more is written.
     let ended = false;
-    const handle: SessionHandle & { readonly [VALUE_RULES]: ValueRules; readonly [STORE_KEY]: () => string | undefined } = {
-      [VALUE_RULES]: this.#rules,
+    const handle: SessionHandle & { readonly valueRules: ValueRules; readonly [STORE_KEY]: () => string | undefined } = {
+      valueRules: this.#rules,
       [STORE_KEY]: () => storeKey,
       maxAge: cookie.maxAge ?? 'session',
       read: () => {
@@ -388,13 +383,13 @@ export class StoreSessionBackend implements SessionBackend {
           loaded = found;
           stale = due;
           let data: SessionRecord | undefined;
-          const stored: WithLazyEntries<StoredSession> = {
+          const stored: StoredSession = {
             get data() {
               return (data ??= recordOf(lazy, codec.decode));
             },
             stale,
             maxAge: ticket.maxAge,
-            [LAZY_ENTRIES]: { codec, entries: lazy },
+            entries: { codec, entries: lazy },
           };
           return stored;
         }
@@ -601,8 +596,8 @@ export class StoreSessionBackend implements SessionBackend {
   }
 
   /** The fields to store for a write: the loaded field itself for a value still encoded as it was loaded. */
-  #encodeWrite(change: WithLazyEntries<SessionWrite>, loaded: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
-    const lazy = change[LAZY_ENTRIES];
+  #encodeWrite(change: SessionWrite, loaded: ReadonlyMap<string, Buffer>): Map<string, Buffer> {
+    const lazy = change.entries;
     if (lazy === undefined || lazy.codec !== this.#codec) return this.#encode(change.data, loaded);
     const fields = new Map<string, Buffer>();
     const changed: SessionRecord = {};

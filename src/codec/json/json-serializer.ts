@@ -1,7 +1,7 @@
-import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
+import { RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
 import type { SessionRecord, Serializer } from '../serializer.js';
 import { nestsDeeperThan, scanJson } from './json-scan.js';
-import { MAX_VALUE_DEPTH, VALUE_RULES, type ValueRules } from '../value.js';
+import { MAX_VALUE_DEPTH, type ValueRules } from '../value.js';
 
 /**
  * JSON, the default serializer. Round-trips strings, finite numbers, booleans, null, arrays and plain objects.
@@ -30,11 +30,18 @@ export class JsonSerializer implements Serializer {
     return data as SessionRecord;
   }
 
-  /** @internal What `set()` must refuse so that every value it accepts comes back from this serializer. */
-  readonly [VALUE_RULES]: ValueRules = JSON_RULES;
+  /** What `set()` must refuse so that every value it accepts comes back from this serializer. */
+  get valueRules(): ValueRules {
+    return JSON_RULES;
+  }
 
-  /** @internal Reads and writes one top-level entry at a time, so untouched values stay encoded. */
-  readonly [ENTRY_CODEC]: EntryCodec = {
+  /** Reads and writes one top-level entry at a time, so untouched values stay encoded. */
+  get entryCodec(): EntryCodec {
+    return this.#entryCodec;
+  }
+
+  // A getter over a field, not an own property: a serializer logs and stringifies as it did.
+  readonly #entryCodec: EntryCodec = {
     // Compared by identity with the serializer's own (a subclass that overrides them loses the codec), never called.
     // eslint-disable-next-line @typescript-eslint/unbound-method
     serialize: JsonSerializer.prototype.serialize,

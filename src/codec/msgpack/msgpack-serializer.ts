@@ -1,8 +1,8 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { ENTRY_CODEC, RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
+import { RawValue, entrySize, joinEntries, type EntryCodec, type EntryLayout } from '../entries.js';
 import { scanMsgpack, type Scan } from './msgpack-scan.js';
 import type { SessionRecord, Serializer } from '../serializer.js';
-import { VALUE_RULES, copyValue, define, type ValueRules } from '../value.js';
+import { copyValue, define, type ValueRules } from '../value.js';
 
 /**
  * MessagePack through msgpackr, in standard mode: no records, no shared structures and no msgpackr-only
@@ -45,8 +45,10 @@ export class MsgpackSerializer implements Serializer {
     return this.#unpackr.unpack(bytes) as SessionRecord;
   }
 
-  /** @internal What `set()` must refuse so that every value it accepts comes back from this serializer. */
-  readonly [VALUE_RULES]: ValueRules = MSGPACK_RULES;
+  /** What `set()` must refuse so that every value it accepts comes back from this serializer. */
+  get valueRules(): ValueRules {
+    return MSGPACK_RULES;
+  }
 
   readonly #layout: EntryLayout = {
     head: Buffer.alloc(0),
@@ -55,8 +57,13 @@ export class MsgpackSerializer implements Serializer {
     encode: (key, value) => Buffer.concat([this.#packr.pack(key), this.#packr.pack(value)]),
   };
 
-  /** @internal Reads and writes one top-level entry at a time, so untouched values stay encoded. */
-  readonly [ENTRY_CODEC]: EntryCodec = {
+  /** Reads and writes one top-level entry at a time, so untouched values stay encoded. */
+  get entryCodec(): EntryCodec {
+    return this.#entryCodec;
+  }
+
+  // A getter over a field, not an own property: a serializer logs and stringifies as it did.
+  readonly #entryCodec: EntryCodec = {
     // Compared by identity with the serializer's own (a subclass that overrides them loses the codec), never called.
     // eslint-disable-next-line @typescript-eslint/unbound-method
     serialize: MsgpackSerializer.prototype.serialize,

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import request from 'supertest';
-import { ENTRY_CODEC, LAZY_ENTRIES, RawValue, recordOf, type EntryCodec } from '../../../src/codec/entries.js';
+import { RawValue, recordOf, type EntryCodec } from '../../../src/codec/entries.js';
 import { scanJson } from '../../../src/codec/json/json-scan.js';
 import {
   JsonSerializer,
@@ -15,7 +15,7 @@ import {
 } from '../../../src/index.js';
 import { KEY_A, MODES, appWith, backendFor, cookieValue, expectSessionError, listen, sealBytes } from '../../support/helpers.js';
 
-const codecOf = (serializer: Serializer) => (serializer as unknown as { [ENTRY_CODEC]: EntryCodec })[ENTRY_CODEC];
+const codecOf = (serializer: Serializer) => serializer.entryCodec as EntryCodec;
 
 /** What each path makes of a payload: entry by entry (a request), whole (backend.open, previousSerializers). */
 function bothPaths(serializer: Serializer, payload: Buffer): { lazy: SessionRecord | 'refused'; whole: SessionRecord | 'refused' } {
@@ -188,7 +188,7 @@ describe('one rule for every path that reads a payload', () => {
         },
       };
       const entries = new Map<string, unknown>([['broken', new RawValue(Buffer.from('{"broken":1}'), 1, 10, 11, false)]]);
-      const stored = { data: {}, stale: false, [LAZY_ENTRIES]: { codec, entries } } as StoredSession;
+      const stored = { data: {}, stale: false, entries: { codec, entries } } as StoredSession;
       return new Session(stored);
     }
 
