@@ -4,7 +4,7 @@ import type { RejectionReason } from '../core/diagnostics.js';
 import { whyNotOpen, type EnvelopeMode } from '../crypto/envelope.js';
 import { MAX_COOKIE_VALUE_BYTES } from '../http/cookie.js';
 import { SessionError } from '../core/errors.js';
-import { KeyRing, type ContextKeys } from '../crypto/key-ring.js';
+import type { ContextKeys } from '../crypto/key-ring.js';
 import { invalidOption } from '../core/options.js';
 import { isWellFormed } from '../codec/value.js';
 import { JsonSerializer } from '../codec/json/json-serializer.js';
@@ -13,10 +13,10 @@ import { FIRST_USER_SERIALIZER_ID, type Serializer } from '../codec/serializer.j
 
 // Checks every backend makes of its constructor's arguments.
 
-export function checkKeyRing(where: string, keyRing: unknown): void {
-  if (!(keyRing instanceof KeyRing)) {
-    throw new SessionError('ERR_SESSION_INVALID_KEY', `${where}: the key ring must be a KeyRing, such as new KeyRing([key]).`);
-  }
+/** The `userKey` option: a session key, or absent. */
+export function checkUserKey(where: string, userKey: unknown): void {
+  if (userKey !== undefined && (typeof userKey !== 'string' || userKey === ''))
+    throw invalidOption(where, 'userKey', 'a session key (a non-empty string)');
 }
 
 export function checkSerializer(where: string, option: string, serializer: unknown): Serializer {

@@ -133,3 +133,19 @@ export function entrySize(key: string, value: unknown, layout: EntryLayout): num
   const gap = layout.separator < 0 ? 0 : 1;
   return (value instanceof RawValue ? value.valueEnd - value.keyStart : layout.encode(key, value).length) + gap;
 }
+
+/**
+ * A stored session whose values stay encoded until read: the session takes `entries` over, and `data` is decoded
+ * only for a backend wrapper that asks for it.
+ */
+export function lazyStored(codec: EntryCodec, entries: Map<string, RawValue>, stale: boolean, maxAge: number | 'session' | undefined) {
+  let data: SessionRecord | undefined;
+  return {
+    get data(): SessionRecord {
+      return (data ??= recordOf(entries, codec.decode));
+    },
+    stale,
+    maxAge,
+    entries: { codec, entries },
+  };
+}

@@ -206,3 +206,8 @@ export function whyNotOpen(mode: EnvelopeMode, keys: ContextKeys, value: string,
   if (open(mode, keys, envelope) === undefined) return mode === 'private' ? 'bad-tag' : 'bad-mac';
   return undefined;
 }
+
+/** The id of the key an envelope names (for `inspect` to say which key a cookie wants), or `undefined` when too short. */
+export function keyIdOf(envelope: Buffer): number | undefined {
+  return envelope.byteLength >= 5 ? envelope.readUInt32BE(1) : undefined;
+}

@@ -1,4 +1,5 @@
 import { checkOptionNames, invalidOption } from '../../core/options.js';
+import { Deadlines } from '../shared/deadlines.js';
 
 /**
  * A user's revocation: their sessions that began before `before` no longer open, but for the one that began at
@@ -101,14 +102,14 @@ const MAX_CACHED_USERS = 10_000;
 export class RevocationCache {
   readonly #store: RevocationStore;
   readonly #freshMs: number;
-  readonly #timeoutMs: number;
+  readonly #deadlines: Deadlines;
   readonly #entries = new Map<string, { revocation: Revocation | undefined; fetchedAt: number }>();
   readonly #asking = new Map<string, Promise<Revocation | undefined>>();
 
   constructor(store: RevocationStore, freshMs: number, timeoutMs: number) {
     this.#store = store;
     this.#freshMs = freshMs;
-    this.#timeoutMs = timeoutMs;
+    this.#deadlines = new Deadlines(timeoutMs);
   }
 
   /** The user's revocation: at once when the cache holds a fresh answer, else from the store (rejects when it fails). */
@@ -117,29 +118,30 @@ export class RevocationCache {
     if (entry !== undefined && now - entry.fetchedAt < this.#freshMs && now >= entry.fetchedAt) return entry.revocation;
     const asking = this.#asking.get(user);
     if (asking !== undefined) return asking;
-    const asked = withTimeout(this.#store.get(user), this.#timeoutMs).then(
-      (revocation) => {
-        this.#asking.delete(user);
-        // Something else than a revocation fails closed, whatever revocationStoreDown says: it is no outage.
-        this.#put(user, revocation === undefined || isRevocation(revocation) ? revocation : REVOKE_ALL, now);
-        return this.#entries.get(user)?.revocation;
-      },
-      (err: unknown) => {
-        this.#asking.delete(user);
-        throw err;
-      },
-    );
+    const asked = this.#deadlines
+      .run(() => this.#store.get(user))
+      .then(
+        (revocation) => {
+          this.#asking.delete(user);
+          // Something else than a revocation fails closed, whatever revocationStoreDown says: it is no outage.
+          this.#put(user, revocation === undefined || isRevocation(revocation) ? revocation : REVOKE_ALL, now);
+          return this.#entries.get(user)?.revocation;
+        },
+        (err: unknown) => {
+          this.#asking.delete(user);
+          throw err;
+        },
+      );
     this.#asking.set(user, asked);
     return asked;
   }
 
-  /** Revokes in the store, then here, so that this process never opens a revoked cookie again. */
   /**
    * Revokes in the store, then here, so that this process never opens a revoked cookie again. What the store kept
    * is what counts, not what this cache knew: a stale cache must not let a `keep` spare a session revoked meanwhile.
    */
   async revoke(user: string, revocation: Revocation, ttlMs: number, now: number): Promise<void> {
-    const kept = await withTimeout(this.#store.set(user, revocation, ttlMs), this.#timeoutMs);
+    const kept = await this.#deadlines.run(() => this.#store.set(user, revocation, ttlMs));
     if (kept !== undefined && isRevocation(kept)) {
       this.#put(user, kept, now);
     } else {
@@ -175,15 +177,4 @@ function isRevocation(value: unknown): value is Revocation {
     (Number.isFinite(r.before) || r.before === Infinity) &&
     (r.except === undefined || Number.isFinite(r.except))
   );
-}
-
-/** The revocation store did not answer within `revocationTimeout`: told apart from its own failures. */
-export class RevocationTimeout extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RevocationTimeout(`the revocation store did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

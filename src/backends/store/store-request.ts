@@ -1,0 +1,290 @@
+import type { Context } from 'koa';
+import type { SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
+import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../core/diagnostics.js';
+import { SessionError } from '../../core/errors.js';
+import { RawValue, entryValue, lazyStored } from '../../codec/entries.js';
+import type { SessionRecord } from '../../codec/serializer.js';
+import type { ValueRules } from '../../codec/value.js';
+import type { OwnLifetime } from '../../crypto/envelope.js';
+import { expiredCookieLine, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { assertHeadersOpen, userIdOf } from '../checks.js';
+import { IdCookie, type Ticket } from './id-cookie.js';
+import type { RecordCodec } from './record-codec.js';
+import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
+
+/** Largest `describe` answer kept, in bytes of JSON. */
+const MAX_INFO_BYTES = 1024;
+
+/** What a store backend's requests share: its resolved options and its bounded store calls. */
+export interface StoreConfig {
+  /** The backend itself: a request's handle is recognised as its own by it (`keep`, `current`). */
+  readonly owner: object;
+  readonly store: SessionStore;
+  readonly cookie: CookieAttributes;
+  readonly ids: IdCookie;
+  readonly records: RecordCodec;
+  readonly userKey: string | undefined;
+  readonly describe: ((ctx: Context) => unknown) | undefined;
+  readonly timeoutMs: number;
+  /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */
+  readonly call: <T>(operation: string, run: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * One request's store session, from the record its id cookie names (loaded by the backend before the request runs)
+ * to the writes that keep it: each key apart, the id renewed, the user index kept up to date.
+ */
+export class StoreRequest implements SessionHandle {
+  readonly maxAge: number | 'session';
+  readonly valueRules: ValueRules;
+  #ticket: Ticket | undefined;
+  #storeKey: string | undefined;
+  // The user the record is indexed under, kept up to date by each write.
+  #indexed: string | undefined;
+  #staleCause: ResealedMessage['cause'] | undefined;
+  // The record's fields as last loaded or written, or undefined for none (or a corrupt one): set by read(), and
+  // kept up to date by each write, since save() may write more than once in a request.
+  #loaded: ReadonlyMap<string, Buffer> | undefined;
+  #stale = false;
+  // Another request ended the session while this one ran: nothing more is written.
+  #ended = false;
+
+  constructor(
+    readonly config: StoreConfig,
+    readonly ctx: Context,
+    readonly now: number,
+    ticket: Ticket | undefined,
+    storeKey: string | undefined,
+    /** The record as loaded, its fields as Buffers; `undefined` for none. */
+    readonly found: { readonly fields: ReadonlyMap<string, Buffer>; readonly record: StoreRecord } | undefined,
+  ) {
+    this.maxAge = config.cookie.maxAge ?? 'session';
+    this.valueRules = config.records.rules;
+    this.#ticket = ticket;
+    this.#storeKey = storeKey;
+    this.#indexed = found?.record.user;
+  }
+
+  /** The store key of this request's session as it stands now (a renewal changes it). */
+  get storeKey(): string | undefined {
+    return this.#storeKey;
+  }
+
+  read(): StoredSession | undefined {
+    const { found } = this;
+    const ticket = this.#ticket;
+    if (found === undefined || ticket === undefined) return undefined;
+    const { records, ids, userKey } = this.config;
+    // A record of a user that is not in the index yet (written before userKey was set): written back, indexed.
+    const unindexed = userKey !== undefined && this.#indexed === undefined && found.fields.has(userKey);
+    this.#staleCause = ticket.retired ? 'key-rotation' : unindexed ? 'index' : ids.cookieDue(ticket, this.now) ? 'renewal' : undefined;
+    const due = this.#staleCause !== undefined;
+    // Values stay encoded until read, and untouched ones are not encoded again at the end.
+    const lazy = records.split(found.fields);
+    if (lazy !== undefined && records.codec !== undefined) {
+      this.#loaded = found.fields;
+      this.#stale = due;
+      return lazyStored(records.codec, lazy, due, ticket.maxAge);
+    }
+    const decoded = records.decode(found.fields);
+    // A record that does not decode is left as it is, and the session starts afresh under a new id.
+    if (decoded === undefined) {
+      this.#rejected('corrupt-record');
+      return undefined;
+    }
+    this.#loaded = found.fields;
+    this.#stale = decoded.stale || due;
+    if (decoded.stale) this.#staleCause ??= 'serializer';
+    return { data: decoded.data, stale: this.#stale, maxAge: ticket.maxAge };
+  }
+
+  refused(code: string, key: string | undefined): void {
+    publishRefused('store', this.config.cookie.name, code, key);
+  }
+
+  async write(change: SessionWrite): Promise<void> {
+    try {
+      await this.#write(change);
+    } catch (err) {
+      const code = (err as SessionError).code;
+      if (code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') publishRefused('store', this.config.cookie.name, code);
+      throw err;
+    }
+  }
+
+  async #write(change: SessionWrite): Promise<void> {
+    if (this.#ended) return;
+    const { cookie, ids, store, call } = this.config;
+    const ticket = this.#ticket;
+    const revoked = ticket !== undefined && !ids.keys.keys.byId.has(ticket.keyId);
+    if (change.status === 'purged' || revoked) {
+      assertHeadersOpen(this.ctx);
+      const key = this.#storeKey;
+      if (this.#loaded !== undefined && key !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
+      if (ticket !== undefined) putSetCookie(this.ctx.res, cookie.name, expiredCookieLine(cookie, this.#secure()));
+      if (ticket !== undefined && channels.purged.hasSubscribers) channels.purged.publish({ backend: 'store', name: cookie.name });
+      this.#loaded = this.#ticket = this.#storeKey = undefined;
+      return;
+    }
+    const loaded = this.#loaded;
+    const storeKey = this.#storeKey;
+    if (loaded === undefined || storeKey === undefined || ticket === undefined || change.status === 'renewed') {
+      await this.#renew(change, loaded === undefined ? undefined : storeKey);
+      return;
+    }
+    await this.#update(change, loaded, storeKey, ticket);
+  }
+
+  /** A new record under a new id (a new session, or `renew()`), replacing `oldKey`'s record, if any. */
+  async #renew(change: SessionWrite, oldKey: string | undefined): Promise<void> {
+    const user = this.config.userKey === undefined ? undefined : (this.#userOf(change, undefined, undefined) ?? undefined);
+    const created = await this.#create(change.data, change.maxAge, oldKey, user);
+    // The record it renews ended meanwhile (purged, revoked, expired): not brought back under a new id either.
+    if (created === undefined) {
+      this.#drop();
+      return;
+    }
+    ({ ticket: this.#ticket, storeKey: this.#storeKey, loaded: this.#loaded } = created);
+    this.#indexed = user;
+    this.#stale = false;
+    if (change.status === 'renewed' && channels.renewed.hasSubscribers) channels.renewed.publish({ backend: 'store', name: this.config.cookie.name });
+  }
+
+  /** Writes the keys the request changed (and only those) to the record it loaded. */
+  async #update(change: SessionWrite, loaded: ReadonlyMap<string, Buffer>, recordKey: string, current: Ticket): Promise<void> {
+    const { cookie, records, ids, store, call } = this.config;
+    const own = change.maxAge;
+    const fields = records.encodeWrite(change, loaded);
+    const set = new Map<string, Uint8Array>();
+    const remove: string[] = [];
+    for (const [key, bytes] of fields) {
+      const before = loaded.get(key);
+      if (change.cleared === true || before === undefined || (before !== bytes && Buffer.compare(before, bytes) !== 0)) set.set(key, bytes);
+    }
+    if (change.cleared !== true) for (const key of loaded.keys()) if (!fields.has(key)) remove.push(key);
+    records.checkSize(fields);
+    const lifetimeChanged = own !== current.maxAge;
+    const ttlMs = ids.ttl(current.createdAt, own, this.now);
+    const user = this.config.userKey === undefined ? undefined : this.#userOf(change, loaded, this.#indexed);
+    if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
+      assertHeadersOpen(this.ctx);
+      const index = user === undefined ? {} : { user, until: current.createdAt + ids.absolute, info: user === null ? undefined : this.#info() };
+      const write: StoreWrite = {
+        create: false,
+        createdAt: current.createdAt,
+        clear: change.cleared === true,
+        set,
+        remove,
+        ttlMs,
+        timeoutMs: this.config.timeoutMs,
+        maxBytes: records.maxBytes,
+        ...index,
+      };
+      const wrote = await call('write', () => store.write(recordKey, write));
+      // Ended meanwhile (purged or renewed by another request, or expired): not brought back, and the cookie is
+      // left alone, since the other request's answer may carry the client's new one.
+      if (!wrote) {
+        this.#drop();
+        return;
+      }
+      this.#loaded = fields;
+      if (user !== undefined) this.#indexed = user ?? undefined;
+    }
+    if (lifetimeChanged || this.#stale) {
+      this.#ticket = this.#putTicket(current.id, current.createdAt, own, ttlMs);
+      if (this.#stale && channels.resealed.hasSubscribers)
+        channels.resealed.publish({ backend: 'store', name: cookie.name, cause: this.#staleCause ?? 'renewal' });
+      this.#stale = false;
+    }
+  }
+
+  /**
+   * A new record under a new id, replacing the old record, if any, in the same store write: `undefined` when that
+   * one ended meanwhile, so that a renewal never revives a session that ended.
+   */
+  async #create(
+    data: SessionRecord,
+    own: OwnLifetime,
+    oldKey: string | undefined,
+    user: string | undefined,
+  ): Promise<{ ticket: Ticket; storeKey: string; loaded: ReadonlyMap<string, Buffer> } | undefined> {
+    const { records, ids, store, call } = this.config;
+    const now = this.now;
+    const fields = records.encode(data);
+    records.checkSize(fields);
+    assertHeadersOpen(this.ctx);
+    const id = IdCookie.newId();
+    const ttlMs = ids.ttl(now, own, now);
+    const index = user === undefined ? {} : { user, until: now + ids.absolute, info: this.#info() };
+    const replaces = oldKey === undefined ? {} : { replaces: oldKey };
+    const write = {
+      create: true,
+      createdAt: now,
+      clear: false,
+      set: fields,
+      remove: [],
+      ttlMs,
+      timeoutMs: this.config.timeoutMs,
+      ...index,
+      ...replaces,
+    };
+    const storeKey = IdCookie.recordKey(id);
+    const created = await call('write', () => store.write(storeKey, write));
+    if (!created && oldKey !== undefined) return undefined;
+    if (!created) {
+      throw new SessionError('ERR_SESSION_STORE_UNAVAILABLE', 'The session store refused to create a new session record. Check the store.');
+    }
+    return { ticket: this.#putTicket(id, now, own, ttlMs), storeKey, loaded: fields };
+  }
+
+  /** Seals the id with the newest key, writes its cookie to live `ttlMs`, and returns what the cookie now says. */
+  #putTicket(id: Buffer, createdAt: number, own: OwnLifetime, ttlMs: number): Ticket {
+    assertHeadersOpen(this.ctx);
+    const { cookie, ids } = this.config;
+    const now = this.now;
+    const value = ids.seal(id, createdAt, own, now, ttlMs);
+    const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
+    putSetCookie(this.ctx.res, cookie.name, setCookieLine(cookie, value, now, this.#secure(), browserSession ? undefined : ttlMs));
+    return { id, keyId: ids.keys.keys.sealing.id, retired: false, expiresAt: now + ttlMs, createdAt, maxAge: own };
+  }
+
+  /** Another request ended the session: this one writes nothing more. */
+  #drop(): void {
+    this.#ended = true;
+    if (channels.writeDropped.hasSubscribers) channels.writeDropped.publish({ backend: 'store', name: this.config.cookie.name });
+  }
+
+  #secure(): boolean {
+    return this.config.cookie.secure === 'auto' ? this.ctx.secure : this.config.cookie.secure;
+  }
+
+  #rejected(reason: RejectionReason): void {
+    if (channels.cookieRejected.hasSubscribers) channels.cookieRejected.publish({ backend: 'store', name: this.config.cookie.name, reason });
+  }
+
+  /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
+  #userOf(change: SessionWrite, loaded: ReadonlyMap<string, Buffer> | undefined, had: string | undefined): string | null | undefined {
+    const key = this.config.userKey as string;
+    const raw = change.entries?.entries.get(key);
+    // The value as it was loaded, and the record was indexed under it then: nothing to do.
+    if (raw instanceof RawValue && had !== undefined && raw.source === loaded?.get(key)) return undefined;
+    const value = entryValue(change, key);
+    const user = value === undefined || value === null ? null : userIdOf(value, `the session's ${JSON.stringify(key)}`);
+    return user === (had ?? null) ? undefined : user;
+  }
+
+  /** `describe`'s answer for a session that gets its user, as JSON. */
+  #info(): string | undefined {
+    const describe = this.config.describe;
+    if (describe === undefined) return undefined;
+    const json = JSON.stringify(describe(this.ctx));
+    if (json === undefined) return undefined;
+    if (Buffer.byteLength(json) > MAX_INFO_BYTES) {
+      throw new SessionError(
+        'ERR_SESSION_TOO_LARGE',
+        `describe() answered ${Buffer.byteLength(json)} bytes of JSON; at most ${MAX_INFO_BYTES} are kept. Describe the session in fewer.`,
+      );
+    }
+    return json;
+  }
+}
