@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // npx koa-sealed-session <keygen | keys | inspect> [options]: make keys, check a ring, open a cookie and say why
 // it does or does not open. Never prints a key. Exit codes: see HELP.
-import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MAX_COOKIE_VALUE_BYTES, readCookies } from '../http/cookie.js';
-import { formatOf, open, whyNotOpen, type EnvelopeMode, type EnvelopeRejection, type Opened } from '../crypto/envelope.js';
-import { KeyRing, keysFor, ringKeyIds } from '../crypto/key-ring.js';
+import type { RejectionReason } from '../core/diagnostics.js';
+import { formatOf, keyIdOf, type EnvelopeMode } from '../crypto/envelope.js';
+import { KeyRing, ringKeyIds } from '../crypto/key-ring.js';
+import { MAX_COOKIE_AGE_MS } from '../policy/lifetime.js';
+import { valueRulesOf } from '../codec/value.js';
+import { entryCodecOf } from '../codec/entries.js';
+import { CookieSealer } from '../backends/cookie/sealer.js';
+import { KeySlot } from '../backends/shared/keys.js';
+import { IdCookie } from '../backends/store/id-cookie.js';
 import { JsonSerializer } from '../codec/json/json-serializer.js';
 import { MsgpackSerializer } from '../codec/msgpack/msgpack-serializer.js';
 import type { Serializer, SessionRecord } from '../codec/serializer.js';
@@ -49,7 +55,7 @@ const SERIALIZERS: ReadonlyMap<number, Serializer> = new Map<number, Serializer>
   [2, new MsgpackSerializer()],
 ]);
 
-const REASONS: Record<EnvelopeRejection | 'expired' | 'unknown-serializer' | 'undecodable', string> = {
+const REASONS: Partial<Record<RejectionReason, string>> = {
   'too-long': `longer than ${MAX_COOKIE_VALUE_BYTES} characters: no cookie of this library is`,
   'not-base64url': 'not base64url: it holds a character outside A-Z a-z 0-9 - _ (or nothing)',
   'not-canonical': 'not canonical base64url: it decodes, but is not how the bytes are written (changed, or padded)',
@@ -60,6 +66,8 @@ const REASONS: Record<EnvelopeRejection | 'expired' | 'unknown-serializer' | 'un
   'bad-mac': 'the MAC does not match: the value was changed, or sealed for another cookie name (--name)',
   'bad-tag': 'the GCM tag does not match: the value was changed, or sealed for another cookie name (--name)',
   expired: 'expired',
+  'beyond-lifetime': 'sealed for longer than any session lasts',
+  'absolute-timeout': 'its session began more than 400 days ago, or in the future',
   'unknown-serializer': 'written by a serializer this command does not know (an app-defined one)',
   undecodable: 'its payload does not decode',
 };
@@ -139,26 +147,27 @@ async function inspectCookie(
   if (options.mode !== undefined && !['signed', 'private', 'store'].includes(options.mode))
     throw new UserError('--mode is signed, private or store.', 2);
   const value = cookieValueOf(input, name);
-  const contextOf = (mode: EnvelopeMode) => keysFor(ring, mode === 'store' ? `${name}\0store-id` : name);
   const format = formatOf(/^[A-Za-z0-9_-]+$/.test(value) ? Buffer.from(value, 'base64url')[0] : undefined);
   const mode = (options.mode as EnvelopeMode | undefined) ?? format?.mode ?? 'signed';
   const report: Report = { opens: false, size: `${value.length} of ${MAX_COOKIE_VALUE_BYTES} characters` };
-  const rejected = whyNotOpen(mode, contextOf(mode), value, MAX_COOKIE_VALUE_BYTES);
-  if (rejected !== undefined) {
-    report.reason = rejected;
-    report.detail = REASONS[rejected];
-    const envelope = Buffer.from(value, 'base64url');
-    if (rejected === 'wrong-mode') report.detail = `sealed as ${format?.mode} (format version ${format?.version}), not ${mode} (--mode)`;
-    if (rejected === 'unknown-key') {
+  const now = Date.now();
+  // Opened as the app opens it, by the backends' own code; this command does not know the app's lifetimes, so it
+  // checks against the longest any app allows (400 days): a cookie it calls expired, the app refuses too.
+  const examined = mode === 'store' ? storeIds(ring, name).examine(value, now) : sealerFor(ring, name, mode).examine(value, now);
+  const opened = examined.envelope;
+  if (opened === undefined) {
+    const reason = examined.reason as RejectionReason;
+    report.reason = reason;
+    report.detail = REASONS[reason];
+    if (reason === 'wrong-mode') report.detail = `sealed as ${format?.mode} (format version ${format?.version}), not ${mode} (--mode)`;
+    if (reason === 'unknown-key') {
       const ids = ringKeyIds(ring).map(({ id }) => hex(id));
-      report.detail = `sealed with key id ${hex(envelope.readUInt32BE(1))}, which the ring does not hold (it holds ${ids.join(', ')})`;
+      report.detail = `sealed with key id ${hex(keyIdOf(Buffer.from(value, 'base64url')) ?? 0)}, which the ring does not hold (it holds ${ids.join(', ')})`;
     }
     if (format !== undefined) Object.assign(report, { format: format.version, mode: format.mode });
     return report;
   }
-  const opened = open(mode, contextOf(mode), Buffer.from(value, 'base64url')) as Opened;
   const role = ringKeyIds(ring).find(({ id }) => id === opened.keyId)?.role;
-  const now = Date.now();
   Object.assign(report, {
     format: format?.version,
     mode,
@@ -167,14 +176,24 @@ async function inspectCookie(
     began: opened.createdAt === undefined ? 'unknown (version 1)' : new Date(opened.createdAt).toISOString(),
     lifetime: opened.maxAge === undefined ? "the backend's maxAge" : opened.maxAge === 'session' ? 'browser session' : `${opened.maxAge} ms`,
   });
-  if (opened.expiresAt <= now) {
+  const reason = examined.reason;
+  if (reason === 'expired') {
     report.reason = 'expired';
     report.detail = `expired at ${new Date(opened.expiresAt).toISOString()}`;
     return report;
   }
+  if (reason === 'unknown-serializer') {
+    report.reason = reason;
+    report.detail = `${REASONS['unknown-serializer']}: id ${opened.serializerId}`;
+    return report;
+  }
+  if (reason !== undefined && reason !== 'undecodable') {
+    report.reason = reason;
+    report.detail = REASONS[reason];
+    return report;
+  }
   if (mode === 'store') {
-    const key = hash('sha256', opened.payload, 'base64url');
-    report.store = `${options.prefix}${key}`;
+    report.store = `${options.prefix}${IdCookie.recordKey(opened.payload)}`;
     if (options.redisUrl === undefined) {
       report.opens = true;
       report.record = 'not read (give --redis-url to read it as the app does)';
@@ -190,22 +209,40 @@ async function inspectCookie(
     report.opens = true;
     return report;
   }
-  const serializer = SERIALIZERS.get(opened.serializerId);
-  if (serializer === undefined) {
-    report.reason = 'unknown-serializer';
-    report.detail = `${REASONS['unknown-serializer']}: id ${opened.serializerId}`;
-    return report;
-  }
-  report.serializer = serializer.name;
-  try {
-    report.data = printable(serializer.deserialize(opened.payload));
-  } catch {
+  const withData = examined as { readonly serializer?: Serializer; readonly data?: SessionRecord };
+  report.serializer = withData.serializer?.name;
+  if (reason === 'undecodable') {
     report.reason = 'undecodable';
     report.detail = REASONS.undecodable;
     return report;
   }
+  report.data = printable(withData.data);
   report.opens = true;
   return report;
+}
+
+/** The sealer of a cookie backend of this name and mode that reads both built-in serializers. */
+function sealerFor(ring: KeyRing, name: string, mode: 'signed' | 'private'): CookieSealer {
+  const serializer = SERIALIZERS.get(1) as Serializer;
+  const keys = new KeySlot('inspect', ring, name);
+  const lifetime = MAX_COOKIE_AGE_MS;
+  const options = {
+    mode,
+    keys,
+    serializer,
+    readers: SERIALIZERS,
+    rules: valueRulesOf(serializer),
+    name,
+    lifetime,
+    absolute: lifetime,
+    autoRenew: false,
+  };
+  return new CookieSealer(options, entryCodecOf(serializer));
+}
+
+/** The id cookie of a store backend of this name. */
+function storeIds(ring: KeyRing, name: string): IdCookie {
+  return new IdCookie('inspect', ring, name, MAX_COOKIE_AGE_MS, MAX_COOKIE_AGE_MS);
 }
 
 /**

@@ -1,9 +1,10 @@
 import { hash, randomBytes } from 'node:crypto';
-import { OVERHEAD, open, seal, type OwnLifetime } from '../../crypto/envelope.js';
+import { OVERHEAD, open, seal, type Opened, type OwnLifetime } from '../../crypto/envelope.js';
 import type { KeyRing } from '../../crypto/key-ring.js';
 import { decodeCookieValue } from '../../http/cookie.js';
 import { timeRejection } from '../../policy/lifetime.js';
-import type { Refusal } from '../checks.js';
+import type { RejectionReason } from '../../core/diagnostics.js';
+import { rejectionReason, type Refusal } from '../checks.js';
 import { KeySlot } from '../shared/keys.js';
 
 /** Bytes of a session id: 256 random bits. */
@@ -60,6 +61,16 @@ export class IdCookie {
     const late = timeRejection(opened, now, (own) => this.idleOf(own), this.absolute);
     if (late !== undefined) return late;
     return { id: opened.payload, keyId: opened.keyId, retired: opened.retiredKey, expiresAt, createdAt, maxAge };
+  }
+
+  /** What `inspect` shows of a value: the envelope's fields once it authenticated, the ticket, or the exact reason it does not open. */
+  examine(value: string, now: number): { readonly envelope?: Opened; readonly ticket?: Ticket; readonly reason?: RejectionReason } {
+    const envelope = decodeCookieValue(value);
+    const opened = envelope === undefined ? undefined : open('store', this.keys.keys, envelope);
+    const ticket = this.open(value, now);
+    const base = opened === undefined ? {} : { envelope: opened };
+    if (typeof ticket === 'string') return { ...base, reason: rejectionReason('store', this.keys.keys, value, ticket) };
+    return { ...base, ticket };
   }
 
   /** The cookie value for an id, sealed with the newest key, expiring `ttlMs` from now. */
