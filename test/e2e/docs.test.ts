@@ -53,7 +53,9 @@ const TYPES = ['SessionRecord', 'SessionHandle', 'SessionWrite', 'StoredSession'
 
 /** A block as a module of its own: the package by path, and what it takes from its page declared before it. */
 function moduleOf(block: Block): string {
-  const code = block.code.replaceAll("'koa-sealed-session'", "'../../src/index.js'");
+  const code = block.code
+    .replaceAll("'koa-sealed-session/backend'", "'../../src/backend.js'")
+    .replaceAll("'koa-sealed-session'", "'../../src/index.js'");
   const imported = new Set(
     [...code.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}/g)].flatMap((m) => (m[1] as string).split(',').map((s) => s.trim().replace(/^type /, ''))),
   );
