@@ -1,10 +1,9 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as lib from '../../src/index.js';
+import { STRICT_APP, typeCheck } from '../support/tsc.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const PAGES = ['README.md', 'CONTRIBUTING.md', 'SECURITY.md', ...readdirSync(`${root}docs`).map((name) => `docs/${name}`)].filter((page) =>
@@ -98,33 +97,17 @@ describe('the code blocks of README.md and docs/', () => {
       "declare module 'koa-csrf' { const CSRF: new () => import('koa').Middleware; export default CSRF; }",
     ].join('\n');
     writeFileSync(`${dir}/ambient.d.ts`, ambient);
-    const compilerOptions = {
-      strict: true,
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      target: 'es2022',
-      noEmit: true,
-      skipLibCheck: true,
-      types: ['node'],
-    };
     const ts = files.filter((file) => file.endsWith('.ts'));
     const js = files.filter((file) => file.endsWith('.js'));
-    writeFileSync(`${dir}/tsconfig.json`, JSON.stringify({ compilerOptions, files: [...ts, 'wrong.ts', 'ambient.d.ts'] }));
     // JavaScript as an editor checks it (checkJs): types where they are known, no annotations asked for; the ts
     // blocks come along for the SessionData they declare.
-    const jsOptions = { ...compilerOptions, strict: false, allowJs: true, checkJs: true, module: 'esnext', moduleResolution: 'bundler' };
-    writeFileSync(`${dir}/tsconfig.js.json`, JSON.stringify({ compilerOptions: jsOptions, files: [...js, ...ts, 'ambient.d.ts'] }));
-    const tsc = async (project: string) => {
-      const child = spawn(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${dir}/${project}`], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let text = '';
-      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      await once(child, 'exit');
-      return text;
-    };
-    const out = (await Promise.all([tsc('tsconfig.json'), tsc('tsconfig.js.json')])).join('\n');
-    const errors = out.split('\n').filter((line) => /error TS/.test(line));
+    const jsOptions = { ...STRICT_APP, strict: false, allowJs: true, checkJs: true, module: 'esnext', moduleResolution: 'bundler' };
+    const errors = (
+      await Promise.all([
+        typeCheck(dir, 'tsconfig.json', STRICT_APP, [...ts, 'wrong.ts', 'ambient.d.ts']),
+        typeCheck(dir, 'tsconfig.js.json', jsOptions, [...js, ...ts, 'ambient.d.ts']),
+      ])
+    ).flatMap((result) => result.errors);
     expect(errors.some((line) => line.includes('wrong.ts'))).to.equal(true, 'wrong.ts must fail: the check cannot fail otherwise');
     const named = errors
       .filter((line) => !line.includes('wrong.ts'))

@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { KeyRing } from '../../src/index.js';
+import { STRICT_APP, typeCheck } from '../support/tsc.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -91,27 +92,13 @@ describe("the README's TypeScript quick start (app.ts)", () => {
       `${dir}/wrong.ts`,
       `${block.replaceAll("'koa-sealed-session'", "'../../src/index.js'")}\nexport const s: string = (null as unknown as import('koa').Context).session.get('counter') ?? '';\n`,
     );
-    const compilerOptions = {
-      strict: true,
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      target: 'es2022',
-      noEmit: true,
-      skipLibCheck: true,
-      types: ['node'],
-    };
     // One run for both files (each its own module): app.ts must be clean, wrong.ts must fail where it should.
-    writeFileSync(`${dir}/tsconfig.json`, JSON.stringify({ compilerOptions, files: ['app.ts', 'wrong.ts'] }));
-    const child = spawn(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    await once(child, 'exit');
-    const errors = out.split('\n').filter((line) => /error TS/.test(line));
+    const { errors, output } = await typeCheck(dir, 'tsconfig.json', STRICT_APP, ['app.ts', 'wrong.ts']);
     expect(
       errors.filter((line) => !line.includes('wrong.ts(')),
       'app.ts type-checks',
     ).to.deep.equal([]);
     expect(errors, 'wrong.ts does not').to.have.length(1);
-    expect(out).to.match(/wrong\.ts[\s\S]*Type 'number' is not assignable to type 'string'/);
+    expect(output).to.match(/wrong\.ts[\s\S]*Type 'number' is not assignable to type 'string'/);
   });
 });
