@@ -9,7 +9,7 @@ import type { SealMode } from '../../crypto/envelope.js';
 import type { KeyRing } from '../../crypto/key-ring.js';
 import { COOKIE_ATTRIBUTE_OPTION_NAMES, resolveCookieAttributes, type CookieAttributeOptions, type CookieAttributes } from '../../http/cookie.js';
 import { CLOCK_SKEW_MS, DEFAULT_ABSOLUTE_MS, DURATION_TEXT, isDuration } from '../../policy/lifetime.js';
-import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../checks.js';
+import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
 import { KeySlot, checkKeyRing } from '../shared/keys.js';
 import { CookieRequest, type CookieConfig } from './cookie-request.js';
 import type { LegacyCookies } from './koa-session-cookies.js';

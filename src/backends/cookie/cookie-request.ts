@@ -8,7 +8,7 @@ import { unfitKey, type ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
 import { expiredCookieLine, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
 import { isLifetime } from '../../policy/lifetime.js';
-import { assertHeadersOpen, userIdOf } from '../checks.js';
+import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { firstThatOpens } from '../shared/candidates.js';
 import type { KeySlot } from '../shared/keys.js';
 import type { LegacyCookies } from './koa-session-cookies.js';

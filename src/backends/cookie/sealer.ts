@@ -7,7 +7,7 @@ import { assertFits, unfitKey, type ValueRules } from '../../codec/value.js';
 import { OVERHEAD, open, seal, type Opened, type OwnLifetime, type SealMode } from '../../crypto/envelope.js';
 import { MAX_COOKIE_VALUE_BYTES, decodeCookieValue } from '../../http/cookie.js';
 import { serverLifetime, timeRejection } from '../../policy/lifetime.js';
-import { largestKeys, rejectionReason, serializeFailed, type Refusal } from '../checks.js';
+import { largestKeys, rejectionReason, serializeFailed, type Refusal } from '../shared/checks.js';
 import type { KeySlot } from '../shared/keys.js';
 
 /** What the sealer needs to know of its backend: everything that decides whether a cookie opens. */

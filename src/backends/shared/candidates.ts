@@ -2,7 +2,7 @@ import { channels, type SessionMessage } from '../../core/diagnostics.js';
 import type { EnvelopeMode } from '../../crypto/envelope.js';
 import type { ContextKeys } from '../../crypto/key-ring.js';
 import { readCookies } from '../../http/cookie.js';
-import { rejectionReason, type Refusal } from '../checks.js';
+import { rejectionReason, type Refusal } from './checks.js';
 
 /** How many cookies of the session's name a request's cookies are searched for one that opens. */
 export const MAX_SAME_NAME_COOKIES = 4;

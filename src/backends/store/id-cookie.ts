@@ -4,7 +4,7 @@ import type { KeyRing } from '../../crypto/key-ring.js';
 import { decodeCookieValue } from '../../http/cookie.js';
 import { timeRejection } from '../../policy/lifetime.js';
 import type { RejectionReason } from '../../core/diagnostics.js';
-import { rejectionReason, type Refusal } from '../checks.js';
+import { rejectionReason, type Refusal } from '../shared/checks.js';
 import { KeySlot } from '../shared/keys.js';
 
 /** Bytes of a session id: 256 random bits. */

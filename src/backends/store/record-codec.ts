@@ -4,7 +4,7 @@ import { SessionError } from '../../core/errors.js';
 import { RawValue, type EntryCodec } from '../../codec/entries.js';
 import type { Serializer, SessionRecord } from '../../codec/serializer.js';
 import { define, unfitKey, type ValueRules } from '../../codec/value.js';
-import { largestKeys, serializeFailed } from '../checks.js';
+import { largestKeys, serializeFailed } from '../shared/checks.js';
 
 // A record keeps each top-level key of the session as its own field: the serializer's id, then the serialized
 // one-key record `{ key: value }`. This is the one place that reads and writes that layout.

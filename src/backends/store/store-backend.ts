@@ -9,7 +9,7 @@ import { valueRulesOf } from '../../codec/value.js';
 import type { KeyRing } from '../../crypto/key-ring.js';
 import { COOKIE_ATTRIBUTE_OPTION_NAMES, resolveCookieAttributes, type CookieAttributeOptions, type CookieAttributes } from '../../http/cookie.js';
 import { DEFAULT_ABSOLUTE_MS, DEFAULT_MAX_AGE_MS, DURATION_TEXT, isDuration } from '../../policy/lifetime.js';
-import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../checks.js';
+import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
 import { firstThatOpens } from '../shared/candidates.js';
 import { DeadlineExceeded, Deadlines } from '../shared/deadlines.js';
 import { checkKeyRing } from '../shared/keys.js';

@@ -7,7 +7,7 @@ import type { SessionRecord } from '../../codec/serializer.js';
 import type { ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
 import { expiredCookieLine, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
-import { assertHeadersOpen, userIdOf } from '../checks.js';
+import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
 import type { RecordCodec } from './record-codec.js';
 import type { SessionStore, StoreRecord, StoreWrite } from './store.js';

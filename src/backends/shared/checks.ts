@@ -1,15 +1,15 @@
 import { hash } from 'node:crypto';
 import type { Context } from 'koa';
-import type { RejectionReason } from '../core/diagnostics.js';
-import { whyNotOpen, type EnvelopeMode } from '../crypto/envelope.js';
-import { MAX_COOKIE_VALUE_BYTES } from '../http/cookie.js';
-import { SessionError } from '../core/errors.js';
-import type { ContextKeys } from '../crypto/key-ring.js';
-import { invalidOption } from '../core/options.js';
-import { isWellFormed } from '../codec/value.js';
-import { JsonSerializer } from '../codec/json/json-serializer.js';
-import { MsgpackSerializer } from '../codec/msgpack/msgpack-serializer.js';
-import { FIRST_USER_SERIALIZER_ID, type Serializer } from '../codec/serializer.js';
+import type { RejectionReason } from '../../core/diagnostics.js';
+import { whyNotOpen, type EnvelopeMode } from '../../crypto/envelope.js';
+import { MAX_COOKIE_VALUE_BYTES } from '../../http/cookie.js';
+import { SessionError } from '../../core/errors.js';
+import type { ContextKeys } from '../../crypto/key-ring.js';
+import { invalidOption } from '../../core/options.js';
+import { isWellFormed } from '../../codec/value.js';
+import { JsonSerializer } from '../../codec/json/json-serializer.js';
+import { MsgpackSerializer } from '../../codec/msgpack/msgpack-serializer.js';
+import { FIRST_USER_SERIALIZER_ID, type Serializer } from '../../codec/serializer.js';
 
 // Checks every backend makes of its constructor's arguments.
 
