@@ -3,6 +3,7 @@ import { Redis as IORedis, Cluster as IORedisCluster } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
 import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
+import { Cluster as ValkeyCluster, Valkey } from 'iovalkey';
 import { MemoryStore, RedisStore, type SessionStore } from '../../src/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
@@ -61,6 +62,15 @@ export function storeCases(
       },
     },
     {
+      label: 'RedisStore through iovalkey 0.4 (Valkey)',
+      redis: 'single',
+      make: async () => {
+        const client = new Valkey(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
+      },
+    },
+    {
       label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
       redis: 'cluster',
       make: async () => {
@@ -90,6 +100,15 @@ export function storeCases(
       redis: 'cluster',
       make: async () => {
         const client = new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
+      },
+    },
+    {
+      label: 'RedisStore through iovalkey 0.4 on a Redis Cluster (Cluster)',
+      redis: 'cluster',
+      make: async () => {
+        const client = new ValkeyCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
         await client.connect();
         return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
       },

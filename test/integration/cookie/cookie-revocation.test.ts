@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Redis as IORedis, Cluster as IORedisCluster } from 'ioredis';
+import { Cluster as ValkeyCluster, Valkey } from 'iovalkey';
 import type Koa from 'koa';
 import type { Server } from 'node:http';
 import { createClient, createCluster } from 'redis';
@@ -359,6 +360,15 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
       },
     },
     {
+      label: 'iovalkey',
+      make: async () => {
+        const client = new Valkey(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+        client.on('error', () => undefined);
+        await client.connect();
+        return { client, close: () => client.disconnect() };
+      },
+    },
+    {
       label: 'node-redis on a cluster',
       make: async () => {
         const client = await createCluster({ rootNodes: [{ url: cluster.nodes[0]?.url }] }).connect();
@@ -369,6 +379,14 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
       label: 'ioredis on a cluster',
       make: async () => {
         const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
+        await client.connect();
+        return { client, close: () => client.disconnect() };
+      },
+    },
+    {
+      label: 'iovalkey on a cluster',
+      make: async () => {
+        const client = new ValkeyCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
         await client.connect();
         return { client, close: () => client.disconnect() };
       },
