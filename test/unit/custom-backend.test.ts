@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'koa';
 import request from 'supertest';
-import type { SessionBackend, SessionHandle, SessionRecord, SessionWrite } from '../../src/index.js';
+import { handleOf } from '../../src/backend.js';
+import { SessionError, type SessionBackend, type SessionHandle, type SessionRecord, type SessionWrite } from '../../src/index.js';
 import { appWith, counter, listen, setCookieFor } from '../support/helpers.js';
 
 /** A server-side store written against the public interface alone: the session id travels in a cookie. */
@@ -66,5 +67,43 @@ describe('a custom backend', () => {
     await request(server).get('/logout').set('Cookie', cookie).expect(200);
     expect(backend.writes.map((w) => w.status)).to.deep.equal(['renewed', 'purged']);
     expect(backend.records.size).to.equal(0);
+  });
+});
+
+/** A handle of a backend's own: what `handleOf(ctx.session)` gives back, recognised by its class. */
+class OwnHandle implements SessionHandle {
+  readonly valueRules = { bytesDepth: 0, wellFormedStrings: true, bigint: undefined };
+  constructor(readonly requestId: string) {}
+  read() {
+    return undefined;
+  }
+  write() {}
+}
+
+describe('a custom backend through koa-sealed-session/backend', () => {
+  it('should get its own handle back from handleOf(ctx.session), and have set() apply its valueRules at once', async () => {
+    const backend: SessionBackend = { load: () => new OwnHandle(randomUUID()) };
+    const seen: unknown[] = [];
+    const server = await listen(
+      appWith(backend, (ctx) => {
+        const handle = handleOf(ctx.session);
+        seen.push(handle instanceof OwnHandle ? handle.requestId : handle);
+        // Not its serializer's to carry: refused by set() itself, before the end of the request.
+        expect(() => ctx.session.set('name', 'Jos\ud800'))
+          .to.throw(SessionError)
+          .with.property('code', 'ERR_SESSION_UNSUPPORTED_VALUE');
+        expect(() => ctx.session.set('n', 1n))
+          .to.throw(SessionError)
+          .with.property('code', 'ERR_SESSION_UNSUPPORTED_VALUE');
+        ctx.body = 'ok';
+      }),
+    );
+    await request(server).get('/').expect(200, 'ok');
+    await request(server).get('/').expect(200, 'ok');
+    expect(seen).to.have.length(2);
+    expect(seen[0]).to.be.a('string').and.not.equal(seen[1]);
+    // Anything but a request's ctx.session has no handle.
+    expect(handleOf({})).to.equal(undefined);
+    expect(handleOf(null)).to.equal(undefined);
   });
 });
