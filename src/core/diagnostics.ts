@@ -86,6 +86,11 @@ export interface StoreMessage extends SessionMessage {
   readonly cause?: 'timeout' | 'error';
 }
 
+/** Publishes a cookie that gave no session on `cookie-rejected` (when subscribed). Internal: both backends report through it. */
+export function publishRejected(backend: SessionMessage['backend'], name: string, reason: RejectionReason): void {
+  if (channels.cookieRejected.hasSubscribers) channels.cookieRejected.publish({ backend, name, reason });
+}
+
 /** Publishes a refused write on `write-refused` (when subscribed). Internal: both backends report through it. */
 export function publishRefused(backend: SessionMessage['backend'], name: string, code: string, key?: string): void {
   if (!channels.writeRefused.hasSubscribers) return;

@@ -121,6 +121,11 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   });
 }
 
+/** Whether the cookie is sent `Secure` on this request: `secure: 'auto'` follows the request (`ctx.secure`). */
+export function isSecure(attributes: CookieAttributes, requestSecure: boolean): boolean {
+  return attributes.secure === 'auto' ? requestSecure : attributes.secure;
+}
+
 /** The Set-Cookie line for a session value that lives `maxAge` milliseconds (`undefined`: a browser-session cookie). */
 export function setCookieLine(attributes: CookieAttributes, value: string, now: number, secure: boolean, maxAge: number | undefined): string {
   let line = `${attributes.name}=${value}${attributes.fixedAttributes}`;

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { handleOf, type SessionBackend, type SessionHandle } from '../../core/backend.js';
-import { SessionError, storeFailure } from '../../core/errors.js';
+import { SessionError } from '../../core/errors.js';
 import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { entryCodecOf } from '../../codec/entries.js';
 import type { Serializer, SessionRecord } from '../../codec/serializer.js';
@@ -13,7 +13,7 @@ import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../sha
 import { KeySlot, checkKeyRing } from '../shared/keys.js';
 import { CookieRequest, type CookieConfig } from './cookie-request.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { RevocationCache, type Revocation, type RevocationStore } from './revocations.js';
+import { RevocationCache, revocationsUnavailable, type Revocation, type RevocationStore } from './revocations.js';
 import { CookieSealer } from './sealer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
@@ -178,7 +178,6 @@ export class CookieSessionBackend implements SessionBackend {
       userKey,
       revocations: revocations === undefined ? undefined : new RevocationCache(revocations, cacheMs, timeout),
       failOpen: down === 'accept',
-      unavailable: revocationsUnavailable,
     };
     Object.freeze(this);
   }
@@ -252,13 +251,4 @@ export class CookieSessionBackend implements SessionBackend {
     const cache = this.#config.revocations;
     return cache === undefined ? request : request.gate(cache);
   }
-}
-
-function revocationsUnavailable(cause: unknown): SessionError {
-  return new SessionError(
-    'ERR_SESSION_STORE_UNAVAILABLE',
-    'The revocation store failed or did not answer in time: the request fails (503) rather than open a cookie that ' +
-      "may be revoked (revocationStoreDown: 'reject'). Check the store.",
-    { cause: storeFailure(cause) },
-  );
 }

@@ -1,18 +1,18 @@
 import type { Context } from 'koa';
 import type { SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
-import { channels, publishRefused, type ResealedMessage } from '../../core/diagnostics.js';
+import { channels, publishRefused, publishRejected, type ResealedMessage } from '../../core/diagnostics.js';
 import type { SessionError } from '../../core/errors.js';
 import { entryValue } from '../../codec/entries.js';
 import type { Serializer } from '../../codec/serializer.js';
 import { unfitKey, type ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
-import { expiredCookieLine, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
 import { isLifetime } from '../../policy/lifetime.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { firstThatOpens } from '../shared/candidates.js';
 import type { KeySlot } from '../shared/keys.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
-import { isRevoked, type Revocation, type RevocationCache } from './revocations.js';
+import { isRevoked, revocationsUnavailable, type Revocation, type RevocationCache } from './revocations.js';
 import { DeadlineExceeded } from '../shared/deadlines.js';
 import type { CookieSealer } from './sealer.js';
 
@@ -29,8 +29,6 @@ export interface CookieConfig {
   readonly userKey: string | undefined;
   readonly revocations: RevocationCache | undefined;
   readonly failOpen: boolean;
-  /** The error a revocation store failure answers (503). */
-  readonly unavailable: (cause: unknown) => SessionError;
 }
 
 /**
@@ -111,7 +109,7 @@ export class CookieRequest implements SessionHandle {
     assertHeadersOpen(ctx);
     if (this.#legacyOpened) for (const [name, line] of (legacy as LegacyCookies).expired) putSetCookie(ctx.res, name, line);
     if (ending && !this.#hadCookie) return;
-    const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
+    const secure = isSecure(cookie, ctx.secure);
     const maxAge = cookieMaxAge(cookie, change.maxAge);
     // The browser keeps it no longer than the session's absolute deadline.
     const capped = maxAge === undefined ? undefined : Math.max(0, Math.min(maxAge, began + this.config.absolute - now));
@@ -154,7 +152,7 @@ export class CookieRequest implements SessionHandle {
           });
         }
         if (this.config.failOpen) return this.#revokedIf(undefined);
-        throw this.config.unavailable(err);
+        throw revocationsUnavailable(err);
       },
     );
   }
@@ -162,8 +160,7 @@ export class CookieRequest implements SessionHandle {
   #revokedIf(revocation: Revocation | undefined): this {
     // By when the session began, which every re-seal keeps: a revoked session cannot be re-sealed out of it.
     if (isRevoked(revocation, this.#createdAt)) {
-      if (channels.cookieRejected.hasSubscribers)
-        channels.cookieRejected.publish({ backend: 'cookie', name: this.config.cookie.name, reason: 'revoked' });
+      publishRejected('cookie', this.config.cookie.name, 'revoked');
       // Opens as no session at all: a change starts a new one, which replaces the revoked cookie.
       this.#openedWith = this.#createdAt = undefined;
       this.#legacyOpened = false;

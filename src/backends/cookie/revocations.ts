@@ -1,3 +1,4 @@
+import { SessionError, storeFailure } from '../../core/errors.js';
 import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { Deadlines } from '../shared/deadlines.js';
 
@@ -176,5 +177,15 @@ function isRevocation(value: unknown): value is Revocation {
     r !== null &&
     (Number.isFinite(r.before) || r.before === Infinity) &&
     (r.except === undefined || Number.isFinite(r.except))
+  );
+}
+
+/** The 503 a revocation store that fails or is slow answers, its cause kept to a name and a message. */
+export function revocationsUnavailable(cause: unknown): SessionError {
+  return new SessionError(
+    'ERR_SESSION_STORE_UNAVAILABLE',
+    'The revocation store failed or did not answer in time: the request fails (503) rather than open a cookie that ' +
+      "may be revoked (revocationStoreDown: 'reject'). Check the store.",
+    { cause: storeFailure(cause) },
   );
 }

@@ -112,13 +112,8 @@ export class CookieSealer {
     return data === undefined ? { ...base, reason: 'undecodable' } : { ...base, data };
   }
 
-  /** The reason a diagnostics subscriber is told for a refusal of `read`. */
-  reason(value: string, refusal: Refusal): RejectionReason {
-    return rejectionReason(this.#o.mode, this.#o.keys.keys, value, refusal);
-  }
-
   /** How long a session with this own lifetime lasts on the server. */
-  lifetime(maxAge: OwnLifetime): number {
+  #lifetime(maxAge: OwnLifetime): number {
     return serverLifetime(maxAge, this.#o.lifetime);
   }
 
@@ -166,11 +161,11 @@ export class CookieSealer {
     if (opened === undefined) return 'envelope';
     // Past its expiry; sealed beyond its lifetime (under a longer maxAge: shortening maxAge ends it); or begun
     // absoluteTimeout ago, however often it was sealed again since.
-    const late = timeRejection(opened, now, (own) => this.lifetime(own), this.#o.absolute);
+    const late = timeRejection(opened, now, (own) => this.#lifetime(own), this.#o.absolute);
     if (late !== undefined) return late;
     const serializer = this.#o.readers.get(opened.serializerId);
     if (serializer === undefined) return 'unknown-serializer';
-    const renewalDue = this.#o.autoRenew && opened.expiresAt - now < this.lifetime(opened.maxAge) / 2;
+    const renewalDue = this.#o.autoRenew && opened.expiresAt - now < this.#lifetime(opened.maxAge) / 2;
     // A version 1 cookie is rewritten as version 2, which carries its creation time.
     let staleCause: ResealedMessage['cause'] | undefined;
     if (opened.retiredKey) staleCause = 'key-rotation';
@@ -197,7 +192,7 @@ export class CookieSealer {
   ): string {
     const size = Math.ceil(((OVERHEAD[this.#o.mode] + payload.byteLength) * 4) / 3);
     if (size > MAX_COOKIE_VALUE_BYTES) throw tooLarge(size, keys, entrySize);
-    const times = { expiresAt: now + this.lifetime(maxAge), createdAt, maxAge };
+    const times = { expiresAt: now + this.#lifetime(maxAge), createdAt, maxAge };
     return seal(this.#o.mode, this.#o.keys.keys, serializerId, times, payload).toString('base64url');
   }
 }

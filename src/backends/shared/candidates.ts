@@ -1,4 +1,4 @@
-import { channels, type SessionMessage } from '../../core/diagnostics.js';
+import { channels, publishRejected, type SessionMessage } from '../../core/diagnostics.js';
 import type { EnvelopeMode } from '../../crypto/envelope.js';
 import type { ContextKeys } from '../../crypto/key-ring.js';
 import { readCookies } from '../../http/cookie.js';
@@ -21,10 +21,9 @@ export function firstThatOpens<T extends object>(
   for (const value of values) {
     const opened = open(value);
     if (typeof opened !== 'string') return { opened, count: values.length };
-    if (channels.cookieRejected.hasSubscribers) {
-      const reason = rejectionReason(source.mode, source.keys, value, opened);
-      channels.cookieRejected.publish({ backend: source.backend, name: source.name, reason });
-    }
+    // The exact reason costs a second look at the value: asked only when someone listens.
+    if (channels.cookieRejected.hasSubscribers)
+      publishRejected(source.backend, source.name, rejectionReason(source.mode, source.keys, value, opened));
   }
   return { opened: undefined, count: values.length };
 }

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { handleOf, type SessionBackend, type SessionHandle } from '../../core/backend.js';
-import { channels } from '../../core/diagnostics.js';
+import { channels, publishRejected } from '../../core/diagnostics.js';
 import { SessionError, storeFailure } from '../../core/errors.js';
 import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { entryCodecOf } from '../../codec/entries.js';
@@ -269,21 +269,17 @@ export class StoreSessionBackend implements SessionBackend {
       const ttl = ids.ttl(ticket.createdAt, ticket.maxAge, now);
       const seenAt = config.userKey === undefined ? undefined : now;
       if (ttl > 0) record = await this.#call('load', () => store.load(storeKey, ttl, seenAt));
-      if (record === undefined) this.#rejected(ttl > 0 ? 'no-record' : 'absolute-timeout');
+      if (record === undefined) publishRejected('store', cookie.name, ttl > 0 ? 'no-record' : 'absolute-timeout');
       // Larger than maxBytes (written by hand, by an older version, or before maxBytes was lowered): every write
       // would fail and every read would cost its size, so it ends here, measured without decoding a value.
       if (record !== undefined && sizeOf(record.fields) > config.records.maxBytes) {
         record = undefined;
         await this.#call('destroy', () => store.destroy(storeKey, config.timeoutMs));
-        this.#rejected('oversized-record');
+        publishRejected('store', cookie.name, 'oversized-record');
       }
     }
     const found = record === undefined ? undefined : { fields: buffersOf(record.fields), record };
     return new StoreRequest(config, ctx, now, ticket, storeKey, found);
-  }
-
-  #rejected(reason: 'no-record' | 'absolute-timeout' | 'oversized-record'): void {
-    if (channels.cookieRejected.hasSubscribers) channels.cookieRejected.publish({ backend: 'store', name: this.cookie.name, reason });
   }
 
   /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */

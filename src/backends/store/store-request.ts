@@ -1,12 +1,12 @@
 import type { Context } from 'koa';
 import type { SessionHandle, SessionWrite, StoredSession } from '../../core/backend.js';
-import { channels, publishRefused, type RejectionReason, type ResealedMessage } from '../../core/diagnostics.js';
+import { channels, publishRefused, publishRejected, type ResealedMessage } from '../../core/diagnostics.js';
 import { SessionError } from '../../core/errors.js';
 import { RawValue, entryValue, lazyStored } from '../../codec/entries.js';
 import type { SessionRecord } from '../../codec/serializer.js';
 import type { ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
-import { expiredCookieLine, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
 import type { RecordCodec } from './record-codec.js';
@@ -89,7 +89,7 @@ export class StoreRequest implements SessionHandle {
     const decoded = records.decode(found.fields);
     // A record that does not decode is left as it is, and the session starts afresh under a new id.
     if (decoded === undefined) {
-      this.#rejected('corrupt-record');
+      publishRejected('store', this.config.cookie.name, 'corrupt-record');
       return undefined;
     }
     this.#loaded = found.fields;
@@ -255,11 +255,7 @@ export class StoreRequest implements SessionHandle {
   }
 
   #secure(): boolean {
-    return this.config.cookie.secure === 'auto' ? this.ctx.secure : this.config.cookie.secure;
-  }
-
-  #rejected(reason: RejectionReason): void {
-    if (channels.cookieRejected.hasSubscribers) channels.cookieRejected.publish({ backend: 'store', name: this.config.cookie.name, reason });
+    return isSecure(this.config.cookie, this.ctx.secure);
   }
 
   /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
