@@ -4,7 +4,7 @@ import { createClient, createCluster } from 'redis';
 import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
 import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
 import { Cluster as ValkeyCluster, Valkey } from 'iovalkey';
-import { MemoryStore, RedisStore, type SessionStore } from '../../src/index.js';
+import { MemoryStore, RedisStore, type RedisClientLike, type SessionStore } from '../../src/index.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
 /** A store under test, and what the test may ask of the Redis behind it. */
@@ -25,6 +25,9 @@ export function storeCases(
       .cli('--scan', '--pattern', 'sess:*')
       .split('\n')
       .filter((line) => line !== '');
+  // ioredis 5 and 6 and iovalkey share one API: connected, used and closed alike, single node or cluster.
+  const ioredisLike = (label: string, client: () => IORedisLike) => ioredisCase(label, 'single', client, sessionKeys);
+  const ioredisLikeCluster = (label: string, client: () => IORedisLike) => ioredisCase(label, 'cluster', client, () => clusterOf().keys('sess:*'));
   return [
     { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
     {
@@ -43,33 +46,18 @@ export function storeCases(
         return { store: new RedisStore(client), keys: () => sessionKeys(), close: () => client.close() };
       },
     },
-    {
-      label: 'RedisStore through ioredis 5 (Redis)',
-      redis: 'single',
-      make: async () => {
-        const client = new IORedis(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
-      },
-    },
-    {
-      label: 'RedisStore through ioredis 6 (Redis)',
-      redis: 'single',
-      make: async () => {
-        const client = new IORedis6(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
-      },
-    },
-    {
-      label: 'RedisStore through iovalkey 0.4 (Valkey)',
-      redis: 'single',
-      make: async () => {
-        const client = new Valkey(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => sessionKeys(), close: async () => void (await client.quit()) };
-      },
-    },
+    ioredisLike(
+      'RedisStore through ioredis 5 (Redis)',
+      () => new IORedis(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 }),
+    ),
+    ioredisLike(
+      'RedisStore through ioredis 6 (Redis)',
+      () => new IORedis6(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 }),
+    ),
+    ioredisLike(
+      'RedisStore through iovalkey 0.4 (Valkey)',
+      () => new Valkey(redisOf().port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 }),
+    ),
     {
       label: 'RedisStore through node-redis 6 on a Redis Cluster (createCluster)',
       redis: 'cluster',
@@ -86,34 +74,34 @@ export function storeCases(
         return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: () => client.close() };
       },
     },
-    {
-      label: 'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
-      redis: 'cluster',
-      make: async () => {
-        const client = new IORedisCluster6([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
-      },
-    },
-    {
-      label: 'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
-      redis: 'cluster',
-      make: async () => {
-        const client = new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
-      },
-    },
-    {
-      label: 'RedisStore through iovalkey 0.4 on a Redis Cluster (Cluster)',
-      redis: 'cluster',
-      make: async () => {
-        const client = new ValkeyCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true });
-        await client.connect();
-        return { store: new RedisStore(client), keys: () => clusterOf().keys('sess:*'), close: async () => void (await client.quit()) };
-      },
-    },
+    ioredisLikeCluster(
+      'RedisStore through ioredis 6 on a Redis Cluster (Cluster)',
+      () => new IORedisCluster6([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true }),
+    ),
+    ioredisLikeCluster(
+      'RedisStore through ioredis 5 on a Redis Cluster (Cluster)',
+      () => new IORedisCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true }),
+    ),
+    ioredisLikeCluster(
+      'RedisStore through iovalkey 0.4 on a Redis Cluster (Cluster)',
+      () => new ValkeyCluster([{ host: '127.0.0.1', port: clusterOf().nodes[0]?.port as number }], { lazyConnect: true }),
+    ),
   ];
+}
+
+/** A client with ioredis' API (ioredis 5 and 6, iovalkey): it connects on demand and quits. */
+type IORedisLike = RedisClientLike & { connect(): Promise<unknown>; quit(): Promise<unknown> };
+
+function ioredisCase(label: string, redis: 'single' | 'cluster', connect: () => IORedisLike, keys: () => string[]) {
+  return {
+    label,
+    redis,
+    make: async (): Promise<StoreCase> => {
+      const client = connect();
+      await client.connect();
+      return { store: new RedisStore(client), keys, close: async () => void (await client.quit()) };
+    },
+  };
 }
 
 /** One store of {@link eachStore}'s, as a test sees it: the store itself (fresh for each test) and its servers. */

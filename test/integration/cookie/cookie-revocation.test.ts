@@ -19,9 +19,13 @@ import {
   type CookieSessionOptions,
   type Revocation,
   type RevocationStore,
+  type RedisClientLike,
 } from '../../../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, manualClock, setCookieFor, signIn } from '../../support/helpers.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../../support/redis-server.js';
+
+/** A client with ioredis' API (ioredis, iovalkey). */
+type IORedisLike = RedisClientLike & { connect(): Promise<unknown>; disconnect(): void; on(event: 'error', listener: () => void): unknown };
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -340,6 +344,18 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
     await cluster?.stop();
   });
 
+  const SINGLE_NODE = { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 };
+  const clusterRoots = () => [{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }];
+  // ioredis and iovalkey share one API: connected and closed alike; `quiet` swallows the single node's reconnect errors.
+  const ioredisLike = (label: string, connect: () => IORedisLike, { quiet }: { quiet: boolean }) => ({
+    label,
+    make: async () => {
+      const client = connect();
+      if (quiet) client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: async () => client.disconnect() };
+    },
+  });
   const CLIENTS = [
     {
       label: 'node-redis',
@@ -350,24 +366,8 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
         return { client, close: () => client.destroy() };
       },
     },
-    {
-      label: 'ioredis',
-      make: async () => {
-        const client = new IORedis(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-        client.on('error', () => undefined);
-        await client.connect();
-        return { client, close: () => client.disconnect() };
-      },
-    },
-    {
-      label: 'iovalkey',
-      make: async () => {
-        const client = new Valkey(redis.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-        client.on('error', () => undefined);
-        await client.connect();
-        return { client, close: () => client.disconnect() };
-      },
-    },
+    ioredisLike('ioredis', () => new IORedis(redis.port, '127.0.0.1', SINGLE_NODE), { quiet: true }),
+    ioredisLike('iovalkey', () => new Valkey(redis.port, '127.0.0.1', SINGLE_NODE), { quiet: true }),
     {
       label: 'node-redis on a cluster',
       make: async () => {
@@ -375,22 +375,8 @@ describe('revocations in Redis (RedisRevocationStore)', function () {
         return { client, close: () => client.close() };
       },
     },
-    {
-      label: 'ioredis on a cluster',
-      make: async () => {
-        const client = new IORedisCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
-        await client.connect();
-        return { client, close: () => client.disconnect() };
-      },
-    },
-    {
-      label: 'iovalkey on a cluster',
-      make: async () => {
-        const client = new ValkeyCluster([{ host: '127.0.0.1', port: cluster.nodes[0]?.port as number }], { lazyConnect: true });
-        await client.connect();
-        return { client, close: () => client.disconnect() };
-      },
-    },
+    ioredisLike('ioredis on a cluster', () => new IORedisCluster(clusterRoots(), { lazyConnect: true }), { quiet: false }),
+    ioredisLike('iovalkey on a cluster', () => new ValkeyCluster(clusterRoots(), { lazyConnect: true }), { quiet: false }),
   ];
 
   for (const { label, make } of CLIENTS) {
