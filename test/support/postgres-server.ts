@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './redis-server.js';
@@ -9,7 +9,7 @@ export interface PostgresServer {
   readonly port: number;
   /** `postgres://postgres@127.0.0.1:PORT/postgres`: trust authentication, for tests only. */
   readonly url: string;
-  /** SIGSTOP to the server and every backend: connections stay open and nothing answers, as a stalled server. */
+  /** SIGSTOP to the server and every backend: open connections stay open and nothing answers, as a stalled server. */
   pause(): void;
   resume(): void;
   /** A fast shutdown, then a start on the same port and data directory: what was committed is still there. */
@@ -65,6 +65,8 @@ export async function startPostgres(): Promise<PostgresServer> {
       'synchronous_commit=off',
       '-c',
       'full_page_writes=off',
+      '-c',
+      'shared_preload_libraries=pg_stat_statements',
     ]);
     // Its own process group: pause() stops the postmaster and every backend at once.
     child = spawn(cmd, args, { stdio: 'ignore', detached: true });
@@ -88,8 +90,19 @@ export async function startPostgres(): Promise<PostgresServer> {
     child = undefined;
   };
   await start();
+  // Each backend PostgreSQL forks is a process group of its own (setsid): the signal goes to runuser's group (the
+  // postmaster) and to every child of the postmaster, whose pid heads its data directory's postmaster.pid.
   const group = (signal: NodeJS.Signals) => {
-    if (child?.pid !== undefined) process.kill(-child.pid, signal);
+    if (child?.pid === undefined) return;
+    const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map(Number)
+      .filter((pid) => pid > 0);
+    // Stopped from the top down and resumed from the bottom up: the postmaster forks nothing in between.
+    if (signal === 'SIGSTOP') process.kill(-child.pid, signal);
+    for (const pid of children) process.kill(pid, signal);
+    if (signal !== 'SIGSTOP') process.kill(-child.pid, signal);
   };
   return {
     port,

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
 
 // The PostgreSQL the store tests will run against: started by the tests, and paused, stopped and restarted by them.
@@ -18,8 +18,18 @@ describe('a PostgreSQL server of the tests own (test/support/postgres-server.ts)
     pg.psql('CREATE TABLE t (v text); INSERT INTO t VALUES ($$kept$$)');
     await pg.restart();
     expect(pg.psql('SELECT v FROM t')).to.equal('kept');
+    // An open connection is stalled too: its backend is a process of its own.
+    const open = spawn('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-X', '-A', '-t', '-f', '-'], { stdio: 'pipe' });
+    let answered = '';
+    open.stdout.on('data', (chunk: Buffer) => (answered += chunk.toString()));
+    open.stdin.write('SELECT 1;\n');
+    for (let i = 0; answered === '' && i < 200; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(answered.trim()).to.equal('1');
     pg.pause();
     try {
+      open.stdin.write('SELECT 2;\n');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(answered.trim(), 'an open connection answers nothing while paused').to.equal('1');
       const stalled = spawnSync('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-X', '-A', '-t', '-c', 'SELECT 1'], {
         encoding: 'utf8',
         timeout: 1000,
@@ -29,6 +39,9 @@ describe('a PostgreSQL server of the tests own (test/support/postgres-server.ts)
     } finally {
       pg.resume();
     }
+    for (let i = 0; !answered.includes('2') && i < 200; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(answered.trim().split('\n')).to.deep.equal(['1', '2']);
+    open.stdin.end();
     expect(pg.psql('SELECT 1')).to.equal('1');
   });
 });
