@@ -10,6 +10,8 @@ export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } fro
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './redis/redis-store.js';
 export type { RedisClientLike } from './redis/client.js';
+export { PostgresStore, TOUCH_STEP_MS, type PostgresStoreOptions } from './postgres/postgres-store.js';
+export type { PostgresClientLike } from './postgres/client.js';
 export { KeyRing, MIN_KEY_BYTES, type KeyRingOptions } from './crypto/key-ring.js';
 export {
   MemoryRevocationStore,

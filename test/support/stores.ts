@@ -4,22 +4,29 @@ import { createClient, createCluster } from 'redis';
 import { createClient as createClient5, createCluster as createCluster5 } from 'redis5';
 import { Cluster as IORedisCluster6, Redis as IORedis6 } from 'ioredis6';
 import { Cluster as ValkeyCluster, Valkey } from 'iovalkey';
-import { MemoryStore, RedisStore, type RedisClientLike, type SessionStore } from '../../src/index.js';
+import pg from 'pg';
+import postgres from 'postgres';
+import { MemoryStore, PostgresStore, RedisStore, type RedisClientLike, type SessionStore } from '../../src/index.js';
+import { startPostgres, type PostgresServer } from './postgres-server.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
 /** A store under test, and what the test may ask of the Redis behind it. */
 export interface StoreCase {
   readonly store: SessionStore;
-  /** The Redis keys of sessions (Redis cases only). */
+  /** The Redis keys of sessions, or the keys of the table's rows (Redis and PostgreSQL cases only). */
   readonly keys?: () => string[];
   close(): Promise<void>;
 }
 
-/** Every store the store tests run against: in memory, and Redis through each client, single node and cluster. */
+/** What a store case runs on: memory, a Redis server or cluster, or PostgreSQL. */
+export type StoreKind = 'single' | 'cluster' | 'postgres' | false;
+
+/** Every store the store tests run against: in memory, Redis through each client (single node and cluster), and PostgreSQL through each client. */
 export function storeCases(
   redisOf: () => RedisServer,
   clusterOf: () => RedisCluster,
-): readonly { label: string; redis: 'single' | 'cluster' | false; make: () => Promise<StoreCase> }[] {
+  postgresOf: () => PostgresServer,
+): readonly { label: string; redis: StoreKind; make: () => Promise<StoreCase> }[] {
   const sessionKeys = () =>
     redisOf()
       .cli('--scan', '--pattern', 'sess:*')
@@ -28,8 +35,29 @@ export function storeCases(
   // ioredis 5 and 6 and iovalkey share one API: connected, used and closed alike, single node or cluster.
   const ioredisLike = (label: string, client: () => IORedisLike) => ioredisCase(label, 'single', client, sessionKeys);
   const ioredisLikeCluster = (label: string, client: () => IORedisLike) => ioredisCase(label, 'cluster', client, () => clusterOf().keys('sess:*'));
+  const rowKeys = () =>
+    postgresOf()
+      .psql('SELECT key FROM koa_sessions ORDER BY key')
+      .split('\n')
+      .filter((line) => line !== '');
   return [
     { label: 'MemoryStore', redis: false, make: async () => ({ store: new MemoryStore(), close: async () => undefined }) },
+    {
+      label: 'PostgresStore through node-postgres 8 (Pool)',
+      redis: 'postgres',
+      make: async () => {
+        const pool = new pg.Pool({ connectionString: postgresOf().url, max: 10 });
+        return { store: new PostgresStore(pool, { createTable: true }), keys: rowKeys, close: () => pool.end() };
+      },
+    },
+    {
+      label: 'PostgresStore through postgres.js 3',
+      redis: 'postgres',
+      make: async () => {
+        const sql = postgres(postgresOf().url, { max: 10 });
+        return { store: new PostgresStore(sql, { createTable: true }), keys: rowKeys, close: () => sql.end({ timeout: 1 }) };
+      },
+    },
     {
       label: 'RedisStore through node-redis 6 (createClient)',
       redis: 'single',
@@ -107,37 +135,41 @@ function ioredisCase(label: string, redis: 'single' | 'cluster', connect: () => 
 /** One store of {@link eachStore}'s, as a test sees it: the store itself (fresh for each test) and its servers. */
 export interface StoreUnderTest {
   readonly label: string;
-  readonly kind: 'single' | 'cluster' | false;
+  readonly kind: StoreKind;
   readonly current: StoreCase;
   readonly redis: RedisServer;
   readonly cluster: RedisCluster;
+  readonly postgres: PostgresServer;
 }
 
 /**
- * Inside a describe: starts a redis-server and a three-master cluster for the suite, and declares `body`'s tests
- * once per store, each test on an emptied Redis and a client of its own.
+ * Inside a describe: starts a redis-server, a three-master cluster and a PostgreSQL server for the suite, and
+ * declares `body`'s tests once per store, each test on an emptied Redis or table and a client of its own.
  */
 export function eachStore(body: (store: StoreUnderTest) => void): void {
   let redis: RedisServer;
   let cluster: RedisCluster;
+  let pgServer: PostgresServer;
   before(async function () {
     this.timeout(60_000);
-    redis = await startRedis();
-    cluster = await startRedisCluster();
+    [redis, cluster, pgServer] = await Promise.all([startRedis(), startRedisCluster(), startPostgres()]);
   });
   after(async () => {
     await redis?.stop();
     await cluster?.stop();
+    await pgServer?.stop();
   });
   for (const { label, redis: kind, make } of storeCases(
     () => redis,
     () => cluster,
+    () => pgServer,
   )) {
     describe(`with ${label}`, () => {
       let current: StoreCase;
       beforeEach(async () => {
         if (kind === 'single') redis.cli('FLUSHALL');
         if (kind === 'cluster') for (const node of cluster.nodes) node.cli('FLUSHALL');
+        if (kind === 'postgres') pgServer.psql("DO $$ BEGIN IF to_regclass('koa_sessions') IS NOT NULL THEN TRUNCATE koa_sessions; END IF; END $$");
         current = await make();
       });
       afterEach(async () => {
@@ -154,6 +186,9 @@ export function eachStore(body: (store: StoreUnderTest) => void): void {
         },
         get cluster() {
           return cluster;
+        },
+        get postgres() {
+          return pgServer;
         },
       });
     });

@@ -82,6 +82,11 @@ export interface StoreWrite {
   readonly remove: readonly string[];
   /** The record expires this many milliseconds from now. */
   readonly ttlMs: number;
+  /**
+   * The session's absolute deadline, in milliseconds from now: `ttlMs` never passes it. For a store that keeps the
+   * deadline apart (PostgresStore's `absolute_until`); `undefined` from a caller that does not know it.
+   */
+  readonly absoluteMs?: number;
   /** The backend gives up on the call after this long: see {@link SessionStore}. */
   readonly timeoutMs?: number;
   /**

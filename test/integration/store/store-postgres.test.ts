@@ -1,0 +1,351 @@
+import { expect } from 'chai';
+import { inspect } from 'node:util';
+import type Koa from 'koa';
+import pg from 'pg';
+import postgres from 'postgres';
+import request from 'supertest';
+import { KeyRing, PostgresStore, SessionError, StoreSessionBackend, type PostgresClientLike, type StoreSessionOptions } from '../../../src/index.js';
+import { KEY_A, appWith, cookieValue, expectSessionError, listen } from '../../support/helpers.js';
+import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
+
+// What only PostgreSQL shows: its schema, its statements, its pruning and its outages. Every store behaviour the
+// other stores share runs on it too, through eachStore (store-backend and user-sessions).
+
+const KEY_RING = new KeyRing([KEY_A]);
+
+const handler: Koa.Middleware = async (ctx) => {
+  const session = ctx.session;
+  if (ctx.path === '/count') session.set('counter', (session.get<number>('counter') ?? 0) + 1);
+  if (ctx.path === '/set') session.set(String(ctx.query.key), String(ctx.query.value));
+  if (ctx.path === '/secret') session.set('csrfSecret', 'csrf-9d2f7a1c');
+  if (ctx.path === '/login') session.set('userId', 'alice');
+  if (ctx.path === '/renew') session.renew();
+  if (ctx.path === '/purge') session.purge();
+  ctx.body = { ...session.toJSON(), isNew: session.isNew };
+};
+
+interface Client {
+  readonly client: PostgresClientLike;
+  close(): Promise<void>;
+}
+
+const CLIENTS: readonly { label: string; make: (url: string, max?: number) => Client }[] = [
+  {
+    label: 'node-postgres (Pool)',
+    make: (url, max = 10) => {
+      const pool = new pg.Pool({ connectionString: url, max });
+      pool.on('error', () => undefined); // connections the tests kill
+      return { client: pool, close: () => pool.end() };
+    },
+  },
+  {
+    label: 'postgres.js',
+    make: (url, max = 10) => {
+      const sql = postgres(url, { max, onnotice: () => undefined });
+      return { client: sql, close: () => sql.end({ timeout: 1 }) };
+    },
+  },
+];
+
+describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
+  this.timeout(60_000);
+  let server: PostgresServer;
+  before(async () => {
+    server = await startPostgres();
+    server.psql('CREATE EXTENSION pg_stat_statements');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  for (const { label, make } of CLIENTS) {
+    describe(`through ${label}`, () => {
+      let clients: Client[];
+      const connect = (max?: number) => {
+        const made = make(server.url, max);
+        clients.push(made);
+        return made.client;
+      };
+      const serve = async (
+        options: StoreSessionOptions = {},
+        store = new PostgresStore(connect(), { createTable: true }),
+        ...before: Koa.Middleware[]
+      ) => {
+        const app = appWith(new StoreSessionBackend(store, KEY_RING, options), ...before, handler);
+        return { app, store, server: await listen(app) };
+      };
+      beforeEach(() => {
+        clients = [];
+        server.psql('DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write');
+      });
+      afterEach(async () => {
+        server.resume();
+        await Promise.all(clients.map((c) => c.close()));
+      });
+
+      it('should cost no statement without a valid cookie, one to read, two to change (pg_stat_statements)', async () => {
+        const { server: app } = await serve();
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        await request(app).get('/').set('Cookie', cookie).expect(200);
+        // Statements of the store only: they name its table (psql's own do not).
+        const statements = () =>
+          Number(
+            server.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%koa_sessions%' AND query NOT LIKE '%pg_stat%'"),
+          );
+        const cases: [string, string | undefined, number][] = [
+          ['/', undefined, 0],
+          ['/', 'session=garbage', 0],
+          ['/', `session=${cookie.slice(9, -2)}AA`, 0],
+          ['/', cookie, 1],
+          ['/count', cookie, 2],
+          ['/count', undefined, 1],
+          ['/renew', cookie, 2],
+        ];
+        for (const [path, header, expected] of cases) {
+          server.psql('SELECT pg_stat_statements_reset()');
+          const req = request(app).get(path);
+          await (header === undefined ? req : req.set('Cookie', header)).expect(200);
+          expect(statements(), `${path} ${header ?? 'no cookie'}`).to.equal(expected);
+        }
+      });
+
+      it('should write nothing on a read within the touch step, and move the idle deadline once it is due', async () => {
+        const { server: app } = await serve({ idleTimeout: 3_600_000 });
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        const version = () => server.psql('SELECT xmin::text, idle_until FROM koa_sessions');
+        const before = version();
+        for (let i = 0; i < 3; i++) await request(app).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
+        expect(version(), 'reads within a minute of the deadline rewrite no row').to.equal(before);
+        server.psql("UPDATE koa_sessions SET idle_until = now() + interval '10 minutes'");
+        await request(app).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
+        const left = Number(server.psql('SELECT extract(epoch FROM idle_until - now()) FROM koa_sessions'));
+        expect(left).to.be.within(3500, 3600);
+      });
+
+      it('should hold no usable id: a dump of the whole table names no id and no cookie', async () => {
+        const { server: app } = await serve();
+        const token = cookieValue(await request(app).get('/count').expect(200));
+        const id = Buffer.from(token, 'base64url').subarray(23, 55);
+        const dump = server.psql('SELECT row_to_json(s)::text FROM koa_sessions s');
+        expect(dump).to.include('"key"');
+        for (const form of [token, id.toString('base64url'), id.toString('hex'), id.toString('base64')]) expect(dump).not.to.include(form);
+      });
+
+      it('should refuse, with a 503 that says what to do, a missing table and a table of another shape', async () => {
+        const bare = await serve({}, new PostgresStore(connect()));
+        const cookie = `session=${cookieValue(
+          await request((await serve()).server)
+            .get('/count')
+            .expect(200),
+        )}`;
+        server.psql('DROP TABLE koa_sessions');
+        await request(bare.server).get('/').set('Cookie', cookie).expect(503);
+        expect((bare.app.errors[0] as Error).message).to.match(/no table "koa_sessions".*PostgresStore\.schema\(\)/);
+        server.psql('CREATE TABLE koa_sessions (key text PRIMARY KEY, data json, expire timestamptz)'); // connect-pg-simple's shape
+        const other = await serve({}, new PostgresStore(connect()));
+        await request(other.server).get('/').set('Cookie', cookie).expect(503);
+        expect((other.app.errors[0] as Error).message).to.match(/not a session table of this shape: it lacks "fields" jsonb/);
+        // Nor does createTable change a table that exists: it refuses it too.
+        const creating = await serve({}, new PostgresStore(connect(), { createTable: true }));
+        await request(creating.server).get('/').set('Cookie', cookie).expect(503);
+        expect((creating.app.errors[0] as Error).message).to.match(/not a session table.*Drop it or name another table/);
+        for (const { app } of [bare, other, creating]) expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
+      });
+
+      it("should run on a table made by the operator's migration from PostgresStore.schema(), in a schema of its own", async () => {
+        server.psql(
+          `CREATE SCHEMA IF NOT EXISTS app; DROP TABLE IF EXISTS app.web_sessions; ${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}`,
+        );
+        const store = new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' });
+        expect(store.table).to.equal('"app"."web_sessions"');
+        const { server: app } = await serve({}, store);
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+        expect(server.psql('SELECT count(*) FROM app.web_sessions')).to.equal('1');
+        // The schema runs again unchanged (a migration replayed), and the function refuses to run on another layout.
+        server.psql(PostgresStore.schema({ table: 'web_sessions', schema: 'app' }));
+        server.psql("COMMENT ON FUNCTION app.web_sessions_write IS 'koa-sealed-session layout 0'");
+        const stale = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
+        await request(stale.server).get('/').set('Cookie', cookie).expect(503);
+        expect((stale.app.errors[0] as Error).message).to.match(/function "app"\."web_sessions_write" is missing or of another version/);
+      });
+
+      it('should create the table once when many app servers start at once', async () => {
+        const stores = Array.from({ length: 8 }, () => new PostgresStore(connect(2), { createTable: true }));
+        const write = { create: true, createdAt: Date.now(), clear: false, set: new Map([['a', Buffer.from('1')]]), remove: [], ttlMs: 60_000 };
+        const created = await Promise.all(stores.map((store, i) => store.write(`key${i}`, write)));
+        expect(created).to.deep.equal(Array(8).fill(true));
+        expect(server.psql('SELECT count(*) FROM koa_sessions')).to.equal('8');
+      });
+
+      it('should keep every change of many concurrent requests that each change their own key', async () => {
+        const { server: app } = await serve();
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        const keys = Array.from({ length: 24 }, (_, i) => `k${i}`);
+        await Promise.all(keys.map((key) => request(app).get(`/set?key=${key}&value=${key}`).set('Cookie', cookie).expect(200)));
+        const body = (await request(app).get('/').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
+        for (const key of keys) expect(body[key], key).to.equal(key);
+        expect(body.counter).to.equal(1);
+      });
+
+      it('should never open an expired row, whatever pruning did, and prune in bounded batches on writes and in prune()', async () => {
+        const { server: app, store } = await serve();
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        server.psql("UPDATE koa_sessions SET idle_until = now() - interval '1 second'");
+        await request(app).get('/').set('Cookie', cookie).expect(200, { isNew: true });
+        server.psql(`INSERT INTO koa_sessions (key, fields, size, created_at, idle_until, absolute_until)
+          SELECT 'x' || i, '{}', 0, 0, now() - interval '1 hour', now() + interval '1 hour' FROM generate_series(1, 5000) i`);
+        const rows = () => Number(server.psql('SELECT count(*) FROM koa_sessions'));
+        expect(rows()).to.equal(5001);
+        // Each write deletes at most pruneBatch (10) expired rows: five new sessions, 50 rows.
+        for (let i = 0; i < 5; i++) await request(app).get('/count').expect(200);
+        expect(rows()).to.equal(5001 + 5 - 50);
+        // A read plans on the primary key, however many rows have expired.
+        expect(server.psql("EXPLAIN SELECT * FROM koa_sessions WHERE key = 'x1' AND expires_at > now()")).to.match(
+          /Index Scan using koa_sessions_pkey/,
+        );
+        // prune() from two servers at once: each skips the rows the other holds, and together they remove them all.
+        const other = new PostgresStore(connect(), { createTable: true });
+        const [a, b] = await Promise.all([store.prune({ batch: 100 }), other.prune({ batch: 100 })]);
+        expect(a + b).to.equal(5001 - 50);
+        expect(rows()).to.equal(5);
+        expect(await store.prune({ limit: 10 })).to.equal(0);
+      });
+
+      it('should answer 503 within storeTimeout while PostgreSQL is stalled (SIGSTOP), and never apply later the write it gave up', async () => {
+        // The read answers; the write then meets a stalled server, and the app is told it failed.
+        let paused = false;
+        const stalling: Koa.Middleware = async (ctx, next) => {
+          if (ctx.path === '/stall') {
+            ctx.session.get('a');
+            server.pause();
+            paused = true;
+            ctx.session.set('a', 'given up');
+          }
+          await next();
+        };
+        const { app, server: web } = await serve({ storeTimeout: 300 }, new PostgresStore(connect(), { createTable: true }), stalling);
+        const cookie = `session=${cookieValue(await request(web).get('/set?key=a&value=before').expect(200))}`;
+        await request(web).get('/set?key=a&value=settled').set('Cookie', cookie).expect(200);
+        const started = Date.now();
+        const res = await request(web).get('/stall').set('Cookie', cookie);
+        expect(res.status).to.equal(503);
+        expect(Date.now() - started).to.be.below(1500);
+        expect(paused).to.equal(true);
+        for (const path of ['/', '/count']) {
+          const began = Date.now();
+          expect((await request(web).get(path).set('Cookie', cookie)).status, path).to.equal(503);
+          expect(Date.now() - began).to.be.below(1000);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 400)); // past the write's deadline in the server's clock
+        server.resume();
+        await waitFor(async () => (await request(web).get('/').set('Cookie', cookie)).status === 200);
+        await request(web).get('/').set('Cookie', cookie).expect(200, { a: 'settled', isNew: false });
+        expect(app.errors.map((err) => (err as SessionError).code)).to.include('ERR_SESSION_STORE_UNAVAILABLE');
+      });
+
+      it('should answer 503 within storeTimeout while the pool is exhausted, and serve again once a connection is free', async () => {
+        const pool = make(server.url, 2);
+        clients.push(pool);
+        const store = new PostgresStore(pool.client, { createTable: true });
+        const { server: web } = await serve({ storeTimeout: 300 }, store);
+        const cookie = `session=${cookieValue(await request(web).get('/count').expect(200))}`;
+        // Two long statements hold both connections.
+        const blockers = holdConnections(pool.client, 2, 1.5);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const began = Date.now();
+        expect((await request(web).get('/').set('Cookie', cookie)).status).to.equal(503);
+        expect(Date.now() - began).to.be.within(250, 1000);
+        await blockers;
+        await request(web).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
+      });
+
+      it('should answer 503 at once past maxPending statements waiting, queueing nothing more', async () => {
+        const store = new PostgresStore(connect(), { createTable: true, maxPending: 2 });
+        const { server: web } = await serve({ storeTimeout: 2000 }, store);
+        const cookie = `session=${cookieValue(await request(web).get('/count').expect(200))}`;
+        server.pause();
+        const read = () => Promise.resolve(request(web).get('/').set('Cookie', cookie)).then((res) => res.status);
+        const waiting = [read(), read()];
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const began = Date.now();
+        expect(await read()).to.equal(503);
+        expect(Date.now() - began).to.be.below(300);
+        server.resume();
+        expect(await Promise.all(waiting)).to.deep.equal([200, 200]);
+      });
+
+      it('should open the same cookies with their data after PostgreSQL restarts, and after its connections are killed', async () => {
+        const { server: web } = await serve({ storeTimeout: 2000 });
+        const cookie = `session=${cookieValue(await request(web).get('/count').expect(200))}`;
+        await server.restart();
+        // A connection the restart closed may fail one request (503), never give an empty session.
+        await waitFor(async () => {
+          const res = await request(web).get('/').set('Cookie', cookie);
+          if (res.status === 200) expect(res.body).to.deep.equal({ counter: 1, isNew: false });
+          else expect(res.status).to.equal(503);
+          return res.status === 200;
+        });
+        server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+        await waitFor(async () => {
+          const res = await request(web).get('/count').set('Cookie', cookie);
+          if (res.status !== 200) expect(res.status).to.equal(503);
+          return res.status === 200;
+        });
+        await request(web).get('/').set('Cookie', cookie).expect(200, { counter: 2, isNew: false });
+      });
+
+      it("should keep the session's data, ids and SQL parameters out of errors when PostgreSQL refuses a write", async () => {
+        const { app, server: web } = await serve({ userKey: 'userId' });
+        const cookie = `session=${cookieValue(await request(web).get('/count').expect(200))}`;
+        const key = server.psql('SELECT key FROM koa_sessions');
+        // Every write now fails inside PostgreSQL, on a constraint that names the row's values in its detail.
+        server.psql("ALTER TABLE koa_sessions ADD CONSTRAINT no_secrets CHECK (NOT fields ? 'csrfSecret')");
+        server.psql('ALTER TABLE koa_sessions ADD CONSTRAINT no_users CHECK (user_hash IS NULL)');
+        await request(web).get('/secret').set('Cookie', cookie).expect(503);
+        await request(web).get('/login').set('Cookie', cookie).expect(503);
+        expect(app.errors).to.have.length(2);
+        for (const err of app.errors) {
+          expect((err as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
+          expect(String((err as { cause?: { message?: string } }).cause?.message)).to.match(/23514 \(integrity constraint violation\)/);
+          const printed = inspect(err, { depth: 10, showHidden: true });
+          for (const secret of ['csrf-9d2f7a1c', 'csrfSecret', 'alice', key, cookie.slice(8)]) expect(printed).not.to.include(secret);
+        }
+      });
+    });
+  }
+
+  it('should refuse an option it does not know, a table name SQL would have to quote, and a client it cannot use', () => {
+    const pool = new pg.Pool({ connectionString: server.url });
+    try {
+      expectSessionError(() => new PostgresStore(pool, { tabel: 'x' } as never), 'ERR_SESSION_INVALID_OPTION');
+      for (const table of ['Sessions', 'a-b', 'x"; DROP TABLE users; --', '', 'a'.repeat(58)])
+        expectSessionError(() => new PostgresStore(pool, { table }), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => new PostgresStore(pool, { schema: 'Public' }), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => new PostgresStore(pool, { pruneBatch: -1 }), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => new PostgresStore({}), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => PostgresStore.schema({ table: 'no way' }), 'ERR_SESSION_INVALID_OPTION');
+    } finally {
+      void pool.end();
+    }
+  });
+});
+
+/** Holds `n` of the client's connections busy for `seconds` (pg_sleep), answering once they are free again. */
+async function holdConnections(client: PostgresClientLike, n: number, seconds: number): Promise<void> {
+  const sleep = `SELECT pg_sleep(${seconds})`;
+  const run =
+    typeof client === 'function'
+      ? () => (client as unknown as { unsafe(text: string): Promise<unknown> }).unsafe(sleep)
+      : () => (client as pg.Pool).query(sleep);
+  await Promise.all(Array.from({ length: n }, run));
+}
+
+/** Polls `done` every 50 ms for up to 10 s. */
+async function waitFor(done: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await done()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('not done within 10 s');
+}
