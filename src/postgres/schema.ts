@@ -19,7 +19,8 @@ const NAME = /^[a-z_][a-z0-9_]{0,56}$/;
 export function tableName(where: string, table: unknown, schema: unknown): TableName {
   if (typeof table !== 'string' || !NAME.test(table))
     throw invalidOption(where, 'table', 'a lower-case SQL name of at most 57 characters (a-z, 0-9, _)');
-  if (schema !== undefined && (typeof schema !== 'string' || !NAME.test(schema)))
+  if (schema === undefined) return { table, schema: undefined };
+  if (typeof schema !== 'string' || !NAME.test(schema))
     throw invalidOption(where, 'schema', 'a lower-case SQL name of at most 57 characters (a-z, 0-9, _), or undefined');
   return { table, schema };
 }
