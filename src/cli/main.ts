@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// npx koa-sealed-session <keygen | keys | inspect> [options]: make keys, check a ring, open a cookie and say why
-// it does or does not open. Never prints a key. Exit codes: see HELP.
+// npx koa-sealed-session <keygen | keys | inspect | schema> [options]: make keys, check a ring, open a cookie and
+// say why it does or does not open, print a store's SQL. Never prints a key. Exit codes: see HELP.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KeyRing, ringKeyIds } from '../crypto/key-ring.js';
 import { SessionError } from '../core/errors.js';
 import { UserError, hex } from './common.js';
 import { inspectCookie, table } from './inspect.js';
+import { PostgresStore } from '../postgres/postgres-store.js';
 
 const HELP = `Usage: npx koa-sealed-session <command> [options]
 
@@ -18,6 +19,8 @@ Commands:
                                  open a cookie value (or a whole Cookie header) and show what it holds, or why
                                  it does not open; a store cookie is opened as the app opens it, through its
                                  record in Redis (--redis-url), within --timeout ms
+  schema postgres [--table koa_sessions] [--schema NAME]
+                                 print the SQL that creates PostgresStore's table, indexes and write function
 
 KEYS: --keys-env VARIABLE (default SESSION_KEYS) or --keys-file FILE, holding keys as KeyRing.fromEnv reads them:
       base64url keys, newest first, separated by commas; staged ones marked "staged:".
@@ -85,6 +88,8 @@ async function main(argv: readonly string[]): Promise<number> {
         'redis-url': { type: 'string' },
         prefix: { type: 'string' },
         timeout: { type: 'string' },
+        table: { type: 'string' },
+        schema: { type: 'string' },
       },
     });
   } catch (err) {
@@ -116,6 +121,16 @@ async function main(argv: readonly string[]): Promise<number> {
       });
       process.stdout.write(`${values.json === true ? JSON.stringify(report, null, 2) : table(report)}\n`);
       return report.opens ? 0 : 1;
+    }
+    case 'schema': {
+      if (rest.length !== 1 || rest[0] !== 'postgres') throw new UserError('schema takes the store it prints: schema postgres. See --help.', 2);
+      try {
+        process.stdout.write(PostgresStore.schema({ table: values.table ?? 'koa_sessions', schema: values.schema }));
+      } catch (err) {
+        if (err instanceof SessionError) throw new UserError(err.message.replace(/^PostgresStore\.schema: option "(\w+)"/, '--$1'), 2);
+        throw err;
+      }
+      return 0;
     }
     default:
       throw new UserError(`Unknown command ${JSON.stringify(command)}. See --help.`, 2);

@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { CookieSessionBackend, KeyRing, MemoryStore, MsgpackSerializer, RedisStore, SessionError, StoreSessionBackend } from '../../src/index.js';
+import {
+  CookieSessionBackend,
+  KeyRing,
+  MemoryStore,
+  MsgpackSerializer,
+  PostgresStore,
+  RedisStore,
+  SessionError,
+  StoreSessionBackend,
+} from '../../src/index.js';
 import { keysFor } from '../../src/crypto/key-ring.js';
 import { KEY_A, KEY_B, KEY_C, appWith, cookieValue, listen, sealBytes } from '../support/helpers.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
@@ -245,6 +254,22 @@ describe('the command line (npx koa-sealed-session)', function () {
       const value = cookieValue(await request(server).get('/').expect(200));
       expect((await inspect(value, '--name', 'sid')).report.reason).to.equal('bad-mac');
     });
+  });
+
+  it("should print PostgresStore's schema for the table and schema asked for, and refuse what it cannot print with exit 2", async () => {
+    const plain = await cli(['schema', 'postgres']);
+    expect(plain.code).to.equal(0);
+    expect(plain.stdout).to.equal(PostgresStore.schema());
+    const named = await cli(['schema', 'postgres', '--table', 'web_sessions', '--schema', 'app']);
+    expect(named.code).to.equal(0);
+    expect(named.stdout).to.equal(PostgresStore.schema({ table: 'web_sessions', schema: 'app' }));
+    expect(named.stdout).to.include('"app"."web_sessions"');
+    for (const args of [['schema'], ['schema', 'mysql'], ['schema', 'postgres', 'extra'], ['schema', 'postgres', '--table', 'Bad-Name']]) {
+      const out = await cli(args);
+      expect(out.code, args.join(' ')).to.equal(2);
+      expect(out.stdout, args.join(' ')).to.equal('');
+      expect(out.stderr, args.join(' ')).to.match(/schema|table/);
+    }
   });
 
   it('should build a ring with KeyRing.fromEnv as the README shows, refusing what is not a ring', () => {
