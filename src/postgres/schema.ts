@@ -53,6 +53,10 @@ const WRITE_ARGUMENTS = 'text, double precision, boolean, bigint, bigint, boolea
  */
 export function schemaSql(name: TableName): string {
   const t = qualified(name);
+  // The record's size after an update of row `s`: what it held, less the members this write replaces or removes,
+  // plus the new ones (v_added). Only the changed members are read: a write costs what it changes.
+  const newSize = (s: string) =>
+    `CASE WHEN p_clear THEN 0 ELSE ${s}."size" - coalesce((SELECT sum(${qualified(name, '_bytes')}(c.k, ${s}."fields" ->> c.k)) FROM unnest(v_changed) AS c(k)), 0) END + v_added`;
   const index = (suffix: string) => `"${name.table}${suffix}"`;
   return `-- koa-sealed-session: the sessions of a PostgresStore (layout ${LAYOUT_VERSION}; PostgreSQL 12 or later).
 -- One row per session. "key" is the SHA-256 of the session id (base64url): the table holds no usable cookie.
@@ -77,12 +81,27 @@ CREATE TABLE IF NOT EXISTS ${t} (
 CREATE INDEX IF NOT EXISTS ${index('_expires_at')} ON ${t} ("expires_at");
 -- sessionsOf() and revokeUser() find a user's sessions.
 CREATE INDEX IF NOT EXISTS ${index('_user_hash')} ON ${t} ("user_hash") WHERE "user_hash" IS NOT NULL;
+-- Each write stores the whole "fields" value again: lz4 (PostgreSQL 14 and later, where the server has it) costs a
+-- quarter of the default pglz; without it, the values are kept uncompressed, which still costs half of pglz.
+DO $compression$ BEGIN
+  EXECUTE 'ALTER TABLE ${t} ALTER COLUMN "fields" SET COMPRESSION lz4';
+EXCEPTION WHEN OTHERS THEN
+  EXECUTE 'ALTER TABLE ${t} ALTER COLUMN "fields" SET STORAGE EXTERNAL';
+END $compression$;
+-- The bytes one member of "fields" counts for maxBytes: its name's ("%00" and "%25" stand for one byte each) and
+-- its base64 value's, decoded.
+CREATE OR REPLACE FUNCTION ${qualified(name, '_bytes')}(k text, v text) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $bytes$
+  SELECT octet_length(k) - 2 * (length(k) - length(replace(k, '%', ''))) + length(v) / 4 * 3
+    - CASE WHEN v LIKE '%==' THEN 2 WHEN v LIKE '%=' THEN 1 ELSE 0 END
+$bytes$;
 -- Every change of a session, in one call (one statement, one transaction): a write that reaches the server after
--- p_deadline (ms since the epoch, the server's clock; 0: none) changes nothing; create only if absent, change only
--- if present and unexpired (a session that ended is never brought back), renew only if the replaced one still
--- lives; maxBytes checked against the row as it is now; then up to p_prune expired rows deleted, skipping any that
--- another server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late,
--- -2 too large (o_size bytes).
+-- p_deadline (ms since the epoch, the server's clock; 0: none), or would commit after it, changes nothing; create
+-- only if absent, change only if present and unexpired (a session that ended is never brought back), renew only
+-- if the replaced one still lives; maxBytes checked against the row as it is now (its size less the members this
+-- write replaces or removes, plus the new ones); then up to p_prune expired rows deleted, skipping any that another
+-- server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 too
+-- large (o_size bytes).
 CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
   p_key text, p_deadline double precision, p_create boolean, p_ttl bigint, p_absolute bigint, p_clear boolean,
   p_created_at bigint, p_user text, p_info text, p_max_bytes integer, p_replaces text, p_set jsonb, p_remove text[],
@@ -90,32 +109,21 @@ CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
 LANGUAGE plpgsql AS $write$
 DECLARE
   v_now timestamptz := clock_timestamp();
-  v_fields jsonb;
+  v_added bigint;
+  v_changed text[];
 BEGIN
   o_now := extract(epoch FROM v_now) * 1000;
   IF p_deadline > 0 AND o_now > p_deadline THEN
     o_status := -1;
     RETURN;
   END IF;
+  SELECT coalesce(sum(${qualified(name, '_bytes')}(e.k, e.v)), 0), array_agg(e.k) INTO v_added, v_changed FROM jsonb_each_text(p_set) AS e(k, v);
   IF p_create THEN
-    v_fields := p_set;
-  ELSE
-    SELECT CASE WHEN p_clear THEN '{}'::jsonb ELSE s."fields" - p_remove END || p_set INTO v_fields
-      FROM ${t} s WHERE s."key" = p_key AND s."expires_at" > v_now FOR UPDATE;
-    IF NOT FOUND THEN
-      o_status := 0;
+    o_size := v_added;
+    IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
+      o_status := -2;
       RETURN;
     END IF;
-  END IF;
-  -- A name's bytes ("%00" and "%25" stand for one byte each) and a base64 value's decoded bytes.
-  SELECT coalesce(sum(octet_length(e.k) - 2 * (length(e.k) - length(replace(e.k, '%', '')))
-      + length(e.v) / 4 * 3 - CASE WHEN e.v LIKE '%==' THEN 2 WHEN e.v LIKE '%=' THEN 1 ELSE 0 END), 0)
-    INTO o_size FROM jsonb_each_text(v_fields) AS e(k, v);
-  IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
-    o_status := -2;
-    RETURN;
-  END IF;
-  IF p_create THEN
     IF p_replaces IS NOT NULL THEN
       DELETE FROM ${t} s WHERE s."key" = p_replaces AND s."expires_at" > v_now;
       IF NOT FOUND THEN
@@ -124,7 +132,7 @@ BEGIN
       END IF;
     END IF;
     INSERT INTO ${t} ("key", "fields", "size", "created_at", "idle_until", "absolute_until", "user_hash", "info")
-      VALUES (p_key, v_fields, o_size, p_created_at, v_now + p_ttl * interval '1 millisecond',
+      VALUES (p_key, p_set, o_size, p_created_at, v_now + p_ttl * interval '1 millisecond',
         v_now + p_absolute * interval '1 millisecond', nullif(p_user, ''), CASE WHEN nullif(p_user, '') IS NOT NULL THEN p_info END)
       ON CONFLICT ("key") DO NOTHING;
     IF NOT FOUND THEN
@@ -132,13 +140,34 @@ BEGIN
       RETURN;
     END IF;
   ELSE
-    UPDATE ${t} s SET "fields" = v_fields, "size" = o_size,
-        "idle_until" = v_now + p_ttl * interval '1 millisecond',
-        "absolute_until" = LEAST(s."absolute_until", v_now + p_absolute * interval '1 millisecond'),
-        "user_hash" = CASE WHEN p_user IS NULL THEN s."user_hash" ELSE nullif(p_user, '') END,
-        "info" = CASE WHEN p_user IS NULL THEN s."info" WHEN p_user = '' THEN NULL ELSE coalesce(p_info, s."info") END,
-        "seen_at" = CASE WHEN p_user IS NULL THEN s."seen_at" WHEN p_user = '' OR p_user IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
-      WHERE s."key" = p_key;
+    v_changed := ARRAY(SELECT DISTINCT c.k FROM unnest(coalesce(v_changed, '{}') || p_remove) AS c(k));
+    -- A concurrent write may change the row between the UPDATE that found it too large and the check of why: a few
+    -- tries, each against the row as it then is.
+    FOR i IN 1..5 LOOP
+      UPDATE ${t} s SET "fields" = CASE WHEN p_clear THEN '{}'::jsonb ELSE s."fields" - p_remove END || p_set,
+          "size" = ${newSize('s')},
+          "idle_until" = v_now + p_ttl * interval '1 millisecond',
+          "absolute_until" = LEAST(s."absolute_until", v_now + p_absolute * interval '1 millisecond'),
+          "user_hash" = CASE WHEN p_user IS NULL THEN s."user_hash" ELSE nullif(p_user, '') END,
+          "info" = CASE WHEN p_user IS NULL THEN s."info" WHEN p_user = '' THEN NULL ELSE coalesce(p_info, s."info") END,
+          "seen_at" = CASE WHEN p_user IS NULL THEN s."seen_at" WHEN p_user = '' OR p_user IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
+        WHERE s."key" = p_key AND s."expires_at" > v_now AND (p_max_bytes <= 0 OR ${newSize('s')} <= p_max_bytes)
+        RETURNING s."size" INTO o_size;
+      EXIT WHEN FOUND;
+      SELECT ${newSize('s')} INTO o_size FROM ${t} s WHERE s."key" = p_key AND s."expires_at" > v_now;
+      IF NOT FOUND THEN
+        o_status := 0;
+        RETURN;
+      END IF;
+      IF o_size > p_max_bytes OR i = 5 THEN
+        o_status := -2;
+        RETURN;
+      END IF;
+    END LOOP;
+  END IF;
+  -- The row lock may have been waited for: a write that would now commit after its deadline is rolled back.
+  IF p_deadline > 0 AND extract(epoch FROM clock_timestamp()) * 1000 > p_deadline THEN
+    RAISE EXCEPTION 'the write reached its deadline' USING ERRCODE = '57014';
   END IF;
   IF p_prune > 0 THEN
     DELETE FROM ${t} s WHERE s."key" IN (

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { inspect } from 'node:util';
 import type Koa from 'koa';
 import pg from 'pg';
@@ -76,7 +77,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
       };
       beforeEach(() => {
         clients = [];
-        server.psql('DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write');
+        server.psql('DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_bytes');
       });
       afterEach(async () => {
         server.resume();
@@ -186,6 +187,40 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         const body = (await request(app).get('/').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
         for (const key of keys) expect(body[key], key).to.equal(key);
         expect(body.counter).to.equal(1);
+      });
+
+      it("should keep each row's size, counted by the changes alone, equal to its data's bytes after any sequence of writes", async () => {
+        const store = new PostgresStore(connect(), { createTable: true });
+        await store.prune(); // creates the table
+        // Names with the bytes the store escapes ("%", NUL) and multi-byte ones; values of any length.
+        const name = fc.constantFrom('a', 'b', '%', 'x%25', 'n\u0000ul', 'ключ', '😀');
+        const op = fc.oneof(
+          fc.record({ set: fc.dictionary(name, fc.uint8Array({ maxLength: 40 }), { maxKeys: 3 }), remove: fc.uniqueArray(name, { maxLength: 2 }) }),
+          fc.constant({ clear: true as const }),
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+            server.psql('TRUNCATE koa_sessions');
+            const model = new Map<string, Uint8Array>();
+            const base = { createdAt: Date.now(), ttlMs: 60_000, maxBytes: 65_536 };
+            expect(await store.write('k', { ...base, create: true, clear: false, set: new Map(), remove: [] })).to.equal(true);
+            for (const o of ops) {
+              const set = new Map('clear' in o ? [] : Object.entries(o.set));
+              const remove = 'clear' in o ? [] : o.remove.filter((key) => !set.has(key));
+              expect(await store.write('k', { ...base, create: false, clear: 'clear' in o, set, remove })).to.equal(true);
+              if ('clear' in o) model.clear();
+              for (const key of remove) model.delete(key);
+              for (const [key, value] of set) model.set(key, value);
+            }
+            const bytes = [...model].reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + value.length, 0);
+            const [size, recounted] = server
+              .psql('SELECT size, (SELECT coalesce(sum(koa_sessions_bytes(e.k, e.v)), 0) FROM jsonb_each_text(fields) AS e(k, v)) FROM koa_sessions')
+              .split('|')
+              .map(Number);
+            expect({ size, recounted }).to.deep.equal({ size: bytes, recounted: bytes });
+          }),
+          { numRuns: 40 },
+        );
       });
 
       it('should never open an expired row, whatever pruning did, and prune in bounded batches on writes and in prune()', async () => {
