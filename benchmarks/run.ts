@@ -1,12 +1,15 @@
 // npm run bench: micro benchmarks, then HTTP. Flags: --smoke (a few iterations of everything, as a check),
-// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2).
+// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2),
+// BENCH_EXPIRED_ROWS the expired rows under the PostgreSQL case that measures them (1,000,000; 0: no such case),
+// BENCH_STORE_MATCH=a,b only the store backends whose name holds a or b.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runHttp, summarizeHttp, type HttpCaseResult } from './http.js';
-import { runStoreHttp, storeTable, type StoreCaseResult } from './store-http.js';
+import { runStoreHttp, storeTable, type ExpiredRowsResult, type StoreCaseResult } from './store-http.js';
 import { KOA_SESSION_SCHEME, SECURE_SESSION_SCHEME } from './codecs.js';
 import { CONFIGS, runMicro, type MicroResult } from './micro.js';
+import { median } from './harness.js';
 
 const args = new Set(process.argv.slice(2));
 const smoke = args.has('--smoke');
@@ -71,20 +74,37 @@ if (!args.has('--micro-only') && !args.has('--store-only')) {
   }
 }
 
-let store: StoreCaseResult[] | undefined;
+let store: { cases: StoreCaseResult[]; expired: ExpiredRowsResult | undefined } | undefined;
 if (!args.has('--micro-only')) {
   const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
   log(
     smoke
       ? '\nstore: checking every case once, no load'
-      : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server of its own`,
+      : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server and one PostgreSQL of its own`,
   );
-  store = await runStoreHttp({ runs, seconds: 4, connections: 32, checkOnly: smoke }, log);
+  const expiredRows = smoke ? 1000 : Number(process.env.BENCH_EXPIRED_ROWS ?? 1_000_000);
+  store = await runStoreHttp({ runs, seconds: 4, connections: 32, checkOnly: smoke, expiredRows }, log);
   if (!smoke) {
-    log('');
-    for (const line of storeTable(store)) log(line);
-    const failures = store.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
+    for (const server of ['redis', 'postgres'] as const) {
+      log('');
+      for (const line of storeTable(store.cases, server)) log(line);
+    }
+    const failures = store.cases.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
     log(`\nstore http errors and non-2xx answers: ${failures}`);
+    const e = store.expired;
+    if (e !== undefined) {
+      const base = store.cases.find((r) => r.backend === 'PostgresStore + node-postgres' && r.size === '2-3 KB' && r.op === 'read-only');
+      const ratio =
+        base === undefined ? '' : ` (${(e.readRps / median(base.requestsPerSecond)).toFixed(2)}× the same read on the table without them)`;
+      log(
+        `\nPostgresStore + node-postgres, 2-3 KB, on a table of ${e.expiredBefore.toLocaleString('en')} expired rows (filled in ${e.seconds.toFixed(0)} s):`,
+      );
+      log(`- read-only: ${Math.round(e.readRps).toLocaleString('en')} req/s, p99 ${e.readP99Ms} ms${ratio}`);
+      log(
+        `- change one key: ${Math.round(e.changeRps).toLocaleString('en')} req/s; new sessions: ${Math.round(e.newSessionRps).toLocaleString('en')} req/s`,
+      );
+      log(`- after: ${e.expiredAfter.toLocaleString('en')} expired rows left of ${e.rowsAfter.toLocaleString('en')} (each write prunes up to 10)`);
+    }
   }
 }
 

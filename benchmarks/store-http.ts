@@ -1,12 +1,14 @@
-// The store backend over HTTP: each backend × session size in its own process, against one redis-server of the
-// benchmark's own on 127.0.0.1; autocannon here. Round trips per request come from Redis' INFO commandstats.
+// The store backend over HTTP: each backend × session size in its own process, against one redis-server and one
+// PostgreSQL of the benchmark's own on 127.0.0.1; autocannon here. Round trips per request come from Redis' INFO
+// commandstats, statements per request from PostgreSQL's pg_stat_statements.
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { roundTrips, startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { median } from './harness.js';
 import { startServer, stop } from './http.js';
-import { STORE_BACKENDS, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
+import { KOA_SESSION_PG_TABLE, STORE_BACKENDS, STORE_OF, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
 
 const serverScript = fileURLToPath(new URL('./store-server.js', import.meta.url));
 export const STORE_OPS = ['read-only', 'change one key'] as const;
@@ -22,77 +24,148 @@ export interface StoreCaseResult {
   readonly op: StoreOp;
   readonly requestsPerSecond: number[];
   readonly p99Ms: number[];
+  /** Redis round trips, or PostgreSQL statements, per request. */
   readonly roundTrips: number[];
-  /** CPU time of the app's process and of redis-server per request, in µs (Linux /proc). */
+  /** CPU time of the app's process and of the store's server (redis-server, or every PostgreSQL process) per request, in µs (Linux /proc). */
   readonly appCpuUs: number[];
-  readonly redisCpuUs: number[];
+  readonly storeCpuUs: number[];
   readonly errors: number;
   readonly non2xx: number;
 }
 
-/** Seeds the session and checks a read and a change answer as they should; returns the Cookie header. */
-async function seed(label: string, url: string): Promise<string> {
-  const seeded = await fetch(`${url}/seed`);
-  const cookie = seeded.headers
-    .getSetCookie()
-    .map((line) => line.slice(0, line.indexOf(';')))
-    .join('; ');
-  if (seeded.status !== 200 || cookie === '') throw new Error(`${label}: seeding answered ${seeded.status} without a cookie`);
+/**
+ * Seeds `count` sessions, one per connection (as many users, not one user's requests racing each other), and
+ * checks a read and a change of the first answer as they should; returns their Cookie headers.
+ */
+async function seed(label: string, url: string, count: number): Promise<string[]> {
+  const cookies: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const seeded = await fetch(`${url}/seed`);
+    const cookie = seeded.headers
+      .getSetCookie()
+      .map((line) => line.slice(0, line.indexOf(';')))
+      .join('; ');
+    if (seeded.status !== 200 || cookie === '') throw new Error(`${label}: seeding answered ${seeded.status} without a cookie`);
+    cookies.push(cookie);
+  }
   for (const [path, expected] of [
     ['/read', '1'],
     ['/change', '2'],
     ['/read', '2'],
   ]) {
-    const res = await fetch(`${url}${path}`, { headers: { cookie } });
+    const res = await fetch(`${url}${path}`, { headers: { cookie: cookies[0] as string } });
     const body = await res.text();
     if (res.status !== 200 || body !== expected) throw new Error(`${label} ${path}: expected 200 "${expected}", got ${res.status} "${body}"`);
   }
-  return cookie;
+  return cookies;
 }
 
-/** User and system CPU time of a process, in µs, from /proc (Linux; clock ticks of 10 ms). */
-function cpuUs(pid: number | undefined): number {
+/** autocannon's options for a load with each connection its own session (or none, with no cookies). */
+function load(url: string, connections: number, cookies: readonly string[]): autocannon.Options {
+  let next = 0;
+  return {
+    url,
+    connections,
+    setupClient: (client) => {
+      if (cookies.length > 0) client.setHeaders({ cookie: cookies[next++ % cookies.length] as string });
+    },
+  };
+}
+
+/** User and system CPU time of a process, in µs, from /proc (Linux; clock ticks of 10 ms); with its waited-for children's too. */
+function cpuUs(pid: number | undefined, children = false): number {
   if (pid === undefined) return Number.NaN;
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+    const own = Number(fields[11]) + Number(fields[12]);
+    return (children ? own + Number(fields[13]) + Number(fields[14]) : own) * 10_000;
   } catch {
     return Number.NaN;
   }
 }
 
-function clientCalls(redis: RedisServer, backend: StoreBackendName): number {
+/** PostgreSQL's CPU time: the postmaster (with the backends that exited) and every backend, by pid. */
+function postgresCpu(pg: PostgresServer): Map<number, number> {
+  const [postmaster, ...backends] = pg.processes();
+  const times = new Map(backends.map((pid) => [pid, cpuUs(pid)]));
+  times.set(postmaster as number, cpuUs(postmaster, true));
+  return times;
+}
+
+function postgresCpuSince(pg: PostgresServer, before: Map<number, number>): number {
+  let total = 0;
+  // A backend that began since counts from 0; one that ended is in the postmaster's children's time.
+  for (const [pid, time] of postgresCpu(pg)) total += Number.isNaN(time) ? 0 : time - (before.get(pid) ?? 0);
+  return total;
+}
+
+/** The statements the case's app sent: those naming a session table (psql's own name pg_stat). */
+function statementCount(pg: PostgresServer): number {
+  return Number(
+    pg.psql(
+      `SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE (query LIKE '%koa_sessions%' OR query LIKE '%${KOA_SESSION_PG_TABLE}%') AND query NOT LIKE '%pg_stat%'`,
+    ),
+  );
+}
+
+function clientCalls(redis: RedisServer, pg: PostgresServer, backend: StoreBackendName): number {
+  if (STORE_OF[backend].server === 'postgres') return statementCount(pg);
   const counts = redis.commandCounts();
   if (backend === 'koa-session + koa-redis') return KOA_REDIS_COMMANDS.reduce((sum, name) => sum + (counts[name] ?? 0), 0);
   // node-redis pipelines a read's two commands; through ioredis the read is a script (as the tests count them).
   return roundTrips(counts, backend === 'RedisStore + node-redis');
 }
 
+/** What a table of a million expired rows did under load: the rows before and after, and the reads' speed. */
+export interface ExpiredRowsResult {
+  readonly expiredBefore: number;
+  readonly expiredAfter: number;
+  readonly rowsAfter: number;
+  readonly seconds: number;
+  readonly readRps: number;
+  readonly readP99Ms: number;
+  readonly changeRps: number;
+  readonly newSessionRps: number;
+}
+
 export async function runStoreHttp(
-  options: { runs: number; seconds: number; connections: number; checkOnly: boolean },
+  options: { runs: number; seconds: number; connections: number; checkOnly: boolean; expiredRows: number },
   log: (line: string) => void,
-): Promise<StoreCaseResult[]> {
+): Promise<{ cases: StoreCaseResult[]; expired: ExpiredRowsResult | undefined }> {
   const redis = await startRedis();
+  const pg = await startPostgres().catch(async (err: unknown) => {
+    await redis.stop();
+    throw err;
+  });
   type Entry = StoreCaseResult & { errors: number; non2xx: number };
   const results = new Map<string, Entry>();
-  const cases = STORE_SIZES.flatMap((size) => STORE_BACKENDS.map((backend) => ({ backend, size })));
+  // BENCH_STORE_MATCH=PostgreSQL,postgres: only the backends whose name holds one of these.
+  const match = process.env.BENCH_STORE_MATCH?.split(',').filter((part) => part !== '');
+  const backends = STORE_BACKENDS.filter((name) => match === undefined || match.some((part) => name.includes(part)));
+  const cases = STORE_SIZES.flatMap((size) => backends.map((backend) => ({ backend, size })));
+  const args = (backend: StoreBackendName, size: StoreSize) => [backend, size, String(redis.port), pg.url];
+  let expired: ExpiredRowsResult | undefined;
   try {
+    pg.psql('CREATE EXTENSION pg_stat_statements');
     const runs = options.checkOnly ? 1 : options.runs;
     for (let run = 0; run < runs; run++) {
       const order = run % 2 === 0 ? cases : [...cases].reverse();
       for (const { backend, size } of order) {
         const label = `${backend}, ${size}`;
-        const { child, url } = await startServer(serverScript, [backend, size, String(redis.port)], label);
+        const { child, url } = await startServer(serverScript, args(backend, size), label);
         try {
-          const cookie = await seed(label, url);
+          const cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
           if (options.checkOnly) continue;
           for (const op of STORE_OPS) {
-            const target = { url: `${url}${PATHS[op]}`, connections: options.connections, headers: { cookie } };
+            const target = load(`${url}${PATHS[op]}`, options.connections, cookies);
             await autocannon({ ...target, duration: 1 }); // warm-up, discarded
             redis.resetStats();
-            const [app0, redis0] = [cpuUs(child.pid), cpuUs(redis.pid)];
+            pg.psql('SELECT pg_stat_statements_reset()');
+            const server = STORE_OF[backend].server;
+            const [app0, redis0, pg0] = [cpuUs(child.pid), cpuUs(redis.pid), postgresCpu(pg)];
             const result = await autocannon({ ...target, duration: options.seconds });
-            const [app1, redis1] = [cpuUs(child.pid), cpuUs(redis.pid)];
+            const app = cpuUs(child.pid) - app0;
+            const store = server === 'redis' ? cpuUs(redis.pid) - redis0 : server === 'postgres' ? postgresCpuSince(pg, pg0) : 0;
             const key = `${label}, ${op}`;
             const entry: Entry = results.get(key) ?? {
               backend,
@@ -102,16 +175,16 @@ export async function runStoreHttp(
               p99Ms: [],
               roundTrips: [],
               appCpuUs: [],
-              redisCpuUs: [],
+              storeCpuUs: [],
               errors: 0,
               non2xx: 0,
             };
             const total = Math.max(1, result.requests.total);
             entry.requestsPerSecond.push(result.requests.average);
             entry.p99Ms.push(result.latency.p99);
-            entry.roundTrips.push(clientCalls(redis, backend) / total);
-            entry.appCpuUs.push((app1 - app0) / total);
-            entry.redisCpuUs.push((redis1 - redis0) / total);
+            entry.roundTrips.push(server === 'none' ? 0 : clientCalls(redis, pg, backend) / total);
+            entry.appCpuUs.push(app / total);
+            entry.storeCpuUs.push(store / total);
             entry.errors += result.errors + result.timeouts;
             entry.non2xx += result.non2xx;
             results.set(key, entry);
@@ -122,27 +195,82 @@ export async function runStoreHttp(
         }
       }
     }
+    if (options.expiredRows > 0) expired = await expiredRows(pg, options, args('PostgresStore + node-postgres', '2-3 KB'), log);
   } finally {
-    await redis.stop();
+    await Promise.all([redis.stop(), pg.stop()]);
   }
-  return [...results.values()];
+  return { cases: [...results.values()], expired };
 }
 
-/** The pasteable table: medians, and each case against koa-session + koa-redis with the same size and request. */
-export function storeTable(results: readonly StoreCaseResult[]): string[] {
+const count = (pg: PostgresServer, where: string) => Number(pg.psql(`SELECT count(*) FROM koa_sessions WHERE ${where}`));
+
+/**
+ * PostgresStore through node-postgres on a table holding `expiredRows` expired rows: reads, changes, and new
+ * sessions (each a write that prunes a batch) under load, and how many expired rows are left.
+ */
+async function expiredRows(
+  pg: PostgresServer,
+  options: { seconds: number; connections: number; checkOnly: boolean; expiredRows: number },
+  args: string[],
+  log: (line: string) => void,
+): Promise<ExpiredRowsResult> {
+  const label = `PostgresStore + node-postgres, ${options.expiredRows.toLocaleString('en')} expired rows`;
+  log(`  store: filling a table with ${options.expiredRows.toLocaleString('en')} expired rows`);
+  const started = Date.now();
+  // Rows ended over the last day, as a busy site leaves them; the keys look like the store's (base64url SHA-256).
+  pg.psql(`TRUNCATE koa_sessions; INSERT INTO koa_sessions (key, fields, size, created_at, idle_until, absolute_until)
+SELECT encode(sha256(i::text::bytea), 'base64'), '{}'::jsonb, 0, 0, now() - (1 + i % 86400) * interval '1 second', now() + interval '1 day'
+FROM generate_series(1, ${options.expiredRows}) AS i`);
+  pg.psql('VACUUM ANALYZE koa_sessions');
+  const seconds = (Date.now() - started) / 1000;
+  const expiredBefore = count(pg, 'expires_at <= now()');
+  const { child, url } = await startServer(serverScript, args, label);
+  try {
+    const cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
+    const run = async (path: string, sessions: readonly string[]) => {
+      if (options.checkOnly) return { requests: { average: 0 }, latency: { p99: 0 } };
+      const target = load(`${url}${path}`, options.connections, sessions);
+      await autocannon({ ...target, duration: 1 });
+      return autocannon({ ...target, duration: options.seconds });
+    };
+    const read = await run('/read', cookies);
+    const change = await run('/change', cookies);
+    // No cookie: each request starts a session, one create-if-absent write that prunes a batch.
+    const fresh = await run('/change', []);
+    const result = {
+      expiredBefore,
+      expiredAfter: count(pg, 'expires_at <= now()'),
+      rowsAfter: count(pg, 'true'),
+      seconds,
+      readRps: read.requests.average,
+      readP99Ms: read.latency.p99,
+      changeRps: change.requests.average,
+      newSessionRps: fresh.requests.average,
+    };
+    log(`  store: ${label}: ${JSON.stringify(result)}`);
+    return result;
+  } finally {
+    await stop(child);
+  }
+}
+
+/** The pasteable tables, one per store server: medians, and each case against koa-session on the same server. */
+export function storeTable(results: readonly StoreCaseResult[], server: 'redis' | 'postgres'): string[] {
   const rps = (r: StoreCaseResult) => median(r.requestsPerSecond);
+  const rows = results.filter((r) => STORE_OF[r.backend].server === server || (server === 'redis' && r.backend === 'MemoryStore'));
+  const baseline = server === 'redis' ? 'koa-session + koa-redis' : 'koa-session + PostgreSQL store';
   const lines = [
-    '| backend | session | request | req/s | p99 ms | round trips / request | app CPU µs / request | Redis CPU µs / request | × koa-session + koa-redis |',
+    server === 'redis'
+      ? `| backend | session | request | req/s | p99 ms | round trips / request | app CPU µs / request | Redis CPU µs / request | × ${baseline} |`
+      : `| backend | session | request | req/s | p99 ms | statements / request | app CPU µs / request | PostgreSQL CPU µs / request | × ${baseline} |`,
     '|---|---|---|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const r of results) {
-    const base = results.find((b) => b.backend === 'koa-session + koa-redis' && b.size === r.size && b.op === r.op);
-    const trips = r.backend === 'MemoryStore' ? '0' : median(r.roundTrips).toFixed(2);
+  for (const r of rows) {
+    const base = results.find((b) => b.backend === STORE_OF[r.backend].baseline && b.size === r.size && b.op === r.op);
     const times = base === undefined ? '' : (rps(r) / rps(base)).toFixed(2);
-    const redisCpu = r.backend === 'MemoryStore' ? '0' : median(r.redisCpuUs).toFixed(0);
     lines.push(
-      `| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${trips} | ` +
-        `${median(r.appCpuUs).toFixed(0)} | ${redisCpu} | ${times} |`,
+      `| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${median(r.roundTrips).toFixed(2)} | ` +
+        `${median(r.appCpuUs).toFixed(0)} | ${median(r.storeCpuUs).toFixed(0)} | ${times} |`,
     );
   }
   return lines;

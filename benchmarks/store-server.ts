@@ -1,4 +1,4 @@
-// One store benchmark case in a process of its own: node store-server.js <backend> <size> <redis port>.
+// One store benchmark case in a process of its own: node store-server.js <backend> <size> <redis port> <postgres url>.
 // Prints {"port": N} once it listens on 127.0.0.1; exits on SIGTERM. GET /seed stores the session, GET /read only
 // reads it, GET /change changes one key.
 import Koa from 'koa';
@@ -6,12 +6,45 @@ import koaSession from 'koa-session';
 import redisStore from 'koa-redis';
 import { Redis as IORedis } from 'ioredis';
 import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import postgres from 'postgres';
 import { createClient } from 'redis';
-import { KeyRing, MemoryStore, RedisStore, StoreSessionBackend, session, type SessionRecord, type SessionStore } from '../src/index.js';
+import {
+  KeyRing,
+  MemoryStore,
+  PostgresStore,
+  RedisStore,
+  StoreSessionBackend,
+  session,
+  type SessionRecord,
+  type SessionStore,
+} from '../src/index.js';
 import { nearLimitSession } from './fixture.js';
 
-export const STORE_BACKENDS = ['MemoryStore', 'RedisStore + node-redis', 'RedisStore + ioredis', 'koa-session + koa-redis'] as const;
+/** koa-session with a PostgreSQL store written as its README shows an external store: not a published package. */
+export const KOA_SESSION_PG = 'koa-session + PostgreSQL store (re-implemented as its README shows)';
+export const STORE_BACKENDS = [
+  'MemoryStore',
+  'RedisStore + node-redis',
+  'RedisStore + ioredis',
+  'koa-session + koa-redis',
+  'PostgresStore + node-postgres',
+  'PostgresStore + postgres.js',
+  KOA_SESSION_PG,
+] as const;
 export type StoreBackendName = (typeof STORE_BACKENDS)[number];
+/** Which server a backend keeps its sessions in, and the row each is compared with. */
+export const STORE_OF: Record<StoreBackendName, { server: 'none' | 'redis' | 'postgres'; baseline: StoreBackendName }> = {
+  MemoryStore: { server: 'none', baseline: 'koa-session + koa-redis' },
+  'RedisStore + node-redis': { server: 'redis', baseline: 'koa-session + koa-redis' },
+  'RedisStore + ioredis': { server: 'redis', baseline: 'koa-session + koa-redis' },
+  'koa-session + koa-redis': { server: 'redis', baseline: 'koa-session + koa-redis' },
+  'PostgresStore + node-postgres': { server: 'postgres', baseline: KOA_SESSION_PG },
+  'PostgresStore + postgres.js': { server: 'postgres', baseline: KOA_SESSION_PG },
+  [KOA_SESSION_PG]: { server: 'postgres', baseline: KOA_SESSION_PG },
+};
+/** The re-implemented koa-session store's table. */
+export const KOA_SESSION_PG_TABLE = 'koa_session_store';
 export const STORE_SIZES = ['2-3 KB', '32 KB'] as const;
 export type StoreSize = (typeof STORE_SIZES)[number];
 
@@ -33,22 +66,58 @@ export function storeSession(size: StoreSize): SessionRecord {
 
 const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toString('base64url'), 'base64url');
 
-async function storeFor(name: StoreBackendName, port: number): Promise<SessionStore> {
+// Pools of the same size for every PostgreSQL client (node-postgres' default).
+const POOL = 10;
+
+async function storeFor(name: StoreBackendName, port: number, pgUrl: string): Promise<SessionStore> {
   if (name === 'MemoryStore') return new MemoryStore();
+  if (name === 'PostgresStore + node-postgres') return new PostgresStore(new pg.Pool({ connectionString: pgUrl, max: POOL }), { createTable: true });
+  if (name === 'PostgresStore + postgres.js') return new PostgresStore(postgres(pgUrl, { max: POOL, onnotice: () => {} }), { createTable: true });
   if (name === 'RedisStore + node-redis') return new RedisStore(await createClient({ url: `redis://127.0.0.1:${port}` }).connect());
   const client = new IORedis(port, '127.0.0.1');
   return new RedisStore(client);
 }
 
-async function appFor(name: StoreBackendName, data: SessionRecord, port: number): Promise<Koa> {
+/**
+ * A koa-session external store in PostgreSQL as its README shows one (get, set, destroy) and as connect-pg-simple
+ * keeps sessions: get is a SELECT, set an upsert of the whole session's JSON with its expiry, destroy a DELETE.
+ */
+async function koaSessionPostgresStore(pgUrl: string): Promise<object> {
+  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const t = KOA_SESSION_PG_TABLE;
+  await pool.query(`CREATE TABLE IF NOT EXISTS ${t} (id text PRIMARY KEY, sess json NOT NULL, expire timestamptz NOT NULL);
+CREATE INDEX IF NOT EXISTS ${t}_expire ON ${t} (expire)`);
+  return {
+    async get(key: string): Promise<unknown> {
+      const { rows } = await pool.query<{ sess: unknown }>(`SELECT sess FROM ${t} WHERE id = $1 AND expire > now()`, [key]);
+      return rows[0]?.sess;
+    },
+    async set(key: string, sess: unknown, maxAge: number | 'session'): Promise<void> {
+      const ms = typeof maxAge === 'number' ? maxAge : 86_400_000;
+      await pool.query(
+        `INSERT INTO ${t} (id, sess, expire) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+ON CONFLICT (id) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
+        [key, JSON.stringify(sess), ms],
+      );
+    },
+    async destroy(key: string): Promise<void> {
+      await pool.query(`DELETE FROM ${t} WHERE id = $1`, [key]);
+    },
+  };
+}
+
+async function appFor(name: StoreBackendName, data: SessionRecord, port: number, pgUrl: string): Promise<Koa> {
   const app = new Koa();
-  if (name === 'koa-session + koa-redis') {
+  if (name === KOA_SESSION_PG) {
+    app.keys = [secret.toString('base64url')];
+    app.use(koaSession({ maxAge: 86_400_000, store: (await koaSessionPostgresStore(pgUrl)) as never }, app));
+  } else if (name === 'koa-session + koa-redis') {
     app.keys = [secret.toString('base64url')];
     // koa-redis makes its own ioredis 4 client, as its README shows; its types lag its code, hence the casts.
     const store = redisStore({ host: '127.0.0.1', port } as never) as never;
     app.use(koaSession({ maxAge: 86_400_000, store }, app));
   } else {
-    app.use(session(new StoreSessionBackend(await storeFor(name, port), new KeyRing([secret]))));
+    app.use(session(new StoreSessionBackend(await storeFor(name, port, pgUrl), new KeyRing([secret]))));
   }
   // Property access, as koa-session apps write it, on both.
   app.use((ctx) => {
@@ -61,9 +130,9 @@ async function appFor(name: StoreBackendName, data: SessionRecord, port: number)
   return app;
 }
 
-const [name, size, redisPort] = process.argv.slice(2) as [StoreBackendName, StoreSize, string];
+const [name, size, redisPort, pgUrl] = process.argv.slice(2) as [StoreBackendName, StoreSize, string, string];
 if (STORE_BACKENDS.includes(name) && STORE_SIZES.includes(size)) {
-  const app = await appFor(name, storeSession(size), Number(redisPort));
+  const app = await appFor(name, storeSession(size), Number(redisPort), pgUrl);
   const server = app.listen(0, '127.0.0.1', () => {
     console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
   });

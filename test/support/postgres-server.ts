@@ -15,6 +15,8 @@ export interface PostgresServer {
   /** A fast shutdown, then a start on the same port and data directory: what was committed is still there. */
   restart(): Promise<void>;
   stop(): Promise<void>;
+  /** The postmaster's pid and its children's (backends and background workers): for CPU time from /proc. */
+  processes(): number[];
   /** psql against this server: the rows of `sql`, unaligned, one per line. */
   psql(sql: string): string;
 }
@@ -92,13 +94,17 @@ export async function startPostgres(): Promise<PostgresServer> {
   await start();
   // Each backend PostgreSQL forks is a process group of its own (setsid): the signal goes to runuser's group (the
   // postmaster) and to every child of the postmaster, whose pid heads its data directory's postmaster.pid.
-  const group = (signal: NodeJS.Signals) => {
-    if (child?.pid === undefined) return;
+  const processes = () => {
     const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
     const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' })
       .stdout.split('\n')
       .map(Number)
       .filter((pid) => pid > 0);
+    return [postmaster, ...children];
+  };
+  const group = (signal: NodeJS.Signals) => {
+    if (child?.pid === undefined) return;
+    const [, ...children] = processes();
     // Stopped from the top down and resumed from the bottom up: the postmaster forks nothing in between.
     if (signal === 'SIGSTOP') process.kill(-child.pid, signal);
     for (const pid of children) process.kill(pid, signal);
@@ -107,6 +113,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    processes,
     pause: () => group('SIGSTOP'),
     resume: () => group('SIGCONT'),
     restart: async () => {
