@@ -40,6 +40,7 @@ const CONTEXT: Record<string, string> = {
   ctx: "import('koa').Context",
   keyRing: "import('../../src/index.js').KeyRing",
   redis: "import('redis').RedisClientType",
+  pool: "import('pg').Pool",
   user: '{ id: string }',
   remember: 'boolean',
   DAY: 'number',
@@ -135,6 +136,14 @@ describe('the code blocks of README.md and docs/', () => {
       }
     }
     expect(broken).to.deep.equal([]);
+  });
+
+  it('should show on the PostgreSQL page the table PostgresStore.schema() creates, as it creates it', () => {
+    const text = readFileSync(`${root}docs/postgresql.md`, 'utf8');
+    const block = /```sql\n([\s\S]*?)\n```/.exec(text)?.[1];
+    expect(block, 'a sql block').to.be.a('string');
+    expect(block).to.include('CREATE TABLE');
+    expect(lib.PostgresStore.schema().startsWith(`${block as string}\n`), 'the page shows the start of the schema, unchanged').to.equal(true);
   });
 });
 
