@@ -99,6 +99,19 @@ function postgresCpuSince(pg: PostgresServer, before: Map<number, number>): numb
   return total;
 }
 
+/** Starts measuring the CPU time of the case's store server; the answer gives the µs spent since. */
+function storeCpuFrom(server: 'none' | 'redis' | 'postgres', redis: RedisServer, pg: PostgresServer): () => number {
+  if (server === 'redis') {
+    const before = cpuUs(redis.pid);
+    return () => cpuUs(redis.pid) - before;
+  }
+  if (server === 'postgres') {
+    const before = postgresCpu(pg);
+    return () => postgresCpuSince(pg, before);
+  }
+  return () => 0;
+}
+
 /** The statements the case's app sent: those naming a session table (psql's own name pg_stat). */
 function statementCount(pg: PostgresServer): number {
   return Number(
@@ -159,13 +172,14 @@ export async function runStoreHttp(
           for (const op of STORE_OPS) {
             const target = load(`${url}${PATHS[op]}`, options.connections, cookies);
             await autocannon({ ...target, duration: 1 }); // warm-up, discarded
-            redis.resetStats();
-            pg.psql('SELECT pg_stat_statements_reset()');
             const server = STORE_OF[backend].server;
-            const [app0, redis0, pg0] = [cpuUs(child.pid), cpuUs(redis.pid), postgresCpu(pg)];
+            if (server === 'redis') redis.resetStats();
+            if (server === 'postgres') pg.psql('SELECT pg_stat_statements_reset()');
+            const app0 = cpuUs(child.pid);
+            const storeCpu = storeCpuFrom(server, redis, pg);
             const result = await autocannon({ ...target, duration: options.seconds });
             const app = cpuUs(child.pid) - app0;
-            const store = server === 'redis' ? cpuUs(redis.pid) - redis0 : server === 'postgres' ? postgresCpuSince(pg, pg0) : 0;
+            const store = storeCpu();
             const key = `${label}, ${op}`;
             const entry: Entry = results.get(key) ?? {
               backend,
