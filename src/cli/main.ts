@@ -125,7 +125,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'schema': {
       if (rest.length !== 1 || rest[0] !== 'postgres') throw new UserError('schema takes the store it prints: schema postgres. See --help.', 2);
       try {
-        process.stdout.write(PostgresStore.schema({ table: values.table ?? 'koa_sessions', schema: values.schema }));
+        process.stdout.write(PostgresStore.schema({ table: values.table, schema: values.schema }));
       } catch (err) {
         if (err instanceof SessionError) throw new UserError(err.message.replace(/^PostgresStore\.schema: option "(\w+)"/, '--$1'), 2);
         throw err;
