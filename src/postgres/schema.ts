@@ -82,7 +82,7 @@ CREATE INDEX IF NOT EXISTS ${index('_expires_at')} ON ${t} ("expires_at");
 -- sessionsOf() and revokeUser() find a user's sessions.
 CREATE INDEX IF NOT EXISTS ${index('_user_hash')} ON ${t} ("user_hash") WHERE "user_hash" IS NOT NULL;
 -- Each write stores the whole "fields" value again: lz4 (PostgreSQL 14 and later, where the server has it) costs a
--- quarter of the default pglz; without it, the values are kept uncompressed, which still costs half of pglz.
+-- half to a quarter of the default pglz; without it, the values are kept uncompressed, which costs about half.
 DO $compression$ BEGIN
   EXECUTE 'ALTER TABLE ${t} ALTER COLUMN "fields" SET COMPRESSION lz4';
 EXCEPTION WHEN OTHERS THEN
