@@ -89,6 +89,9 @@ function safeError(err: unknown): Error {
   }
   const failure = new Error(`PostgreSQL failed: ${code}${/^[0-9A-Z]{5}$/.test(code) ? ` (${sqlStateClass(code)})` : ''}`);
   (failure as Error & { code: string }).code = code;
+  // This store's own errors (KS…) carry a number as their detail, and nothing else.
+  const detail = (source as { detail?: unknown }).detail;
+  if (code.startsWith('KS') && typeof detail === 'string' && /^\d{1,15}$/.test(detail)) (failure as Error & { detail: string }).detail = detail;
   return failure;
 }
 

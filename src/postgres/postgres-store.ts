@@ -2,8 +2,20 @@ import { SessionError } from '../core/errors.js';
 import { MAX_COOKIE_AGE_MS } from '../policy/lifetime.js';
 import { checkOptionNames, invalidOption } from '../core/options.js';
 import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from '../backends/store/store.js';
-import { PostgresConnection, type PostgresClientLike } from './client.js';
-import { COLUMNS, LAYOUT_VERSION, qualified, schemaSql, statements, tableName, writeProcedure, type Statements, type TableName } from './schema.js';
+import { isAscii } from 'node:buffer';
+import { PostgresConnection, type PostgresClientLike, type Row } from './client.js';
+import {
+  COLUMNS,
+  LAYOUT_VERSION,
+  TOO_LARGE_SQLSTATE,
+  qualified,
+  schemaSql,
+  statements,
+  tableName,
+  writeProcedure,
+  type Statements,
+  type TableName,
+} from './schema.js';
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -18,7 +30,8 @@ export interface PostgresStoreOptions {
    */
   readonly createTable?: boolean;
   /**
-   * Expired rows each write deletes, at most: pruning needs no scheduled job. 0 leaves it all to
+   * Expired rows each write that starts a session deletes, at most (only those add rows): pruning needs no
+   * scheduled job. 0 leaves it all to
    * {@link PostgresStore.prune}. @default 10
    */
   readonly pruneBatch?: number;
@@ -88,7 +101,7 @@ export class PostgresStore implements SessionStore, UserIndex {
   async load(key: string, ttlMs: number, seenAt?: number): Promise<StoreRecord | undefined> {
     await this.#check();
     const ttl = wholeMs(ttlMs);
-    const step = Math.min(TOUCH_STEP_MS, Math.floor(ttl / 20));
+    const step = stepOf(ttl);
     const seen = seenAt === undefined ? null : String(Math.floor(seenAt));
     const [row] = await this.#db.query(`${this.#name.table}_load`, this.#sql.load, [key, String(ttl), String(step), seen]);
     if (row === undefined) return undefined;
@@ -101,32 +114,55 @@ export class PostgresStore implements SessionStore, UserIndex {
   async write(key: string, write: StoreWrite): Promise<boolean> {
     await this.#check();
     const set: Record<string, string> = {};
-    for (const [name, value] of write.set) set[escapeName(name)] = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+    const changed = new Set<string>();
+    let added = 0;
+    for (const [name, value] of write.set) {
+      const escaped = escapeName(name);
+      set[escaped] = memberOf(value);
+      changed.add(escaped);
+      added += Buffer.byteLength(name) + value.byteLength;
+    }
+    const remove = write.remove.map(escapeName);
+    for (const name of remove) changed.add(name);
     const ttl = wholeMs(write.ttlMs);
     // The absolute deadline: the row never outlives it, however it is written. Unknown: none past the longest
     // lifetime when created, unchanged when changed.
     const absolute =
       write.absoluteMs !== undefined ? String(Math.max(ttl, wholeMs(write.absoluteMs))) : write.create ? String(MAX_COOKIE_AGE_MS) : null;
-    const [row] = await this.#db.query(`${this.#name.table}_write`, this.#sql.write, [
-      key,
-      this.#deadline(write.timeoutMs),
-      String(write.create),
-      String(ttl),
-      absolute,
-      String(write.clear),
-      String(Math.floor(write.createdAt)),
-      write.user === undefined ? null : (write.user ?? ''),
-      write.info ?? null,
-      String(write.maxBytes ?? 0),
-      write.replaces ?? null,
-      JSON.stringify(set),
-      arrayLiteral(write.remove.map(escapeName)),
-      String(this.#pruneBatch),
-    ]);
-    const status = Number(row?.status);
-    this.#learn(row?.now);
+    let row: Row | undefined;
+    try {
+      [row] = await this.#db.query(`${this.#name.table}_write`, this.#sql.write, [
+        key,
+        this.#deadline(write.timeoutMs),
+        String(write.create),
+        String(ttl),
+        String(stepOf(ttl)),
+        absolute,
+        String(write.clear),
+        String(Math.floor(write.createdAt)),
+        write.user === undefined ? null : (write.user ?? ''),
+        write.info ?? null,
+        String(write.maxBytes ?? 0),
+        write.replaces ?? null,
+        JSON.stringify(set),
+        arrayLiteral(remove),
+        arrayLiteral([...changed]),
+        String(added),
+        String(this.#pruneBatch),
+      ]);
+    } catch (err) {
+      const failure = err as { code?: unknown; detail?: unknown };
+      if (failure.code === TOO_LARGE_SQLSTATE) throw recordTooLarge(Number(failure.detail), write.maxBytes as number);
+      throw err;
+    }
+    // "(status,size,now)", size empty when null.
+    const [status, size, now] = /^\((-?\d+),(\d*),([\d.e+]*)\)$/
+      .exec(row?.result ?? '')
+      ?.slice(1)
+      .map(Number) ?? [Number.NaN];
+    this.#learn(now);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
-    if (status === -2) throw recordTooLarge(Number(row?.size), write.maxBytes as number);
+    if (status === -2) throw recordTooLarge(size as number, write.maxBytes as number);
     if (status !== 0 && status !== 1) throw new Error('PostgreSQL answered the write with no status');
     return status === 1;
   }
@@ -157,8 +193,9 @@ export class PostgresStore implements SessionStore, UserIndex {
 
   /**
    * Deletes expired rows, in batches of `batch`, until none is left or `limit` are gone; answers how many went.
-   * Each write prunes a few already (`pruneBatch`): call this from a scheduled job when writes are rare, or after
-   * setting `pruneBatch: 0`. Several servers may run it at once: each skips the rows another is deleting.
+   * Each new session prunes a few already (`pruneBatch`): call this from a scheduled job when sessions are rarely
+   * started, or after setting `pruneBatch: 0`. Several servers may run it at once: each skips the rows another is
+   * deleting.
    */
   async prune(options: { readonly batch?: number; readonly limit?: number } = {}): Promise<number> {
     const batch = options.batch ?? 1000;
@@ -226,9 +263,9 @@ export class PostgresStore implements SessionStore, UserIndex {
   }
 
   /** Learns PostgreSQL's clock from an answer (taken on receipt: errs towards earlier deadlines). */
-  #learn(now: string | null | undefined): void {
-    const serverNow = Number(now);
-    if (now !== null && now !== undefined && Number.isFinite(serverNow)) this.#offset = serverNow - Date.now();
+  #learn(now: string | number | null | undefined): void {
+    const serverNow = typeof now === 'number' ? now : Number(now);
+    if (now !== null && now !== undefined && now !== '' && Number.isFinite(serverNow)) this.#offset = serverNow - Date.now();
   }
 
   /** Half the timeout from now, in the server's time; "0" (none) until a first answer told the server's clock. */
@@ -245,6 +282,20 @@ function shapeError(message: string): SessionError {
 // Not a column name (those are lower-case): the write function's layout, in #shape's answer.
 const LAYOUT = 'Layout';
 
+/** How far a deadline must move before a read or write moves it. */
+function stepOf(ttl: number): number {
+  return Math.min(TOUCH_STEP_MS, Math.floor(ttl / 20));
+}
+
+/**
+ * A value as a member of "fields": "t" and its text when it is ASCII without NUL (a JSON value, mostly: PostgreSQL
+ * compresses it, whatever the database's encoding), else "b" and base64.
+ */
+function memberOf(value: Uint8Array): string {
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return isAscii(bytes) && !bytes.includes(0) ? `t${bytes.toString('latin1')}` : `b${bytes.toString('base64')}`;
+}
+
 /** A TTL in whole milliseconds, at least 1. */
 function wholeMs(ms: number): number {
   return Math.max(1, Math.ceil(ms));
@@ -259,6 +310,9 @@ function unescapeName(name: string): string {
   return name.includes('%') ? name.replace(/%(00|25)/g, (_, hex: string) => (hex === '00' ? '\0' : '%')) : name;
 }
 
+const T = 't'.charCodeAt(0);
+const B = 'b'.charCodeAt(0);
+
 /** The fields of a row, decoded; `undefined` for anything this store does not write. */
 function fieldsOf(json: string | null | undefined): Map<string, Uint8Array> | undefined {
   if (typeof json !== 'string') return undefined;
@@ -272,7 +326,10 @@ function fieldsOf(json: string | null | undefined): Map<string, Uint8Array> | un
   const fields = new Map<string, Uint8Array>();
   for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (typeof value !== 'string') return undefined;
-    fields.set(unescapeName(name), Buffer.from(value, 'base64'));
+    const kind = value.charCodeAt(0);
+    if (kind === T) fields.set(unescapeName(name), Buffer.from(value, 'latin1').subarray(1));
+    else if (kind === B) fields.set(unescapeName(name), Buffer.from(value.slice(1), 'base64'));
+    else return undefined;
   }
   return fields;
 }

@@ -45,24 +45,28 @@ export const COLUMNS: Readonly<Record<string, string>> = {
 };
 
 /** The write function's arguments, as `to_regprocedure` takes them. */
-const WRITE_ARGUMENTS = 'text, double precision, boolean, bigint, bigint, boolean, bigint, text, text, integer, text, jsonb, text[], integer';
+const WRITE_ARGUMENTS =
+  'text, double precision, boolean, bigint, bigint, bigint, boolean, bigint, text, text, integer, text, jsonb, text[], text[], bigint, integer';
+
+/** The error a write raises when the record would pass maxBytes (its DETAIL: the size); it undoes the write. */
+export const TOO_LARGE_SQLSTATE = 'KS413';
 
 /**
- * The table, its indexes and its write function: the one SQL text an operator reads, runs in a migration, or
+ * The table, its indexes and its functions: the one SQL text an operator reads, runs in a migration, or
  * `createTable` runs. Every statement can run again (IF NOT EXISTS, OR REPLACE).
  */
 export function schemaSql(name: TableName): string {
   const t = qualified(name);
-  // The record's size after an update of row `s`: what it held, less the members this write replaces or removes,
-  // plus the new ones (v_added). Only the changed members are read: a write costs what it changes.
-  const newSize = (s: string) =>
-    `CASE WHEN p_clear THEN 0 ELSE ${s}."size" - coalesce((SELECT sum(${qualified(name, '_bytes')}(c.k, ${s}."fields" ->> c.k)) FROM unnest(v_changed) AS c(k)), 0) END + v_added`;
+  const bytes = qualified(name, '_bytes');
+  const held = qualified(name, '_held');
   const index = (suffix: string) => `"${name.table}${suffix}"`;
   return `-- koa-sealed-session: the sessions of a PostgresStore (layout ${LAYOUT_VERSION}; PostgreSQL 12 or later).
 -- One row per session. "key" is the SHA-256 of the session id (base64url): the table holds no usable cookie.
+-- A write that changes no deadline and no user is a HOT update: fillfactor leaves room for it on the row's page.
 CREATE TABLE IF NOT EXISTS ${t} (
   "key"            text COLLATE "C" PRIMARY KEY,
-  -- One member per session key: its encoded value, base64. Requests that change different keys both keep theirs.
+  -- One member per session key: its encoded value, as "t" and the text when it is ASCII, else "b" and base64.
+  -- Requests that change different keys both keep theirs.
   "fields"         jsonb NOT NULL,
   -- Bytes of the keys' names and values (the backend's maxBytes), kept by each write.
   "size"           integer NOT NULL,
@@ -76,7 +80,7 @@ CREATE TABLE IF NOT EXISTS ${t} (
   "user_hash"      text COLLATE "C",
   "seen_at"        bigint,
   "info"           text
-);
+) WITH (fillfactor = 80);
 -- Pruning takes the oldest expired rows first.
 CREATE INDEX IF NOT EXISTS ${index('_expires_at')} ON ${t} ("expires_at");
 -- sessionsOf() and revokeUser() find a user's sessions.
@@ -89,37 +93,54 @@ EXCEPTION WHEN OTHERS THEN
   EXECUTE 'ALTER TABLE ${t} ALTER COLUMN "fields" SET STORAGE EXTERNAL';
 END $compression$;
 -- The bytes one member of "fields" counts for maxBytes: its name's ("%00" and "%25" stand for one byte each) and
--- its base64 value's, decoded.
-CREATE OR REPLACE FUNCTION ${qualified(name, '_bytes')}(k text, v text) RETURNS bigint
+-- its value's ("t" text, or "b" base64 decoded).
+CREATE OR REPLACE FUNCTION ${bytes}(k text, v text) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $bytes$
-  SELECT octet_length(k) - 2 * (length(k) - length(replace(k, '%', ''))) + length(v) / 4 * 3
-    - CASE WHEN v LIKE '%==' THEN 2 WHEN v LIKE '%=' THEN 1 ELSE 0 END
+  SELECT octet_length(k) - 2 * (length(k) - length(replace(k, '%', ''))) + CASE WHEN left(v, 1) = 't' THEN octet_length(v) - 1
+    ELSE (length(v) - 1) / 4 * 3 - CASE WHEN v LIKE '%==' THEN 2 WHEN v LIKE '%=' THEN 1 ELSE 0 END END
 $bytes$;
+-- The bytes the members named by "keys" count for in "f" (0 for those it lacks): what a write replaces or removes.
+CREATE OR REPLACE FUNCTION ${held}(f jsonb, keys text[]) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $held$
+DECLARE
+  v_total bigint := 0;
+  v_key text;
+  v_value text;
+BEGIN
+  FOREACH v_key IN ARRAY keys LOOP
+    v_value := f ->> v_key;
+    IF v_value IS NOT NULL THEN
+      v_total := v_total + ${bytes}(v_key, v_value);
+    END IF;
+  END LOOP;
+  RETURN v_total;
+END
+$held$;
 -- Every change of a session, in one call (one statement, one transaction): a write that reaches the server after
 -- p_deadline (ms since the epoch, the server's clock; 0: none), or would commit after it, changes nothing; create
 -- only if absent, change only if present and unexpired (a session that ended is never brought back), renew only
 -- if the replaced one still lives; maxBytes checked against the row as it is now (its size less the members this
--- write replaces or removes, plus the new ones); then up to p_prune expired rows deleted, skipping any that another
--- server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 too
--- large (o_size bytes).
+-- write replaces or removes, p_changed, plus p_added, the bytes of p_set); the idle deadline moved only when that
+-- moves it by more than p_step ms; then, for a new session, up to p_prune expired rows deleted, skipping any that
+-- another server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 too large (o_size
+-- bytes). A change that would be too large raises ${TOO_LARGE_SQLSTATE}, its size as DETAIL, and so undoes itself.
 CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
-  p_key text, p_deadline double precision, p_create boolean, p_ttl bigint, p_absolute bigint, p_clear boolean,
-  p_created_at bigint, p_user text, p_info text, p_max_bytes integer, p_replaces text, p_set jsonb, p_remove text[],
-  p_prune integer, OUT o_status integer, OUT o_size bigint, OUT o_now double precision)
+  p_key text, p_deadline double precision, p_create boolean, p_ttl bigint, p_step bigint, p_absolute bigint,
+  p_clear boolean, p_created_at bigint, p_user text, p_info text, p_max_bytes integer, p_replaces text, p_set jsonb,
+  p_remove text[], p_changed text[], p_added bigint, p_prune integer,
+  OUT o_status integer, OUT o_size bigint, OUT o_now double precision)
 LANGUAGE plpgsql AS $write$
 DECLARE
   v_now timestamptz := clock_timestamp();
-  v_added bigint;
-  v_changed text[];
+  v_idle timestamptz := v_now + p_ttl * interval '1 millisecond';
 BEGIN
   o_now := extract(epoch FROM v_now) * 1000;
   IF p_deadline > 0 AND o_now > p_deadline THEN
     o_status := -1;
     RETURN;
   END IF;
-  SELECT coalesce(sum(${qualified(name, '_bytes')}(e.k, e.v)), 0), array_agg(e.k) INTO v_added, v_changed FROM jsonb_each_text(p_set) AS e(k, v);
   IF p_create THEN
-    o_size := v_added;
+    o_size := p_added;
     IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
       o_status := -2;
       RETURN;
@@ -132,44 +153,39 @@ BEGIN
       END IF;
     END IF;
     INSERT INTO ${t} ("key", "fields", "size", "created_at", "idle_until", "absolute_until", "user_hash", "info")
-      VALUES (p_key, p_set, o_size, p_created_at, v_now + p_ttl * interval '1 millisecond',
-        v_now + p_absolute * interval '1 millisecond', nullif(p_user, ''), CASE WHEN nullif(p_user, '') IS NOT NULL THEN p_info END)
+      VALUES (p_key, p_set, o_size, p_created_at, v_idle, v_now + p_absolute * interval '1 millisecond', nullif(p_user, ''),
+        CASE WHEN nullif(p_user, '') IS NOT NULL THEN p_info END)
       ON CONFLICT ("key") DO NOTHING;
     IF NOT FOUND THEN
       o_status := 0;
       RETURN;
     END IF;
   ELSE
-    v_changed := ARRAY(SELECT DISTINCT c.k FROM unnest(coalesce(v_changed, '{}') || p_remove) AS c(k));
-    -- A concurrent write may change the row between the UPDATE that found it too large and the check of why: a few
-    -- tries, each against the row as it then is.
-    FOR i IN 1..5 LOOP
-      UPDATE ${t} s SET "fields" = CASE WHEN p_clear THEN '{}'::jsonb ELSE s."fields" - p_remove END || p_set,
-          "size" = ${newSize('s')},
-          "idle_until" = v_now + p_ttl * interval '1 millisecond',
-          "absolute_until" = LEAST(s."absolute_until", v_now + p_absolute * interval '1 millisecond'),
-          "user_hash" = CASE WHEN p_user IS NULL THEN s."user_hash" ELSE nullif(p_user, '') END,
-          "info" = CASE WHEN p_user IS NULL THEN s."info" WHEN p_user = '' THEN NULL ELSE coalesce(p_info, s."info") END,
-          "seen_at" = CASE WHEN p_user IS NULL THEN s."seen_at" WHEN p_user = '' OR p_user IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
-        WHERE s."key" = p_key AND s."expires_at" > v_now AND (p_max_bytes <= 0 OR ${newSize('s')} <= p_max_bytes)
-        RETURNING s."size" INTO o_size;
-      EXIT WHEN FOUND;
-      SELECT ${newSize('s')} INTO o_size FROM ${t} s WHERE s."key" = p_key AND s."expires_at" > v_now;
-      IF NOT FOUND THEN
-        o_status := 0;
-        RETURN;
-      END IF;
-      IF o_size > p_max_bytes OR i = 5 THEN
-        o_status := -2;
-        RETURN;
-      END IF;
-    END LOOP;
+    -- Under PostgreSQL's default isolation, a row another write changed meanwhile is updated as that write left it.
+    UPDATE ${t} s SET "fields" = CASE WHEN p_clear THEN p_set ELSE (s."fields" - p_remove) || p_set END,
+        "size" = CASE WHEN p_clear THEN 0 ELSE s."size" - ${held}(s."fields", p_changed) END + p_added,
+        "idle_until" = CASE WHEN s."idle_until" > v_idle OR s."idle_until" < v_idle - p_step * interval '1 millisecond'
+          THEN v_idle ELSE s."idle_until" END,
+        "absolute_until" = LEAST(s."absolute_until", v_now + p_absolute * interval '1 millisecond'),
+        "user_hash" = CASE WHEN p_user IS NULL THEN s."user_hash" ELSE nullif(p_user, '') END,
+        "info" = CASE WHEN p_user IS NULL THEN s."info" WHEN p_user = '' THEN NULL ELSE coalesce(p_info, s."info") END,
+        "seen_at" = CASE WHEN p_user IS NULL THEN s."seen_at" WHEN p_user = '' OR p_user IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
+      WHERE s."key" = p_key AND s."expires_at" > v_now
+      RETURNING s."size" INTO o_size;
+    IF NOT FOUND THEN
+      o_status := 0;
+      RETURN;
+    END IF;
+    IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
+      RAISE EXCEPTION 'the session record would pass maxBytes' USING ERRCODE = '${TOO_LARGE_SQLSTATE}', DETAIL = o_size::text;
+    END IF;
   END IF;
   -- The row lock may have been waited for: a write that would now commit after its deadline is rolled back.
   IF p_deadline > 0 AND extract(epoch FROM clock_timestamp()) * 1000 > p_deadline THEN
     RAISE EXCEPTION 'the write reached its deadline' USING ERRCODE = '57014';
   END IF;
-  IF p_prune > 0 THEN
+  -- Only a new session adds a row: each one deletes up to p_prune expired rows, so they never pile up.
+  IF p_create AND p_prune > 0 THEN
     DELETE FROM ${t} s WHERE s."key" IN (
       SELECT x."key" FROM ${t} x WHERE x."expires_at" <= v_now ORDER BY x."expires_at" LIMIT p_prune FOR UPDATE SKIP LOCKED);
   END IF;
@@ -214,9 +230,10 @@ export function statements(name: TableName): Statements {
     OR ($4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000)))
 )
 SELECT fields, created_at, "user_hash" FROM hit`,
-    write: `SELECT o_status::text AS status, o_size::text AS size, o_now::text AS now
-FROM ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::boolean, $4::text::bigint, $5::text::bigint, $6::text::boolean, $7::text::bigint, $8::text,
-  $9::text, $10::text::integer, $11::text, $12::text::jsonb, $13::text::text[], $14::text::integer)`,
+    // One value, the record (o_status,o_size,o_now) as text: cheaper for PostgreSQL than a row from FROM.
+    write: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::boolean, $4::text::bigint, $5::text::bigint, $6::text::bigint, $7::text::boolean,
+  $8::text::bigint, $9::text, $10::text, $11::text::integer, $12::text, $13::text::jsonb, $14::text::text[], $15::text::text[], $16::text::bigint,
+  $17::text::integer)::text AS result`,
     // $1 key, $2 deadline (server ms; 0: none). A delete that reaches the server after its deadline deletes nothing.
     destroy: `WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now),
 gone AS (DELETE FROM ${t} WHERE "key" = $1::text AND ($2::text::float8 = 0 OR (SELECT now FROM clock) <= $2::text::float8) RETURNING 1)

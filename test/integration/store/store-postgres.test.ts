@@ -53,7 +53,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
   let server: PostgresServer;
   before(async () => {
     server = await startPostgres();
-    server.psql('CREATE EXTENSION pg_stat_statements');
+    server.psql('CREATE EXTENSION pg_stat_statements; CREATE EXTENSION pageinspect');
   });
   after(async () => {
     await server?.stop();
@@ -77,7 +77,9 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
       };
       beforeEach(() => {
         clients = [];
-        server.psql('DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_bytes');
+        server.psql(
+          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_held; DROP FUNCTION IF EXISTS koa_sessions_bytes',
+        );
       });
       afterEach(async () => {
         server.resume();
@@ -121,6 +123,39 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         await request(app).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
         const left = Number(server.psql('SELECT extract(epoch FROM idle_until - now()) FROM koa_sessions'));
         expect(left).to.be.within(3500, 3600);
+      });
+
+      it('should change a session within the touch step in place (a HOT update, the deadlines as they were), and move them once due', async () => {
+        const { server: app } = await serve({ idleTimeout: 3_600_000 });
+        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        const deadline = () => server.psql('SELECT idle_until FROM koa_sessions');
+        // Entries of the (one-page) indexes: a HOT update adds none, any other update one to each.
+        const entries = (index: string) => Number(server.psql(`SELECT count(*) FROM bt_page_items('${index}', 1)`));
+        const before = deadline();
+        for (let i = 2; i <= 6; i++) await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: i, isNew: false });
+        expect(deadline(), 'changes within a minute of the deadline keep it').to.equal(before);
+        expect(entries('koa_sessions_pkey'), 'every change a HOT update').to.equal(1);
+        expect(entries('koa_sessions_expires_at'), 'every change a HOT update').to.equal(1);
+        server.psql("UPDATE koa_sessions SET idle_until = now() + interval '10 minutes'");
+        await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: 7, isNew: false });
+        expect(Number(server.psql('SELECT extract(epoch FROM idle_until - now()) FROM koa_sessions'))).to.be.within(3500, 3600);
+      });
+
+      it('should keep ASCII values as text PostgreSQL can compress, any other as base64, and read both back exactly', async () => {
+        const { server: app } = await serve();
+        const cookie = `session=${cookieValue(await request(app).get('/set').query({ key: 'plain', value: 'a "quoted" value' }).expect(200))}`;
+        const values = { accents: 'Ada Lovelace, café ☕', nul: 'a\u0000b', 'key with % and \u0000': 'x' };
+        for (const [key, value] of Object.entries(values)) await request(app).get('/set').query({ key, value }).set('Cookie', cookie).expect(200);
+        const members = JSON.parse(server.psql('SELECT fields FROM koa_sessions')) as Record<string, string>;
+        // The JSON serializer's entries: a format byte, then the JSON text.
+        expect(members.plain).to.equal('t\u0001{"plain":"a \\"quoted\\" value"}');
+        expect(members.accents?.[0]).to.equal('b');
+        expect(members.nul, 'JSON writes NUL as an escape').to.equal('t\u0001{"nul":"a\\u0000b"}');
+        expect(members['key with %25 and %00']?.[0]).to.equal('t');
+        await request(app)
+          .get('/')
+          .set('Cookie', cookie)
+          .expect(200, { plain: 'a "quoted" value', ...values, isNew: false });
       });
 
       it('should hold no usable id: a dump of the whole table names no id and no cookie', async () => {
@@ -223,7 +258,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         );
       });
 
-      it('should never open an expired row, whatever pruning did, and prune in bounded batches on writes and in prune()', async () => {
+      it('should never open an expired row, whatever pruning did, and prune in bounded batches on new sessions and in prune()', async () => {
         const { server: app, store } = await serve();
         const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
         server.psql("UPDATE koa_sessions SET idle_until = now() - interval '1 second'");
@@ -232,8 +267,12 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
           SELECT 'x' || i, '{}', 0, 0, now() - interval '1 hour', now() + interval '1 hour' FROM generate_series(1, 5000) i`);
         const rows = () => Number(server.psql('SELECT count(*) FROM koa_sessions'));
         expect(rows()).to.equal(5001);
-        // Each write deletes at most pruneBatch (10) expired rows: five new sessions, 50 rows.
-        for (let i = 0; i < 5; i++) await request(app).get('/count').expect(200);
+        // Each write that starts a session deletes at most pruneBatch (10) expired rows: five new sessions, 50 rows.
+        const fresh = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+        for (let i = 0; i < 4; i++) await request(app).get('/count').expect(200);
+        expect(rows()).to.equal(5001 + 5 - 50);
+        // A change adds no row, and prunes none.
+        await request(app).get('/count').set('Cookie', fresh).expect(200, { counter: 2, isNew: false });
         expect(rows()).to.equal(5001 + 5 - 50);
         // A read plans on the primary key, however many rows have expired.
         expect(server.psql("EXPLAIN SELECT * FROM koa_sessions WHERE key = 'x1' AND expires_at > now()")).to.match(
