@@ -1,5 +1,6 @@
 // npm run bench: micro benchmarks, then HTTP. Flags: --smoke (a few iterations of everything, as a check),
-// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the HTTP runs (2),
+// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the cookie HTTP runs (2),
+// BENCH_STORE_RUNS the store HTTP rounds (5),
 // BENCH_EXPIRED_ROWS the expired rows under the PostgreSQL case that measures them (1,000,000; 0: no such case),
 // BENCH_STORE_MATCH=a,b only the store backends whose name holds a or b.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -76,14 +77,14 @@ if (!args.has('--micro-only') && !args.has('--store-only')) {
 
 let store: { cases: StoreCaseResult[]; expired: ExpiredRowsResult | undefined } | undefined;
 if (!args.has('--micro-only')) {
-  const runs = Number(process.env.BENCH_HTTP_RUNS ?? 2);
+  const runs = Number(process.env.BENCH_STORE_RUNS ?? 5);
   log(
     smoke
       ? '\nstore: checking every case once, no load'
-      : `\nstore: ${runs} runs of 4 s per case and request, 32 connections, one redis-server and one PostgreSQL of its own`,
+      : `\nstore: ${runs} rounds of 2 s per case and request, the backends in turn, 32 connections, one redis-server and one PostgreSQL of its own`,
   );
   const expiredRows = smoke ? 1000 : Number(process.env.BENCH_EXPIRED_ROWS ?? 1_000_000);
-  store = await runStoreHttp({ runs, seconds: 4, connections: 32, checkOnly: smoke, expiredRows }, log);
+  store = await runStoreHttp({ runs, seconds: 2, connections: 32, checkOnly: smoke, expiredRows }, log);
   if (!smoke) {
     for (const server of ['redis', 'postgres'] as const) {
       log('');

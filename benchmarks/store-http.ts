@@ -2,6 +2,7 @@
 // PostgreSQL of the benchmark's own on 127.0.0.1; autocannon here. Round trips per request come from Redis' INFO
 // commandstats, statements per request from PostgreSQL's pg_stat_statements.
 import autocannon from 'autocannon';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
@@ -155,58 +156,65 @@ export async function runStoreHttp(
   // BENCH_STORE_MATCH=PostgreSQL,postgres: only the backends whose name holds one of these.
   const match = process.env.BENCH_STORE_MATCH?.split(',').filter((part) => part !== '');
   const backends = STORE_BACKENDS.filter((name) => match === undefined || match.some((part) => name.includes(part)));
-  const cases = STORE_SIZES.flatMap((size) => backends.map((backend) => ({ backend, size })));
   const args = (backend: StoreBackendName, size: StoreSize) => [backend, size, String(redis.port), pg.url];
   let expired: ExpiredRowsResult | undefined;
   try {
     pg.psql('CREATE EXTENSION pg_stat_statements');
     const runs = options.checkOnly ? 1 : options.runs;
-    for (let run = 0; run < runs; run++) {
-      const order = run % 2 === 0 ? cases : [...cases].reverse();
-      for (const { backend, size } of order) {
-        const label = `${backend}, ${size}`;
-        const { child, url } = await startServer(serverScript, args(backend, size), label);
-        try {
-          const cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
-          if (options.checkOnly) continue;
-          for (const op of STORE_OPS) {
-            const target = load(`${url}${PATHS[op]}`, options.connections, cookies);
-            await autocannon({ ...target, duration: 1 }); // warm-up, discarded
-            const server = STORE_OF[backend].server;
-            if (server === 'redis') redis.resetStats();
-            if (server === 'postgres') pg.psql('SELECT pg_stat_statements_reset()');
-            const app0 = cpuUs(child.pid);
-            const storeCpu = storeCpuFrom(server, redis, pg);
-            const result = await autocannon({ ...target, duration: options.seconds });
-            const app = cpuUs(child.pid) - app0;
-            const store = storeCpu();
-            const key = `${label}, ${op}`;
-            const entry: Entry = results.get(key) ?? {
-              backend,
-              size,
-              op,
-              requestsPerSecond: [],
-              p99Ms: [],
-              roundTrips: [],
-              appCpuUs: [],
-              storeCpuUs: [],
-              errors: 0,
-              non2xx: 0,
-            };
-            const total = Math.max(1, result.requests.total);
-            entry.requestsPerSecond.push(result.requests.average);
-            entry.p99Ms.push(result.latency.p99);
-            entry.roundTrips.push(server === 'none' ? 0 : clientCalls(redis, pg, backend) / total);
-            entry.appCpuUs.push(app / total);
-            entry.storeCpuUs.push(store / total);
-            entry.errors += result.errors + result.timeouts;
-            entry.non2xx += result.non2xx;
-            results.set(key, entry);
-            log(`  store run ${run + 1}: ${key}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`);
-          }
-        } finally {
-          await stop(child);
+    for (const size of STORE_SIZES) {
+      // Every backend of the size runs at once, idle but for its turn: the runs of one request go round the
+      // backends in turn, so that a slow second of the machine falls on one slice of each, not on one backend.
+      const servers: { backend: StoreBackendName; child: ChildProcess; url: string; cookies: string[] }[] = [];
+      try {
+        for (const backend of backends) {
+          const label = `${backend}, ${size}`;
+          const { child, url } = await startServer(serverScript, args(backend, size), label);
+          servers.push({ backend, child, url, cookies: [] });
+          (servers.at(-1) as { cookies: string[] }).cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
         }
+        if (options.checkOnly) continue;
+        for (const op of STORE_OPS) {
+          for (let run = 0; run < runs; run++) {
+            const order = servers.map((_, i) => servers[(i + run) % servers.length] as (typeof servers)[number]);
+            for (const { backend, child, url, cookies } of order) {
+              const target = load(`${url}${PATHS[op]}`, options.connections, cookies);
+              await autocannon({ ...target, duration: run === 0 ? 1 : 0.5 }); // warm-up, discarded
+              const server = STORE_OF[backend].server;
+              if (server === 'redis') redis.resetStats();
+              if (server === 'postgres') pg.psql('SELECT pg_stat_statements_reset()');
+              const app0 = cpuUs(child.pid);
+              const storeCpu = storeCpuFrom(server, redis, pg);
+              const result = await autocannon({ ...target, duration: options.seconds });
+              const app = cpuUs(child.pid) - app0;
+              const store = storeCpu();
+              const key = `${backend}, ${size}, ${op}`;
+              const entry: Entry = results.get(key) ?? {
+                backend,
+                size,
+                op,
+                requestsPerSecond: [],
+                p99Ms: [],
+                roundTrips: [],
+                appCpuUs: [],
+                storeCpuUs: [],
+                errors: 0,
+                non2xx: 0,
+              };
+              const total = Math.max(1, result.requests.total);
+              entry.requestsPerSecond.push(result.requests.average);
+              entry.p99Ms.push(result.latency.p99);
+              entry.roundTrips.push(server === 'none' ? 0 : clientCalls(redis, pg, backend) / total);
+              entry.appCpuUs.push(app / total);
+              entry.storeCpuUs.push(store / total);
+              entry.errors += result.errors + result.timeouts;
+              entry.non2xx += result.non2xx;
+              results.set(key, entry);
+              log(`  store run ${run + 1}: ${key}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`);
+            }
+          }
+        }
+      } finally {
+        await Promise.all(servers.map(({ child }) => stop(child)));
       }
     }
     if (options.expiredRows > 0) expired = await expiredRows(pg, options, args('PostgresStore + node-postgres', '2-3 KB'), log);
@@ -232,10 +240,13 @@ async function expiredRows(
   log(`  store: filling a table with ${options.expiredRows.toLocaleString('en')} expired rows`);
   const started = Date.now();
   // Rows ended over the last day, as a busy site leaves them; the keys look like the store's (base64url SHA-256).
-  pg.psql(`TRUNCATE koa_sessions; INSERT INTO koa_sessions (key, fields, size, created_at, idle_until, absolute_until)
+  pg.psql(
+    `TRUNCATE koa_sessions; INSERT INTO koa_sessions (key, fields, size, created_at, idle_until, absolute_until)
 SELECT encode(sha256(i::text::bytea), 'base64'), '{}'::jsonb, 0, 0, now() - (1 + i % 86400) * interval '1 second', now() + interval '1 day'
-FROM generate_series(1, ${options.expiredRows}) AS i`);
-  pg.psql('VACUUM ANALYZE koa_sessions');
+FROM generate_series(1, ${options.expiredRows}) AS i`,
+    300_000,
+  );
+  pg.psql('VACUUM ANALYZE koa_sessions', 300_000);
   const seconds = (Date.now() - started) / 1000;
   const expiredBefore = count(pg, 'expires_at <= now()');
   const { child, url } = await startServer(serverScript, args, label);
@@ -281,7 +292,9 @@ export function storeTable(results: readonly StoreCaseResult[], server: 'redis' 
   ];
   for (const r of rows) {
     const base = results.find((b) => b.backend === STORE_OF[r.backend].baseline && b.size === r.size && b.op === r.op);
-    const times = base === undefined ? '' : (rps(r) / rps(base)).toFixed(2);
+    // Run i of every backend ran in the same round: the ratio is the median of the rounds' ratios.
+    const times =
+      base === undefined ? '' : median(r.requestsPerSecond.map((value, i) => value / (base.requestsPerSecond[i] ?? Number.NaN))).toFixed(2);
     lines.push(
       `| ${r.backend} | ${r.size} | ${r.op} | ${Math.round(rps(r)).toLocaleString('en')} | ${median(r.p99Ms)} | ${median(r.roundTrips).toFixed(2)} | ` +
         `${median(r.appCpuUs).toFixed(0)} | ${median(r.storeCpuUs).toFixed(0)} | ${times} |`,

@@ -23,6 +23,8 @@ import { nearLimitSession } from './fixture.js';
 
 /** koa-session with a PostgreSQL store written as its README shows an external store: not a published package. */
 export const KOA_SESSION_PG = 'koa-session + PostgreSQL store (re-implemented as its README shows)';
+/** No session at all: Koa and node-postgres sending as many statements as a session would, each a trivial one. */
+export const PG_FLOOR = 'floor: Koa + node-postgres, no session, 1 trivial statement to read, 2 to change';
 export const STORE_BACKENDS = [
   'MemoryStore',
   'RedisStore + node-redis',
@@ -31,6 +33,7 @@ export const STORE_BACKENDS = [
   'PostgresStore + node-postgres',
   'PostgresStore + postgres.js',
   KOA_SESSION_PG,
+  PG_FLOOR,
 ] as const;
 export type StoreBackendName = (typeof STORE_BACKENDS)[number];
 /** Which server a backend keeps its sessions in, and the row each is compared with. */
@@ -42,6 +45,7 @@ export const STORE_OF: Record<StoreBackendName, { server: 'none' | 'redis' | 'po
   'PostgresStore + node-postgres': { server: 'postgres', baseline: KOA_SESSION_PG },
   'PostgresStore + postgres.js': { server: 'postgres', baseline: KOA_SESSION_PG },
   [KOA_SESSION_PG]: { server: 'postgres', baseline: KOA_SESSION_PG },
+  [PG_FLOOR]: { server: 'postgres', baseline: KOA_SESSION_PG },
 };
 /** The re-implemented koa-session store's table. */
 export const KOA_SESSION_PG_TABLE = 'koa_session_store';
@@ -106,8 +110,35 @@ ON CONFLICT (id) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
   };
 }
 
+/**
+ * What no session can go below: per request the statements a session sends (one to read, two to change), each a
+ * trivial one, and a counter per client in memory. The statements name the session table, to be counted.
+ */
+function floorApp(pgUrl: string): Koa {
+  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const counters = new Map<string, number>();
+  const app = new Koa();
+  const statement = `SELECT $1::text AS ${KOA_SESSION_PG_TABLE}_floor`;
+  app.use(async (ctx) => {
+    let id = ctx.cookies.get('floor');
+    if (ctx.path === '/seed' || id === undefined) {
+      id = String(counters.size);
+      counters.set(id, 0);
+      ctx.cookies.set('floor', id);
+    }
+    await pool.query({ name: 'floor', text: statement, values: [id] });
+    if (ctx.path === '/change' || ctx.path === '/seed') {
+      counters.set(id, (counters.get(id) ?? 0) + 1);
+      await pool.query({ name: 'floor', text: statement, values: [id] });
+    }
+    ctx.body = String(counters.get(id));
+  });
+  return app;
+}
+
 async function appFor(name: StoreBackendName, data: SessionRecord, port: number, pgUrl: string): Promise<Koa> {
   const app = new Koa();
+  if (name === PG_FLOOR) return floorApp(pgUrl);
   if (name === KOA_SESSION_PG) {
     app.keys = [secret.toString('base64url')];
     app.use(koaSession({ maxAge: 86_400_000, store: (await koaSessionPostgresStore(pgUrl)) as never }, app));

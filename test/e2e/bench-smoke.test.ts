@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('../../benchmarks/run.js', import.meta.url));
 
-describe('the benchmark script (smoke run)', () => {
+describe('the benchmark script (smoke run)', function () {
+  // It starts a server per backend and session size, and checks each: about 16 s alone, longer beside other tests.
+  this.timeout(120_000);
   it('should run every case, each checked to round-trip its session, and print the tables', async () => {
     // The script throws, and so exits non-zero, when any codec or HTTP case fails to round-trip.
     const { stdout } = await run(process.execPath, [script, '--smoke'], { timeout: 120_000 });

@@ -17,8 +17,8 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** The postmaster's pid and its children's (backends and background workers): for CPU time from /proc. */
   processes(): number[];
-  /** psql against this server: the rows of `sql`, unaligned, one per line. */
-  psql(sql: string): string;
+  /** psql against this server: the rows of `sql`, unaligned, one per line; it fails after `timeoutMs` (10 s). */
+  psql(sql: string, timeoutMs?: number): string;
 }
 
 // initdb and postgres refuse to run as root: as root, they run as the postgres user (Debian's package makes it).
@@ -124,15 +124,16 @@ export async function startPostgres(): Promise<PostgresServer> {
       await shutdown();
       rmSync(dir, { recursive: true, force: true });
     },
-    psql: (sql) => {
+    psql: (sql, timeoutMs = 10_000) => {
       const out = spawnSync(
         'psql',
         ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
         {
           encoding: 'utf8',
-          timeout: 10_000,
+          timeout: timeoutMs,
         },
       );
+      if (out.error !== undefined) throw new Error(`psql failed: ${out.error.message}`);
       if (out.status !== 0) throw new Error(`psql failed: ${out.stderr}`);
       return out.stdout.trim();
     },
