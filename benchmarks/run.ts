@@ -104,7 +104,9 @@ if (!args.has('--micro-only')) {
       log(
         `- change one key: ${Math.round(e.changeRps).toLocaleString('en')} req/s; new sessions: ${Math.round(e.newSessionRps).toLocaleString('en')} req/s`,
       );
-      log(`- after: ${e.expiredAfter.toLocaleString('en')} expired rows left of ${e.rowsAfter.toLocaleString('en')} (each write prunes up to 10)`);
+      log(
+        `- after: ${e.expiredAfter.toLocaleString('en')} expired rows left of ${e.rowsAfter.toLocaleString('en')} (each new session prunes up to 10)`,
+      );
     }
   }
 }
