@@ -169,13 +169,16 @@ export async function runStoreHttp(
         for (const backend of backends) {
           const label = `${backend}, ${size}`;
           const { child, url } = await startServer(serverScript, args(backend, size), label);
-          servers.push({ backend, child, url, cookies: [] });
-          (servers.at(-1) as { cookies: string[] }).cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
+          // Listed before seeding, so that a server whose seeding fails is stopped too.
+          const entry = { backend, child, url, cookies: [] as string[] };
+          servers.push(entry);
+          entry.cookies = await seed(label, url, options.checkOnly ? 1 : options.connections);
         }
         if (options.checkOnly) continue;
         for (const op of STORE_OPS) {
           for (let run = 0; run < runs; run++) {
-            const order = servers.map((_, i) => servers[(i + run) % servers.length] as (typeof servers)[number]);
+            const first = run % servers.length;
+            const order = [...servers.slice(first), ...servers.slice(0, first)];
             for (const { backend, child, url, cookies } of order) {
               const target = load(`${url}${PATHS[op]}`, options.connections, cookies);
               await autocannon({ ...target, duration: run === 0 ? 1 : 0.5 }); // warm-up, discarded

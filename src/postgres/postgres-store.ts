@@ -31,8 +31,7 @@ export interface PostgresStoreOptions {
   readonly createTable?: boolean;
   /**
    * Expired rows each write that starts a session deletes, at most (only those add rows): pruning needs no
-   * scheduled job. 0 leaves it all to
-   * {@link PostgresStore.prune}. @default 10
+   * scheduled job. 0 leaves it all to {@link PostgresStore.prune}. @default 10
    */
   readonly pruneBatch?: number;
   /**
@@ -156,13 +155,11 @@ export class PostgresStore implements SessionStore, UserIndex {
       throw err;
     }
     // "(status,size,now)", size empty when null.
-    const [status, size, now] = /^\((-?\d+),(\d*),([\d.e+]*)\)$/
-      .exec(row?.result ?? '')
-      ?.slice(1)
-      .map(Number) ?? [Number.NaN];
+    const [, answered, size, now] = /^\((-?\d+),(\d*),([\d.e+]+)\)$/.exec(row?.result ?? '') ?? [];
+    const status = Number(answered);
     this.#learn(now);
     if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
-    if (status === -2) throw recordTooLarge(size as number, write.maxBytes as number);
+    if (status === -2) throw recordTooLarge(Number(size), write.maxBytes as number);
     if (status !== 0 && status !== 1) throw new Error('PostgreSQL answered the write with no status');
     return status === 1;
   }
@@ -263,9 +260,9 @@ export class PostgresStore implements SessionStore, UserIndex {
   }
 
   /** Learns PostgreSQL's clock from an answer (taken on receipt: errs towards earlier deadlines). */
-  #learn(now: string | number | null | undefined): void {
-    const serverNow = typeof now === 'number' ? now : Number(now);
-    if (now !== null && now !== undefined && now !== '' && Number.isFinite(serverNow)) this.#offset = serverNow - Date.now();
+  #learn(now: string | null | undefined): void {
+    const serverNow = Number(now);
+    if (now !== null && now !== undefined && Number.isFinite(serverNow)) this.#offset = serverNow - Date.now();
   }
 
   /** Half the timeout from now, in the server's time; "0" (none) until a first answer told the server's clock. */

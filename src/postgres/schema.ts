@@ -122,8 +122,9 @@ $held$;
 -- if the replaced one still lives; maxBytes checked against the row as it is now (its size less the members this
 -- write replaces or removes, p_changed, plus p_added, the bytes of p_set); the idle deadline moved only when that
 -- moves it by more than p_step ms; then, for a new session, up to p_prune expired rows deleted, skipping any that
--- another server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 too large (o_size
--- bytes). A change that would be too large raises ${TOO_LARGE_SQLSTATE}, its size as DETAIL, and so undoes itself.
+-- another server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 a
+-- new session too large (o_size bytes). A change that would be too large raises ${TOO_LARGE_SQLSTATE}, its size as
+-- DETAIL, and so undoes itself.
 CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
   p_key text, p_deadline double precision, p_create boolean, p_ttl bigint, p_step bigint, p_absolute bigint,
   p_clear boolean, p_created_at bigint, p_user text, p_info text, p_max_bytes integer, p_replaces text, p_set jsonb,
