@@ -20,7 +20,7 @@ Commands:
                                  it does not open; a store cookie is opened as the app opens it, through its
                                  record in Redis (--redis-url), within --timeout ms
   schema postgres [--table koa_sessions] [--schema NAME]
-                                 print the SQL that creates PostgresStore's table, indexes and write function
+                                 print the SQL that creates PostgresStore's table, indexes and functions
 
 KEYS: --keys-env VARIABLE (default SESSION_KEYS) or --keys-file FILE, holding keys as KeyRing.fromEnv reads them:
       base64url keys, newest first, separated by commas; staged ones marked "staged:".

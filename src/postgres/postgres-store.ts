@@ -12,6 +12,7 @@ import {
   schemaSql,
   statements,
   tableName,
+  touchProcedure,
   writeProcedure,
   type Statements,
   type TableName,
@@ -24,7 +25,7 @@ export interface PostgresStoreOptions {
   /** The table's schema. @default undefined (the connection's `search_path`, usually `public`) */
   readonly schema?: string;
   /**
-   * Create the table, its indexes and its write function ({@link PostgresStore.schema}) at first use, if they do not
+   * Create the table, its indexes and its functions ({@link PostgresStore.schema}) at first use, if they do not
    * exist yet: safe when several app servers start at once. Without it, run the schema in a migration of your own;
    * the store refuses to run on a table of another shape. @default false
    */
@@ -47,7 +48,7 @@ export const TOUCH_STEP_MS = 60_000;
 /**
  * Sessions in PostgreSQL, one row per session in a table of its own ({@link PostgresStore.schema}), through a
  * node-postgres `Pool` or `Client` or a postgres.js `sql`. Reading a session is one statement (the idle deadline
- * moves in the same one), changing it one more (a function that writes only the keys that changed, atomically),
+ * moves in the same one), changing it one more (an UPDATE of only the keys that changed, atomic),
  * and a request without a valid id cookie sends none.
  *
  * @example
@@ -90,7 +91,7 @@ export class PostgresStore implements SessionStore, UserIndex {
   }
 
   /**
-   * The SQL that creates the table, its indexes and its write function (`CREATE … IF NOT EXISTS`, `CREATE OR
+   * The SQL that creates the table, its indexes and its functions (`CREATE … IF NOT EXISTS`, `CREATE OR
    * REPLACE`): for a migration of your own, or to read. `npx koa-sealed-session schema postgres` prints it.
    */
   static schema(options: Pick<PostgresStoreOptions, 'table' | 'schema'> = {}): string {
@@ -128,40 +129,61 @@ export class PostgresStore implements SessionStore, UserIndex {
     // lifetime when created, unchanged when changed.
     const absolute =
       write.absoluteMs !== undefined ? String(Math.max(ttl, wholeMs(write.absoluteMs))) : write.create ? String(MAX_COOKIE_AGE_MS) : null;
-    let row: Row | undefined;
-    try {
-      [row] = await this.#db.query(`${this.#name.table}_write`, this.#sql.write, [
+    const user = write.user === undefined ? null : (write.user ?? '');
+    const maxBytes = String(write.maxBytes ?? 0);
+    if (write.create) {
+      const [row] = await this.#db.query(`${this.#name.table}_create`, this.#sql.create, [
         key,
         this.#deadline(write.timeoutMs),
-        String(write.create),
+        String(ttl),
+        absolute,
+        String(Math.floor(write.createdAt)),
+        user,
+        write.info ?? null,
+        maxBytes,
+        write.replaces ?? null,
+        JSON.stringify(set),
+        String(added),
+        String(this.#pruneBatch),
+      ]);
+      // "(status,size,now)".
+      const [, answered, size, now] = /^\((-?\d+),(\d*),([\d.e+]+)\)$/.exec(row?.result ?? '') ?? [];
+      const status = Number(answered);
+      this.#learn(now);
+      if (status === -1) throw late();
+      if (status === -2) throw recordTooLarge(Number(size), write.maxBytes as number);
+      if (status !== 0 && status !== 1) throw new Error('PostgreSQL answered the write with no status');
+      return status === 1;
+    }
+    const deadline = this.#deadline(write.timeoutMs);
+    let row: Row | undefined;
+    try {
+      [row] = await this.#db.query(`${this.#name.table}_change`, this.#sql.change, [
+        key,
+        deadline,
         String(ttl),
         String(stepOf(ttl)),
         absolute,
         String(write.clear),
-        String(Math.floor(write.createdAt)),
-        write.user === undefined ? null : (write.user ?? ''),
+        user,
         write.info ?? null,
-        String(write.maxBytes ?? 0),
-        write.replaces ?? null,
+        maxBytes,
         JSON.stringify(set),
         arrayLiteral(remove),
         arrayLiteral([...changed]),
         String(added),
-        String(this.#pruneBatch),
       ]);
     } catch (err) {
       const failure = err as { code?: unknown; detail?: unknown };
       if (failure.code === TOO_LARGE_SQLSTATE) throw recordTooLarge(Number(failure.detail), write.maxBytes as number);
       throw err;
     }
-    // "(status,size,now)", size empty when null.
-    const [, answered, size, now] = /^\((-?\d+),(\d*),([\d.e+]+)\)$/.exec(row?.result ?? '') ?? [];
-    const status = Number(answered);
-    this.#learn(now);
-    if (status === -1) throw new Error('the session record was not written: the server answered after the deadline');
-    if (status === -2) throw recordTooLarge(Number(size), write.maxBytes as number);
-    if (status !== 0 && status !== 1) throw new Error('PostgreSQL answered the write with no status');
-    return status === 1;
+    this.#learn(row?.now);
+    if (row?.changed === '1') return true;
+    if (row?.changed !== '0') throw new Error('PostgreSQL answered the change with no count');
+    // Nothing changed: too late (the deadline passed on the server's clock), or the session is gone.
+    if (deadline !== '0' && Number(row.now) > Number(deadline)) throw late();
+    return false;
   }
 
   async destroy(key: string, timeoutMs?: number): Promise<void> {
@@ -242,17 +264,18 @@ export class PostgresStore implements SessionStore, UserIndex {
     }
     if (types.get(LAYOUT) !== `koa-sealed-session layout ${LAYOUT_VERSION}`) {
       throw shapeError(
-        `PostgresStore: the function ${qualified(this.#name, '_write')} is missing or of another version than ${LAYOUT_VERSION}. ${fix}`,
+        `PostgresStore: the function ${qualified(this.#name, '_write')} or ${qualified(this.#name, '_touch')} is missing, or of another version than ${LAYOUT_VERSION}. ${fix}`,
       );
     }
   }
 
-  /** The table's columns and their types, and under {@link LAYOUT} the write function's layout; empty without a table. */
+  /** The table's columns and their types, and under {@link LAYOUT} the functions' layout; empty without a table. */
   async #shape(): Promise<Map<string, string | null>> {
     const rows = await this.#db.query(`${this.#name.table}_shape`, this.#sql.shape, [
       this.#name.table,
       this.#name.schema ?? null,
       writeProcedure(this.#name),
+      touchProcedure(this.#name),
     ]);
     const types = new Map<string, string | null>(rows.filter((row) => row.name !== null).map((row) => [row.name as string, row.type ?? null]));
     if (types.size > 0) types.set(LAYOUT, rows[rows.length - 1]?.layout ?? null);
@@ -272,11 +295,15 @@ export class PostgresStore implements SessionStore, UserIndex {
   }
 }
 
+function late(): Error {
+  return new Error('the session record was not written: the server answered after the deadline');
+}
+
 function shapeError(message: string): SessionError {
   return new SessionError('ERR_SESSION_STORE_UNAVAILABLE', message);
 }
 
-// Not a column name (those are lower-case): the write function's layout, in #shape's answer.
+// Not a column name (those are lower-case): the functions' layout, in #shape's answer.
 const LAYOUT = 'Layout';
 
 /** How far a deadline must move before a read or write moves it. */

@@ -45,11 +45,16 @@ export const COLUMNS: Readonly<Record<string, string>> = {
 };
 
 /** The write function's arguments, as `to_regprocedure` takes them. */
-const WRITE_ARGUMENTS =
-  'text, double precision, boolean, bigint, bigint, bigint, boolean, bigint, text, text, integer, text, jsonb, text[], text[], bigint, integer';
+const WRITE_ARGUMENTS = 'text, double precision, bigint, bigint, bigint, text, text, integer, text, jsonb, bigint, integer';
 
-/** The error a write raises when the record would pass maxBytes (its DETAIL: the size); it undoes the write. */
+/** The error a change raises when the record would pass maxBytes (its DETAIL: the size); it undoes the change. */
 export const TOO_LARGE_SQLSTATE = 'KS413';
+
+/** The bytes a member of "fields" counts for maxBytes, as SQL: of its name `k` and its stored value `v`. */
+function memberBytes(k: string, v: string): string {
+  return `octet_length(${k}) - 2 * (length(${k}) - length(replace(${k}, '%', ''))) + CASE WHEN left(${v}, 1) = 't' THEN octet_length(${v}) - 1
+    ELSE (length(${v}) - 1) / 4 * 3 - CASE WHEN ${v} LIKE '%==' THEN 2 WHEN ${v} LIKE '%=' THEN 1 ELSE 0 END END`;
+}
 
 /**
  * The table, its indexes and its functions: the one SQL text an operator reads, runs in a migration, or
@@ -58,7 +63,7 @@ export const TOO_LARGE_SQLSTATE = 'KS413';
 export function schemaSql(name: TableName): string {
   const t = qualified(name);
   const bytes = qualified(name, '_bytes');
-  const held = qualified(name, '_held');
+  const fits = qualified(name, '_fits');
   const index = (suffix: string) => `"${name.table}${suffix}"`;
   return `-- koa-sealed-session: the sessions of a PostgresStore (layout ${LAYOUT_VERSION}; PostgreSQL 12 or later).
 -- One row per session. "key" is the SHA-256 of the session id (base64url): the table holds no usable cookie.
@@ -96,97 +101,77 @@ END $compression$;
 -- its value's ("t" text, or "b" base64 decoded).
 CREATE OR REPLACE FUNCTION ${bytes}(k text, v text) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $bytes$
-  SELECT octet_length(k) - 2 * (length(k) - length(replace(k, '%', ''))) + CASE WHEN left(v, 1) = 't' THEN octet_length(v) - 1
-    ELSE (length(v) - 1) / 4 * 3 - CASE WHEN v LIKE '%==' THEN 2 WHEN v LIKE '%=' THEN 1 ELSE 0 END END
+  SELECT ${memberBytes('k', 'v')}
 $bytes$;
--- The bytes the members named by "keys" count for in "f" (0 for those it lacks): what a write replaces or removes.
-CREATE OR REPLACE FUNCTION ${held}(f jsonb, keys text[]) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $held$
-DECLARE
-  v_total bigint := 0;
-  v_key text;
-  v_value text;
+-- A change's size, passed through when it is within p_max_bytes (0: no limit); else ${TOO_LARGE_SQLSTATE}, its size as
+-- DETAIL, which undoes the change.
+CREATE OR REPLACE FUNCTION ${fits}(p_size bigint, p_max_bytes integer) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fits$
 BEGIN
-  FOREACH v_key IN ARRAY keys LOOP
-    v_value := f ->> v_key;
-    IF v_value IS NOT NULL THEN
-      v_total := v_total + ${bytes}(v_key, v_value);
-    END IF;
-  END LOOP;
-  RETURN v_total;
+  IF p_max_bytes > 0 AND p_size > p_max_bytes THEN
+    RAISE EXCEPTION 'the session record would pass maxBytes' USING ERRCODE = '${TOO_LARGE_SQLSTATE}', DETAIL = p_size::text;
+  END IF;
+  RETURN p_size;
 END
-$held$;
--- Every change of a session, in one call (one statement, one transaction): a write that reaches the server after
--- p_deadline (ms since the epoch, the server's clock; 0: none), or would commit after it, changes nothing; create
--- only if absent, change only if present and unexpired (a session that ended is never brought back), renew only
--- if the replaced one still lives; maxBytes checked against the row as it is now (its size less the members this
--- write replaces or removes, p_changed, plus p_added, the bytes of p_set); the idle deadline moved only when that
--- moves it by more than p_step ms; then, for a new session, up to p_prune expired rows deleted, skipping any that
--- another server is deleting. o_status: 1 written, 0 the session is gone (or exists, for create), -1 too late, -2 a
--- new session too large (o_size bytes). A change that would be too large raises ${TOO_LARGE_SQLSTATE}, its size as
--- DETAIL, and so undoes itself.
+$fits$;
+-- A read's touch, called by the load only when the row needs it (so that most reads are a plain SELECT): the idle
+-- deadline moved to p_ttl ms from now, and seen_at noted when a minute old, unless another request did it meanwhile.
+CREATE OR REPLACE FUNCTION ${qualified(name, '_touch')}(p_key text, p_ttl bigint, p_step bigint, p_seen bigint) RETURNS boolean
+LANGUAGE sql AS $touch$
+  UPDATE ${t} SET
+    "idle_until" = GREATEST("idle_until", now() + p_ttl * interval '1 millisecond'),
+    "seen_at" = CASE WHEN p_seen IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR p_seen - "seen_at" >= 60000)
+      THEN p_seen ELSE "seen_at" END
+  WHERE "key" = p_key AND "expires_at" > now() AND ("idle_until" < now() + (p_ttl - p_step) * interval '1 millisecond'
+    OR (p_seen IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR p_seen - "seen_at" >= 60000)))
+  RETURNING true
+$touch$;
+-- A new session, in one call (one statement, one transaction): a write that reaches the server after p_deadline (ms
+-- since the epoch, the server's clock; 0: none) changes nothing; create only if absent, and renew (p_replaces) only
+-- if the replaced session still lives, deleting it in the same transaction; then up to p_prune expired rows
+-- deleted, skipping any that another server is deleting. o_status: 1 written, 0 the id exists or the replaced
+-- session is gone, -1 too late, -2 too large (o_size bytes). A change of a session is the UPDATE of the store's
+-- statements, not this function.
 CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
-  p_key text, p_deadline double precision, p_create boolean, p_ttl bigint, p_step bigint, p_absolute bigint,
-  p_clear boolean, p_created_at bigint, p_user text, p_info text, p_max_bytes integer, p_replaces text, p_set jsonb,
-  p_remove text[], p_changed text[], p_added bigint, p_prune integer,
+  p_key text, p_deadline double precision, p_ttl bigint, p_absolute bigint, p_created_at bigint, p_user text,
+  p_info text, p_max_bytes integer, p_replaces text, p_set jsonb, p_size bigint, p_prune integer,
   OUT o_status integer, OUT o_size bigint, OUT o_now double precision)
 LANGUAGE plpgsql AS $write$
 DECLARE
   v_now timestamptz := clock_timestamp();
-  v_idle timestamptz := v_now + p_ttl * interval '1 millisecond';
 BEGIN
   o_now := extract(epoch FROM v_now) * 1000;
+  o_size := p_size;
   IF p_deadline > 0 AND o_now > p_deadline THEN
     o_status := -1;
     RETURN;
   END IF;
-  IF p_create THEN
-    o_size := p_added;
-    IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
-      o_status := -2;
-      RETURN;
-    END IF;
-    IF p_replaces IS NOT NULL THEN
-      DELETE FROM ${t} s WHERE s."key" = p_replaces AND s."expires_at" > v_now;
-      IF NOT FOUND THEN
-        o_status := 0;
-        RETURN;
-      END IF;
-    END IF;
-    INSERT INTO ${t} ("key", "fields", "size", "created_at", "idle_until", "absolute_until", "user_hash", "info")
-      VALUES (p_key, p_set, o_size, p_created_at, v_idle, v_now + p_absolute * interval '1 millisecond', nullif(p_user, ''),
-        CASE WHEN nullif(p_user, '') IS NOT NULL THEN p_info END)
-      ON CONFLICT ("key") DO NOTHING;
+  IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
+    o_status := -2;
+    RETURN;
+  END IF;
+  IF p_replaces IS NOT NULL THEN
+    DELETE FROM ${t} s WHERE s."key" = p_replaces AND s."expires_at" > v_now;
     IF NOT FOUND THEN
       o_status := 0;
       RETURN;
-    END IF;
-  ELSE
-    -- Under PostgreSQL's default isolation, a row another write changed meanwhile is updated as that write left it.
-    UPDATE ${t} s SET "fields" = CASE WHEN p_clear THEN p_set ELSE (s."fields" - p_remove) || p_set END,
-        "size" = CASE WHEN p_clear THEN 0 ELSE s."size" - ${held}(s."fields", p_changed) END + p_added,
-        "idle_until" = CASE WHEN s."idle_until" > v_idle OR s."idle_until" < v_idle - p_step * interval '1 millisecond'
-          THEN v_idle ELSE s."idle_until" END,
-        "absolute_until" = LEAST(s."absolute_until", v_now + p_absolute * interval '1 millisecond'),
-        "user_hash" = CASE WHEN p_user IS NULL THEN s."user_hash" ELSE nullif(p_user, '') END,
-        "info" = CASE WHEN p_user IS NULL THEN s."info" WHEN p_user = '' THEN NULL ELSE coalesce(p_info, s."info") END,
-        "seen_at" = CASE WHEN p_user IS NULL THEN s."seen_at" WHEN p_user = '' OR p_user IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
-      WHERE s."key" = p_key AND s."expires_at" > v_now
-      RETURNING s."size" INTO o_size;
-    IF NOT FOUND THEN
-      o_status := 0;
-      RETURN;
-    END IF;
-    IF p_max_bytes > 0 AND o_size > p_max_bytes THEN
-      RAISE EXCEPTION 'the session record would pass maxBytes' USING ERRCODE = '${TOO_LARGE_SQLSTATE}', DETAIL = o_size::text;
     END IF;
   END IF;
-  -- The row lock may have been waited for: a write that would now commit after its deadline is rolled back.
+  INSERT INTO ${t} ("key", "fields", "size", "created_at", "idle_until", "absolute_until", "user_hash", "info")
+    VALUES (p_key, p_set, o_size, p_created_at, v_now + p_ttl * interval '1 millisecond', v_now + p_absolute * interval '1 millisecond',
+      nullif(p_user, ''), CASE WHEN nullif(p_user, '') IS NOT NULL THEN p_info END)
+    ON CONFLICT ("key") DO NOTHING;
+  IF NOT FOUND THEN
+    o_status := 0;
+    RETURN;
+  END IF;
+  -- The lock on a replaced row may have been waited for: a write that would now commit after its deadline is
+  -- rolled back.
   IF p_deadline > 0 AND extract(epoch FROM clock_timestamp()) * 1000 > p_deadline THEN
     RAISE EXCEPTION 'the write reached its deadline' USING ERRCODE = '57014';
   END IF;
   -- Only a new session adds a row: each one deletes up to p_prune expired rows, so they never pile up.
-  IF p_create AND p_prune > 0 THEN
+  IF p_prune > 0 THEN
     DELETE FROM ${t} s WHERE s."key" IN (
       SELECT x."key" FROM ${t} x WHERE x."expires_at" <= v_now ORDER BY x."expires_at" LIMIT p_prune FOR UPDATE SKIP LOCKED);
   END IF;
@@ -204,7 +189,8 @@ COMMENT ON FUNCTION ${qualified(name, '_write')}(${WRITE_ARGUMENTS}) IS 'koa-sea
  */
 export interface Statements {
   readonly load: string;
-  readonly write: string;
+  readonly create: string;
+  readonly change: string;
   readonly destroy: string;
   readonly sessionsOf: string;
   readonly destroyUser: string;
@@ -214,27 +200,19 @@ export interface Statements {
 
 export function statements(name: TableName): Statements {
   const t = qualified(name);
-  const ms = (param: string) => `${param}::text::bigint * interval '1 millisecond'`;
   return {
-    // $1 key, $2 ttl ms, $3 step ms, $4 seen at (ms, or null). The row as it is, and in the same statement its idle
-    // deadline moved to $2 from now only when that moves it by more than $3, and its seen_at noted only when a
-    // minute old: most reads write nothing.
-    load: `WITH hit AS (
-  SELECT "fields"::text AS fields, "created_at"::text AS created_at, "user_hash" FROM ${t}
-  WHERE "key" = $1::text AND "expires_at" > now()
-), touch AS (
-  UPDATE ${t} SET
-    "idle_until" = GREATEST("idle_until", now() + ${ms('$2')}),
-    "seen_at" = CASE WHEN $4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000)
-      THEN $4::text::bigint ELSE "seen_at" END
-  WHERE "key" = $1::text AND "expires_at" > now() AND ("idle_until" < now() + ${ms('$2')} - ${ms('$3')}
-    OR ($4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000)))
-)
-SELECT fields, created_at, "user_hash" FROM hit`,
+    // $1 key, $2 ttl ms, $3 step ms, $4 seen at (ms, or null). The row as it is; only when its idle deadline would
+    // move by more than $3, or its seen_at is a minute old, the touch function writes it in the same statement. The
+    // check is repeated here so that most reads are a plain index lookup, and none plans an UPDATE.
+    load: `SELECT "fields"::text AS fields, "created_at"::text AS created_at, "user_hash",
+  CASE WHEN "idle_until" < now() + ($2::text::bigint - $3::text::bigint) * interval '1 millisecond'
+    OR ($4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000))
+  THEN ${qualified(name, '_touch')}($1::text, $2::text::bigint, $3::text::bigint, $4::text::bigint)::text END AS touched
+FROM ${t} WHERE "key" = $1::text AND "expires_at" > now()`,
     // One value, the record (o_status,o_size,o_now) as text: cheaper for PostgreSQL than a row from FROM.
-    write: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::boolean, $4::text::bigint, $5::text::bigint, $6::text::bigint, $7::text::boolean,
-  $8::text::bigint, $9::text, $10::text, $11::text::integer, $12::text, $13::text::jsonb, $14::text::text[], $15::text::text[], $16::text::bigint,
-  $17::text::integer)::text AS result`,
+    create: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::bigint, $4::text::bigint, $5::text::bigint, $6::text, $7::text,
+  $8::text::integer, $9::text, $10::text::jsonb, $11::text::bigint, $12::text::integer)::text AS result`,
+    change: changeSql(t, qualified(name, '_fits')),
     // $1 key, $2 deadline (server ms; 0: none). A delete that reaches the server after its deadline deletes nothing.
     destroy: `WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now),
 gone AS (DELETE FROM ${t} WHERE "key" = $1::text AND ($2::text::float8 = 0 OR (SELECT now FROM clock) <= $2::text::float8) RETURNING 1)
@@ -250,15 +228,57 @@ SELECT count(*) FILTER (WHERE "expires_at" > now())::text AS removed FROM gone`,
   SELECT "key" FROM ${t} WHERE "expires_at" <= now() ORDER BY "expires_at" LIMIT $1::text::integer FOR UPDATE SKIP LOCKED) RETURNING 1)
 SELECT count(*)::text AS removed FROM gone`,
     // The table's columns and types, and the write function's comment (its layout), to refuse an unknown shape.
-    shape: `SELECT c.column_name::text AS name, c.data_type::text AS type,
-  obj_description(to_regprocedure($3::text), 'pg_proc') AS layout
+    // The layout is null when the touch function ($4) is missing too: a schema half run is of no known layout.
+    shape: `WITH f AS (SELECT CASE WHEN to_regprocedure($4::text) IS NOT NULL THEN obj_description(to_regprocedure($3::text), 'pg_proc') END AS layout)
+SELECT c.column_name::text AS name, c.data_type::text AS type, (SELECT layout FROM f) AS layout
 FROM information_schema.columns c
 WHERE c.table_name = $1::text AND c.table_schema = coalesce($2::text, current_schema())
-UNION ALL SELECT NULL, NULL, obj_description(to_regprocedure($3::text), 'pg_proc')`,
+UNION ALL SELECT NULL, NULL, (SELECT layout FROM f)`,
   };
+}
+
+/**
+ * A change of a session: one UPDATE (one transaction) of the row as it is when the statement holds its lock, so that
+ * requests that change different keys both keep theirs. $1 key, $2 deadline (server ms; 0: none), $3 ttl ms, $4 step
+ * ms, $5 absolute ms (null: unchanged), $6 clear, $7 user ('': none, null: unchanged), $8 info, $9 maxBytes (0: none),
+ * $10 the members set (jsonb), $11 the members removed, $12 the members set or removed, $13 the bytes of $10.
+ *
+ * Only a row that exists and has not expired is changed (a session that ended is never brought back), and only
+ * while the server's clock is within the deadline: PostgreSQL checks the WHERE again after waiting for the row's
+ * lock, so a change that waited past it changes nothing. The size is the row's less the members this change replaces
+ * or removes, plus $13, checked against maxBytes under the lock. The idle deadline moves only when that moves it by
+ * more than $4 ms (or when it is earlier): most changes touch no index and are HOT updates. Answers whether the row
+ * was changed, and the server's clock.
+ */
+function changeSql(t: string, fits: string): string {
+  const ms = (param: string) => `${param}::text::bigint * interval '1 millisecond'`;
+  const idle = `(now() + ${ms('$3')})`;
+  const user = '$7::text';
+  // Each member's value extracted once (a function in FROM), however often the size's expression names it.
+  const replaced = `(SELECT coalesce(sum(${memberBytes('m.k', 'v.v')}), 0)
+      FROM unnest($12::text::text[]) AS m(k), LATERAL jsonb_extract_path_text(s."fields", m.k) AS v(v))`;
+  return `WITH changed AS (
+  UPDATE ${t} s SET
+    "fields" = CASE WHEN $6::text::boolean THEN $10::text::jsonb ELSE (s."fields" - $11::text::text[]) || $10::text::jsonb END,
+    "size" = ${fits}(CASE WHEN $6::text::boolean THEN 0 ELSE s."size" - ${replaced} END + $13::text::bigint, $9::text::integer),
+    "idle_until" = CASE WHEN s."idle_until" > ${idle} OR s."idle_until" < ${idle} - ${ms('$4')} THEN ${idle} ELSE s."idle_until" END,
+    "absolute_until" = LEAST(s."absolute_until", now() + ${ms('$5')}),
+    "user_hash" = CASE WHEN ${user} IS NULL THEN s."user_hash" ELSE nullif(${user}, '') END,
+    "info" = CASE WHEN ${user} IS NULL THEN s."info" WHEN ${user} = '' THEN NULL ELSE coalesce($8::text, s."info") END,
+    "seen_at" = CASE WHEN ${user} IS NULL THEN s."seen_at" WHEN ${user} = '' OR ${user} IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
+  WHERE s."key" = $1::text AND s."expires_at" > now()
+    AND ($2::text::float8 = 0 OR extract(epoch FROM clock_timestamp()) * 1000 <= $2::text::float8)
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM changed)::text AS changed, (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`;
 }
 
 /** The write function's signature, as `to_regprocedure` takes it. */
 export function writeProcedure(name: TableName): string {
   return `${qualified(name, '_write')}(${WRITE_ARGUMENTS})`;
+}
+
+/** The touch function's signature, as `to_regprocedure` takes it. */
+export function touchProcedure(name: TableName): string {
+  return `${qualified(name, '_touch')}(text, bigint, bigint, bigint)`;
 }

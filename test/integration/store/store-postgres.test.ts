@@ -78,7 +78,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
       beforeEach(() => {
         clients = [];
         server.psql(
-          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_held; DROP FUNCTION IF EXISTS koa_sessions_bytes',
+          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_fits; DROP FUNCTION IF EXISTS koa_sessions_touch; DROP FUNCTION IF EXISTS koa_sessions_bytes',
         );
       });
       afterEach(async () => {
@@ -203,7 +203,12 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         server.psql("COMMENT ON FUNCTION app.web_sessions_write IS 'koa-sealed-session layout 0'");
         const stale = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
         await request(stale.server).get('/').set('Cookie', cookie).expect(503);
-        expect((stale.app.errors[0] as Error).message).to.match(/function "app"\."web_sessions_write" is missing or of another version/);
+        expect((stale.app.errors[0] as Error).message).to.match(/function "app"\."web_sessions_write" or .* is missing, or of another version/);
+        // A schema half run (the read's touch function missing) is refused the same way.
+        server.psql(`${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}; DROP FUNCTION app.web_sessions_touch`);
+        const half = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
+        await request(half.server).get('/').set('Cookie', cookie).expect(503);
+        expect((half.app.errors[0] as Error).message).to.match(/"app"\."web_sessions_touch" is missing, or of another version/);
       });
 
       it('should create the table once when many app servers start at once', async () => {
@@ -256,6 +261,21 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
           }),
           { numRuns: 40 },
         );
+      });
+
+      it('should bring back no row that expired after its read: a change, a renewal and a read of it write nothing', async () => {
+        const store = new PostgresStore(connect(), { createTable: true });
+        const base = { createdAt: Date.now(), clear: false, remove: [], ttlMs: 60_000 };
+        expect(await store.write('old', { ...base, create: true, set: new Map([['a', Buffer.from('1')]]) })).to.equal(true);
+        expect(await store.load('old', 60_000)).to.not.equal(undefined);
+        // Expired in the meantime, and not pruned yet: the row is there, past its idle deadline.
+        server.psql("UPDATE koa_sessions SET idle_until = now() - interval '1 second'");
+        const before = server.psql('SELECT fields, idle_until, absolute_until FROM koa_sessions');
+        expect(await store.write('old', { ...base, create: false, set: new Map([['b', Buffer.from('2')]]) })).to.equal(false);
+        expect(await store.write('new', { ...base, create: true, replaces: 'old', set: new Map([['a', Buffer.from('1')]]) })).to.equal(false);
+        expect(await store.load('old', 60_000, Date.now())).to.equal(undefined);
+        expect(server.psql('SELECT fields, idle_until, absolute_until FROM koa_sessions')).to.equal(before);
+        expect(server.psql('SELECT count(*) FROM koa_sessions')).to.equal('1');
       });
 
       it('should never open an expired row, whatever pruning did, and prune in bounded batches on new sessions and in prune()', async () => {
