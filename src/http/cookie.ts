@@ -33,6 +33,14 @@ export interface CookieAttributeOptions {
   /** @default 'lax' */
   readonly sameSite?: 'lax' | 'strict' | 'none' | false;
   /**
+   * Write the `Partitioned` attribute (CHIPS): a browser keeps the cookie apart for each top-level site the app is
+   * embedded in, which is how an embedded app keeps a session where third-party cookies are blocked. Browsers
+   * require `Secure` with it, so `Secure` is always written (also over plain HTTP with `secure: 'auto'`) and
+   * `secure: false` is refused.
+   * @default false
+   */
+  readonly partitioned?: boolean;
+  /**
    * Lifetime in milliseconds, as elsewhere in Koa, written as `Max-Age` and `Expires` and enforced by the server
    * through the expiry sealed in the cookie. `'session'` makes a browser-session cookie, still sealed with an
    * expiry of {@link BROWSER_SESSION_LIFETIME_MS}.
@@ -49,6 +57,7 @@ export const COOKIE_ATTRIBUTE_OPTION_NAMES = [
   'secure',
   'httpOnly',
   'sameSite',
+  'partitioned',
   'maxAge',
 ] as const satisfies readonly (keyof CookieAttributeOptions)[];
 
@@ -60,7 +69,7 @@ export interface CookieAttributes {
   readonly maxAge: number | undefined;
   /** Milliseconds the sealed expiry lies ahead of the clock. */
   readonly lifetime: number;
-  /** `; Path=…; Domain=…; HttpOnly; SameSite=…` */
+  /** `; Path=…; Domain=…; HttpOnly; SameSite=…; Partitioned` */
   readonly fixedAttributes: string;
 }
 
@@ -95,8 +104,14 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   if (sameSite === 'none' && secureOption === false) {
     throw invalidOption(where, 'secure', "true or 'auto' with sameSite 'none' (browsers drop SameSite=None cookies without Secure)");
   }
-  // Browsers drop a SameSite=None cookie without Secure, and the line that would expire it too: never write one.
-  const secure = sameSite === 'none' ? true : secureOption;
+  const partitioned = options.partitioned ?? false;
+  if (typeof partitioned !== 'boolean') throw invalidOption(where, 'partitioned', 'a boolean');
+  if (partitioned && secureOption === false) {
+    throw invalidOption(where, 'secure', "true or 'auto' with partitioned (browsers drop Partitioned cookies without Secure)");
+  }
+  // Browsers drop a SameSite=None or Partitioned cookie without Secure, and the line that would expire it too:
+  // never write one.
+  const secure = sameSite === 'none' || partitioned ? true : secureOption;
   const maxAge = options.maxAge ?? DEFAULT_MAX_AGE_MS;
   if (!isLifetime(maxAge)) throw invalidOption(where, 'maxAge', LIFETIME_TEXT);
   // Cookie prefixes (RFC 6265bis §4.1.3): browsers match them case-insensitively and reject these names unless
@@ -112,6 +127,8 @@ export function resolveCookieAttributes(where: string, options: CookieAttributeO
   if (domain !== undefined) fixedAttributes += `; Domain=${domain}`;
   if (httpOnly) fixedAttributes += '; HttpOnly';
   if (sameSite !== false) fixedAttributes += `; SameSite=${sameSite[0]?.toUpperCase()}${sameSite.slice(1)}`;
+  // A partitioned cookie is a cookie of its own: the line that expires it must carry the attribute too.
+  if (partitioned) fixedAttributes += '; Partitioned';
   return Object.freeze({
     name,
     secure,

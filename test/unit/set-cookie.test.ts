@@ -5,7 +5,9 @@ import {
   MAX_SAME_NAME_COOKIES,
   JsonSerializer,
   KeyRing,
+  MemoryStore,
   SessionError,
+  StoreSessionBackend,
   type SessionBackend,
   type SessionRecord,
   type SessionWrite,
@@ -215,6 +217,59 @@ describe('the Set-Cookie header', () => {
             .expect(200),
         ) ?? '';
       expect(purged).to.match(/^session=; .*SameSite=None;.*Max-Age=0.*; Secure$/);
+    });
+
+    it("should write Partitioned and Secure on both backends, on the cookie and on the line that expires it, also over HTTP with secure 'auto'", async () => {
+      const backends = [backendFor('private', ring, { partitioned: true }), new StoreSessionBackend(new MemoryStore(), ring, { partitioned: true })];
+      for (const backend of backends) {
+        const server = await listen(
+          appWith(backend, (ctx) => {
+            if (ctx.path === '/logout') ctx.session.purge();
+            else ctx.session.set('a', 1);
+            ctx.body = 'ok';
+          }),
+        );
+        const first = await request(server).get('/').expect(200);
+        expect(setCookieFor(first)).to.match(
+          /^session=[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax; Partitioned; Max-Age=\d+; Expires=[^;]+; Secure$/,
+        );
+        const purged = setCookieFor(
+          await request(server)
+            .get('/logout')
+            .set('Cookie', `session=${cookieValue(first)}`)
+            .expect(200),
+        );
+        expect(purged).to.match(/^session=; Path=\/; HttpOnly; SameSite=Lax; Partitioned; Max-Age=0; Expires=[^;]+; Secure$/);
+      }
+      // Without the option, neither backend writes it.
+      const plain = await request(await listen(appWith(new StoreSessionBackend(new MemoryStore(), ring))))
+        .get('/')
+        .expect(200);
+      expect(setCookieFor(plain)).not.to.contain('Partitioned');
+    });
+
+    it('should refuse partitioned with secure: false, and a partitioned that is not a boolean, on both backends', () => {
+      const make = [
+        (options: object) => backendFor('signed', ring, options),
+        (options: object) => new StoreSessionBackend(new MemoryStore(), ring, options),
+      ];
+      for (const backend of make) {
+        for (const [options, option] of [
+          [{ partitioned: true, secure: false }, 'secure'],
+          [{ partitioned: 'yes' }, 'partitioned'],
+        ] as const) {
+          let caught: unknown;
+          try {
+            backend(options);
+          } catch (err) {
+            caught = err;
+          }
+          expect(caught).to.be.instanceOf(SessionError);
+          expect((caught as SessionError).code).to.equal('ERR_SESSION_INVALID_OPTION');
+          expect((caught as Error).message).to.contain(`"${option}"`);
+        }
+        expect(() => backend({ partitioned: true, secure: true })).not.to.throw();
+      }
     });
 
     it('should work with a __Host- name behind a TLS-terminating proxy, as the README recommends', async () => {

@@ -131,8 +131,8 @@ export class StoreSessionBackend implements SessionBackend {
     const timeout = options.storeTimeout ?? 1000;
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000)
       throw invalidOption(where, 'storeTimeout', 'a whole number of milliseconds from 1 to 60000');
-    const { name, path, domain, secure, httpOnly, sameSite } = options;
-    this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, maxAge: options.maxAge ?? idle });
+    const { name, path, domain, secure, httpOnly, sameSite, partitioned } = options;
+    this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, partitioned, maxAge: options.maxAge ?? idle });
     const { serializer, readers } = resolveSerializers(where, options);
     // Keys become field names in UTF-8: a lone surrogate would turn two keys into one.
     const rules = Object.freeze({ ...valueRulesOf(serializer), wellFormedStrings: true });
