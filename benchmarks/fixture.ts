@@ -39,7 +39,7 @@ function sessionWithItems(items: number): SessionRecord {
     },
     csrf: 'k3Jd9QmZ1pX7vB2nL8sT4wYc6hR0fA5e',
     preferences: { theme: 'dark', currency: 'EUR', newsletter: true, compactView: false, pageSize: 24 },
-    flash: [{ type: 'info', message: 'Your address was saved.' }],
+    notices: [{ type: 'info', message: 'Your address was saved.' }],
     recentlyViewed: Array.from({ length: 12 }, (_, i) => `prd_${(1_000_000 + i * 7919).toString(36)}`),
     experiments: { checkoutV2: 'treatment', searchRanking: 'control', freeShippingBanner: 'b' },
     cart: { currency: 'EUR', coupon: 'WINTER-10', items: Array.from({ length: items }, (_, i) => cartItem(next, i)) },

@@ -76,8 +76,8 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           s.passport.user = 'ada';
           s.cart.items.push('b');
           delete s.views;
-          s.flash = { message: 'saved' };
-          s.flash.level = 'info'; // changed after assignment: still written
+          s.notice = { message: 'saved' };
+          s.notice.level = 'info'; // changed after assignment: still written
           ctx.body = {
             has: 'passport' in s,
             hasViews: 'views' in s,
@@ -95,13 +95,13 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
           passport: { user: 'ada' },
           cart: { items: ['a', 'b'] },
           untouched: { deep: [1, 2] },
-          flash: { message: 'saved', level: 'info' },
+          notice: { message: 'saved', level: 'info' },
         };
         expect(res.body).to.deep.equal({
           has: true,
           hasViews: false,
           hasMethod: true,
-          keys: ['passport', 'cart', 'untouched', 'flash'],
+          keys: ['passport', 'cart', 'untouched', 'notice'],
           json: expected,
           viaGet: { user: 'ada' },
         });

@@ -278,9 +278,9 @@ describe('the store backend (StoreSessionBackend)', function () {
           s.cart.items.push('b');
           delete s.views;
           await ctx.session.save();
-          s.flash = { message: 'saved' };
+          s.notice = { message: 'saved' };
           await ctx.session.save();
-          s.flash.level = 'info';
+          s.notice.level = 'info';
         }
         if (ctx.path === '/null') (ctx as unknown as { session: null }).session = null;
         ctx.body = { ...ctx.session.toJSON(), isNew: ctx.session.isNew };
@@ -288,7 +288,7 @@ describe('the store backend (StoreSessionBackend)', function () {
       const server = await listen(app);
       const cookie = `session=${cookieValue(await request(server).get('/seed').expect(200))}`;
       await request(server).get('/change').set('Cookie', cookie).expect(200);
-      const expected = { passport: { user: 'ada' }, cart: { items: ['a', 'b'] }, flash: { message: 'saved', level: 'info' }, isNew: false };
+      const expected = { passport: { user: 'ada' }, cart: { items: ['a', 'b'] }, notice: { message: 'saved', level: 'info' }, isNew: false };
       await request(server).get('/').set('Cookie', cookie).expect(200, expected);
       const ended = await request(server).get('/null').set('Cookie', cookie).expect(200);
       expect(setCookieFor(ended)).to.match(/Max-Age=0/);
