@@ -1,5 +1,5 @@
 export { session, type SessionMiddlewareOptions } from './core/middleware.js';
-export { Session, type SessionData } from './core/session.js';
+export { FLASH_KEY, Session, type SessionData } from './core/session.js';
 export type { SessionView } from './core/view.js';
 export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, StoredSession } from './core/backend.js';
 export { CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './backends/cookie/cookie-backend.js';

@@ -164,6 +164,37 @@ export class Session {
     }, callback);
   }
 
+  /**
+   * Flash messages, for the request after this one (post/redirect/get). `flash(type, message)` queues a message;
+   * `flash(type)` returns the queued messages of that type, oldest first, and removes them; `flash()` returns
+   * every type's and removes them all. Messages are kept in the session under {@link FLASH_KEY} (connect-flash's
+   * layout: an object of arrays), as plain data under the usual value rules; a request that calls none of these
+   * writes nothing for them, and one that finds nothing queued writes nothing either.
+   * @throws {@link SessionError} `ERR_SESSION_UNSUPPORTED_VALUE` when `message` is not plain data.
+   */
+  flash(type: string, message: unknown): void;
+  flash<T = unknown>(type: string): T[];
+  flash<T = unknown>(): Record<string, T[]>;
+  flash(type?: string, ...message: unknown[]): unknown {
+    const queued = queueOf(this.#state.data.has(FLASH_KEY) ? this.#state.get(FLASH_KEY) : undefined);
+    if (type === undefined) {
+      if (this.#state.data.has(FLASH_KEY)) this.#state.remove(FLASH_KEY);
+      return queued;
+    }
+    if (typeof type !== 'string') throw new TypeError('flash(type, message): the type must be a string');
+    const messages = Object.hasOwn(queued, type) ? (queued[type] as unknown[]) : [];
+    if (message.length > 0) {
+      define(queued, type, [...messages, message[0]]);
+      this.#state.set(FLASH_KEY, queued);
+      return undefined;
+    }
+    if (messages.length === 0) return [];
+    delete queued[type];
+    if (Object.keys(queued).length === 0) this.#state.remove(FLASH_KEY);
+    else this.#state.set(FLASH_KEY, queued);
+    return messages;
+  }
+
   /** The keys, in insertion order. */
   keys(): IterableIterator<string> {
     return this.#state.data.keys();
@@ -185,6 +216,17 @@ export class Session {
     for (const key of this.#state.data.keys()) define(record, key, this.#state.get(key));
     return record;
   }
+}
+
+/** The session key that holds the flash messages (as connect-flash and koa-connect-flash keep them). */
+export const FLASH_KEY = 'flash';
+
+/** The flash queue as stored, each type's messages an array; anything else stored there counts as nothing queued. */
+function queueOf(stored: unknown): Record<string, unknown[]> {
+  const queue: Record<string, unknown[]> = {};
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return queue;
+  for (const [type, messages] of Object.entries(stored)) if (Array.isArray(messages) && messages.length > 0) define(queue, type, messages);
+  return queue;
 }
 
 /** Runs `start` and answers as koa-session does: a promise, or `callback` with an error or nothing. */
