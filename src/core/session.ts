@@ -176,8 +176,9 @@ export class Session {
   flash<T = unknown>(type: string): T[];
   flash<T = unknown>(): Record<string, T[]>;
   flash(type?: string, ...message: unknown[]): unknown {
-    const queued = queueOf(this.#state.data.has(FLASH_KEY) ? this.#state.get(FLASH_KEY) : undefined);
+    const queued = queueOf(this.#state.get(FLASH_KEY));
     if (type === undefined) {
+      // Nothing to remove is no change: reading an empty queue writes nothing.
       if (this.#state.data.has(FLASH_KEY)) this.#state.remove(FLASH_KEY);
       return queued;
     }

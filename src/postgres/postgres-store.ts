@@ -114,16 +114,11 @@ export class PostgresStore implements SessionStore, UserIndex {
   async write(key: string, write: StoreWrite): Promise<boolean> {
     await this.#check();
     const set: Record<string, string> = {};
-    const changed = new Set<string>();
     let added = 0;
     for (const [name, value] of write.set) {
-      const escaped = escapeName(name);
-      set[escaped] = memberOf(value);
-      changed.add(escaped);
+      set[escapeName(name)] = memberOf(value);
       added += Buffer.byteLength(name) + value.byteLength;
     }
-    const remove = write.remove.map(escapeName);
-    for (const name of remove) changed.add(name);
     const ttl = wholeMs(write.ttlMs);
     // The absolute deadline: the row never outlives it, however it is written. Unknown: none past the longest
     // lifetime when created, unchanged when changed.
@@ -131,10 +126,11 @@ export class PostgresStore implements SessionStore, UserIndex {
       write.absoluteMs !== undefined ? String(Math.max(ttl, wholeMs(write.absoluteMs))) : write.create ? String(MAX_COOKIE_AGE_MS) : null;
     const user = write.user === undefined ? null : (write.user ?? '');
     const maxBytes = String(write.maxBytes ?? 0);
+    const deadline = this.#deadline(write.timeoutMs);
     if (write.create) {
       const [row] = await this.#db.query(`${this.#name.table}_create`, this.#sql.create, [
         key,
-        this.#deadline(write.timeoutMs),
+        deadline,
         String(ttl),
         absolute,
         String(Math.floor(write.createdAt)),
@@ -155,7 +151,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       if (status !== 0 && status !== 1) throw new Error('PostgreSQL answered the write with no status');
       return status === 1;
     }
-    const deadline = this.#deadline(write.timeoutMs);
+    const remove = write.remove.map(escapeName);
     let row: Row | undefined;
     try {
       [row] = await this.#db.query(`${this.#name.table}_change`, this.#sql.change, [
@@ -170,7 +166,8 @@ export class PostgresStore implements SessionStore, UserIndex {
         maxBytes,
         JSON.stringify(set),
         arrayLiteral(remove),
-        arrayLiteral([...changed]),
+        // The members whose bytes the row no longer counts: those set anew and those removed.
+        arrayLiteral([...new Set([...Object.keys(set), ...remove])]),
         String(added),
       ]);
     } catch (err) {

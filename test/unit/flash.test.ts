@@ -8,12 +8,11 @@ import {
   MemoryStore,
   MsgpackSerializer,
   Session,
-  SessionError,
   StoreSessionBackend,
   type SessionBackend,
   type StoreWrite,
 } from '../../src/index.js';
-import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen, setCookieFor } from '../support/helpers.js';
+import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, expectSessionError, listen, setCookieFor } from '../support/helpers.js';
 
 /** A MemoryStore that counts its writes: a request that changes nothing must not write. */
 class CountingStore extends MemoryStore {
@@ -91,14 +90,7 @@ describe('flash messages (ctx.session.flash)', () => {
       const session = new Session();
       session.flash('n', 'kept');
       for (const bad of [new Map(), () => 1, Symbol('s'), new (class Widget {})()]) {
-        let caught: unknown;
-        try {
-          session.flash('n', bad);
-        } catch (err) {
-          caught = err;
-        }
-        expect(caught).to.be.instanceOf(SessionError);
-        expect((caught as SessionError).code).to.equal('ERR_SESSION_UNSUPPORTED_VALUE');
+        expectSessionError(() => session.flash('n', bad), 'ERR_SESSION_UNSUPPORTED_VALUE');
       }
       expect(session.flash('n')).to.deep.equal(['kept']);
     });

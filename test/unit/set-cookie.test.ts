@@ -21,6 +21,7 @@ import {
   appWithErrorHandler,
   backendFor,
   cookieValue,
+  expectSessionError,
   listen,
   setCookieFor,
   setCookies,
@@ -258,15 +259,8 @@ describe('the Set-Cookie header', () => {
           [{ partitioned: true, secure: false }, 'secure'],
           [{ partitioned: 'yes' }, 'partitioned'],
         ] as const) {
-          let caught: unknown;
-          try {
-            backend(options);
-          } catch (err) {
-            caught = err;
-          }
-          expect(caught).to.be.instanceOf(SessionError);
-          expect((caught as SessionError).code).to.equal('ERR_SESSION_INVALID_OPTION');
-          expect((caught as Error).message).to.contain(`"${option}"`);
+          const err = expectSessionError(() => backend(options), 'ERR_SESSION_INVALID_OPTION');
+          expect(err.message).to.contain(`"${option}"`);
         }
         expect(() => backend({ partitioned: true, secure: true })).not.to.throw();
       }
