@@ -1,5 +1,6 @@
 // The package as consumers meet it: packed with npm, unpacked into a fresh app, run from ESM, CommonJS and
-// TypeScript, on Koa 2 and Koa 3, and checked by publint and arethetypeswrong.
+// TypeScript, on Koa 2 and Koa 3, on Node 20 and every later current Node, and checked by publint and
+// arethetypeswrong.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { nodeBinary, OTHER_NODES } from '../support/node-versions.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -80,23 +82,44 @@ describe('the packed package, as consumers install it', function () {
     return app;
   }
 
-  for (const [label, koa] of [
+  /** An app folder counting from ESM and from CommonJS, on the given Koa. */
+  async function countingApp(label: string, koa: string): Promise<string> {
+    const app = await appFolder(label, koa);
+    writeFileSync(
+      join(app, 'esm.mjs'),
+      `import Koa from 'koa';\nimport { session, CookieSessionBackend, KeyRing, MsgpackSerializer } from 'koa-sealed-session';\n${APP}`,
+    );
+    writeFileSync(
+      join(app, 'cjs.cjs'),
+      `const Koa = require('koa');\nconst { session, CookieSessionBackend, KeyRing, MsgpackSerializer } = require('koa-sealed-session');\n${APP}`,
+    );
+    return app;
+  }
+
+  const KOAS = [
     ['Koa 3', 'koa'],
     ['Koa 2', 'koa2'],
-  ] as const) {
+  ] as const;
+
+  for (const [label, koa] of KOAS) {
     it(`should count by property access from ESM import and from CommonJS require(), on ${label}`, async () => {
-      const app = await appFolder(label.replace(' ', ''), koa);
-      writeFileSync(
-        join(app, 'esm.mjs'),
-        `import Koa from 'koa';\nimport { session, CookieSessionBackend, KeyRing, MsgpackSerializer } from 'koa-sealed-session';\n${APP}`,
-      );
-      writeFileSync(
-        join(app, 'cjs.cjs'),
-        `const Koa = require('koa');\nconst { session, CookieSessionBackend, KeyRing, MsgpackSerializer } = require('koa-sealed-session');\n${APP}`,
-      );
+      const app = await countingApp(label.replace(' ', ''), koa);
       for (const file of ['esm.mjs', 'cjs.cjs']) {
         const { stdout } = await run(process.execPath, [file], { cwd: app, timeout: 20_000 });
         expect(stdout.trim(), `${label} ${file}`).to.equal('1,2,3');
+      }
+    });
+  }
+
+  for (const version of OTHER_NODES) {
+    it(`should count from ESM and CommonJS on Koa 3 and Koa 2, on Node ${version} from the npm registry`, async () => {
+      const node = await nodeBinary(version);
+      for (const [label, koa] of KOAS) {
+        const app = await countingApp(`${label.replace(' ', '')}-node${version}`, koa);
+        for (const file of ['esm.mjs', 'cjs.cjs']) {
+          const { stdout } = await run(node, [file], { cwd: app, timeout: 20_000 });
+          expect(stdout.trim(), `Node ${version}, ${label}, ${file}`).to.equal('1,2,3');
+        }
       }
     });
   }
