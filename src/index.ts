@@ -5,6 +5,7 @@ export type { SessionBackend, SessionHandle, SessionStatus, SessionWrite, Stored
 export { CookieSessionBackend, MAX_SAME_NAME_COOKIES, type CookieSessionOptions } from './backends/cookie/cookie-backend.js';
 export { BROWSER_SESSION_LIFETIME_MS, CLOCK_SKEW_MS, MAX_COOKIE_AGE_MS } from './policy/lifetime.js';
 export { MAX_COOKIE_NAME_BYTES, MAX_COOKIE_VALUE_BYTES, type CookieAttributeOptions, type CookieAttributes } from './http/cookie.js';
+export type { TransportOptions } from './http/transport.js';
 export { StoreSessionBackend, type StoreSessionOptions, type UserSession } from './backends/store/store-backend.js';
 export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './backends/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';

@@ -8,6 +8,7 @@ import { valueRulesOf } from '../../codec/value.js';
 import type { SealMode } from '../../crypto/envelope.js';
 import type { KeyRing } from '../../crypto/key-ring.js';
 import { COOKIE_ATTRIBUTE_OPTION_NAMES, resolveCookieAttributes, type CookieAttributeOptions, type CookieAttributes } from '../../http/cookie.js';
+import { TRANSPORT_OPTION_NAMES, resolveTransport, type TransportOptions } from '../../http/transport.js';
 import { CLOCK_SKEW_MS, DEFAULT_ABSOLUTE_MS, DURATION_TEXT, isDuration } from '../../policy/lifetime.js';
 import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
 import { KeySlot, checkKeyRing } from '../shared/keys.js';
@@ -17,7 +18,7 @@ import { RevocationCache, revocationsUnavailable, type Revocation, type Revocati
 import { CookieSealer } from './sealer.js';
 
 /** Options of {@link CookieSessionBackend.signed} and {@link CookieSessionBackend.private}. */
-export interface CookieSessionOptions extends CookieAttributeOptions {
+export interface CookieSessionOptions extends CookieAttributeOptions, TransportOptions {
   /** Writes new cookies. @default new JsonSerializer() */
   readonly serializer?: Serializer;
   /**
@@ -74,6 +75,7 @@ const OPTION_NAMES = [
   'serializer',
   'previousSerializers',
   ...COOKIE_ATTRIBUTE_OPTION_NAMES,
+  ...TRANSPORT_OPTION_NAMES,
   'autoRenew',
   'now',
   'legacy',
@@ -126,6 +128,7 @@ export class CookieSessionBackend implements SessionBackend {
     checkOptionNames(where, options, OPTION_NAMES);
     this.mode = mode;
     this.cookie = resolveCookieAttributes(where, options);
+    const transport = resolveTransport(where, options);
     const { serializer, readers } = resolveSerializers(where, options);
     const rules = valueRulesOf(serializer);
     this.#now = resolveClock(where, options.now);
@@ -142,6 +145,8 @@ export class CookieSessionBackend implements SessionBackend {
     ) {
       throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys, until })');
     }
+    if (legacy !== undefined && transport !== undefined)
+      throw invalidOption(where, 'legacy', "absent with transport: 'header': koa-session's sessions are cookies");
     const absolute = options.absoluteTimeout ?? Math.max(DEFAULT_ABSOLUTE_MS, this.cookie.lifetime);
     if (!isDuration(absolute)) throw invalidOption(where, 'absoluteTimeout', DURATION_TEXT);
     const { userKey, revocations } = options;
@@ -170,6 +175,7 @@ export class CookieSessionBackend implements SessionBackend {
     this.#config = {
       owner: this,
       cookie: this.cookie,
+      transport,
       sealer,
       keys,
       rules,

@@ -7,9 +7,10 @@ import type { Serializer } from '../../codec/serializer.js';
 import { unfitKey, type ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
 import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { putToken, requestValues, type HeaderTransport } from '../../http/transport.js';
 import { isLifetime } from '../../policy/lifetime.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
-import { firstThatOpens } from '../shared/candidates.js';
+import { MAX_SAME_NAME_COOKIES, firstThatOpens } from '../shared/candidates.js';
 import type { KeySlot } from '../shared/keys.js';
 import type { LegacyCookies } from './koa-session-cookies.js';
 import { isRevoked, revocationsUnavailable, type Revocation, type RevocationCache } from './revocations.js';
@@ -21,6 +22,8 @@ export interface CookieConfig {
   /** The backend itself: a request's handle is recognised as its own by it (`revokeUser`'s `keep`). */
   readonly owner: object;
   readonly cookie: CookieAttributes;
+  /** `transport: 'header'`; `undefined` for the cookie. */
+  readonly transport: HeaderTransport | undefined;
   readonly sealer: CookieSealer;
   readonly keys: KeySlot;
   readonly rules: ValueRules;
@@ -68,10 +71,11 @@ export class CookieRequest implements SessionHandle {
 
   read(): StoredSession | undefined {
     if (this.#found !== undefined) return this.#found.stored;
-    const { cookie, sealer, keys } = this.config;
-    const header = this.ctx.request.headers.cookie;
+    const { cookie, transport, sealer, keys } = this.config;
+    const headers = this.ctx.request.headers;
     const source = { backend: 'cookie', name: cookie.name, mode: sealer.mode, keys: keys.keys } as const;
-    const { opened, count } = firstThatOpens(header, source, (value) => sealer.read(value, this.now));
+    const values = requestValues(headers, cookie.name, transport, MAX_SAME_NAME_COOKIES);
+    const { opened, count } = firstThatOpens(values, source, (value) => sealer.read(value, this.now));
     this.#hadCookie = count > 0;
     if (opened !== undefined) {
       this.#openedWith = opened.keyId;
@@ -80,7 +84,7 @@ export class CookieRequest implements SessionHandle {
       this.#keptIn = opened.keptIn;
       return opened.stored;
     }
-    return this.#readLegacy(header);
+    return this.#readLegacy(headers.cookie);
   }
 
   refused(code: string, key: string | undefined): void {
@@ -109,6 +113,12 @@ export class CookieRequest implements SessionHandle {
     assertHeadersOpen(ctx);
     if (this.#legacyOpened) for (const [name, line] of (legacy as LegacyCookies).expired) putSetCookie(ctx.res, name, line);
     if (ending && !this.#hadCookie) return;
+    const transport = this.config.transport;
+    if (transport !== undefined) {
+      putToken(ctx.res, transport, value ?? '');
+      this.#publish(ending ? 'purged' : change.status);
+      return;
+    }
     const secure = isSecure(cookie, ctx.secure);
     const maxAge = cookieMaxAge(cookie, change.maxAge);
     // The browser keeps it no longer than the session's absolute deadline.

@@ -8,9 +8,10 @@ import type { Serializer, SessionRecord } from '../../codec/serializer.js';
 import { valueRulesOf } from '../../codec/value.js';
 import type { KeyRing } from '../../crypto/key-ring.js';
 import { COOKIE_ATTRIBUTE_OPTION_NAMES, resolveCookieAttributes, type CookieAttributeOptions, type CookieAttributes } from '../../http/cookie.js';
+import { TRANSPORT_OPTION_NAMES, requestValues, resolveTransport, type TransportOptions } from '../../http/transport.js';
 import { DEFAULT_ABSOLUTE_MS, DEFAULT_MAX_AGE_MS, DURATION_TEXT, isDuration } from '../../policy/lifetime.js';
 import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
-import { firstThatOpens } from '../shared/candidates.js';
+import { MAX_SAME_NAME_COOKIES, firstThatOpens } from '../shared/candidates.js';
 import { DeadlineExceeded, Deadlines } from '../shared/deadlines.js';
 import { checkKeyRing } from '../shared/keys.js';
 import { IdCookie } from './id-cookie.js';
@@ -19,7 +20,7 @@ import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 import { StoreRequest, type StoreConfig } from './store-request.js';
 
 /** Options of {@link StoreSessionBackend}. */
-export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAge'> {
+export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAge'>, TransportOptions {
   /** Writes new values. @default new JsonSerializer() */
   readonly serializer?: Serializer;
   /** Serializers whose values are still read; a record holding one is rewritten with `serializer`. @default [] */
@@ -75,6 +76,7 @@ const OPTION_NAMES = [
   'serializer',
   'previousSerializers',
   ...COOKIE_ATTRIBUTE_OPTION_NAMES,
+  ...TRANSPORT_OPTION_NAMES,
   'idleTimeout',
   'absoluteTimeout',
   'maxBytes',
@@ -133,6 +135,7 @@ export class StoreSessionBackend implements SessionBackend {
       throw invalidOption(where, 'storeTimeout', 'a whole number of milliseconds from 1 to 60000');
     const { name, path, domain, secure, httpOnly, sameSite, partitioned } = options;
     this.cookie = resolveCookieAttributes(where, { name, path, domain, secure, httpOnly, sameSite, partitioned, maxAge: options.maxAge ?? idle });
+    const transport = resolveTransport(where, options);
     const { serializer, readers } = resolveSerializers(where, options);
     // Keys become field names in UTF-8: a lone surrogate would turn two keys into one.
     const rules = Object.freeze({ ...valueRulesOf(serializer), wellFormedStrings: true });
@@ -153,6 +156,7 @@ export class StoreSessionBackend implements SessionBackend {
       owner: this,
       store,
       cookie: this.cookie,
+      transport,
       ids: new IdCookie(where, keyRing, this.cookie.name, idle, absolute),
       records: new RecordCodec(serializer, readers, rules, entryCodecOf(serializer), maxBytes, this.cookie.name),
       userKey,
@@ -262,7 +266,8 @@ export class StoreSessionBackend implements SessionBackend {
     const { ids, store, cookie } = config;
     if (config.userKey !== undefined && ctx.app !== undefined && !this.#apps.has(ctx.app)) this.#apps.add(ctx.app);
     const source = { backend: 'store', name: cookie.name, mode: 'store', keys: ids.keys.keys } as const;
-    const ticket = firstThatOpens(ctx.request.headers.cookie, source, (value) => ids.open(value, now)).opened;
+    const values = requestValues(ctx.request.headers, cookie.name, config.transport, MAX_SAME_NAME_COOKIES);
+    const ticket = firstThatOpens(values, source, (value) => ids.open(value, now)).opened;
     const storeKey = ticket === undefined ? undefined : IdCookie.recordKey(ticket.id);
     let record: StoreRecord | undefined;
     if (ticket !== undefined && storeKey !== undefined) {

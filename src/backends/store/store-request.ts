@@ -7,6 +7,7 @@ import type { SessionRecord } from '../../codec/serializer.js';
 import type { ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
 import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { putToken, type HeaderTransport } from '../../http/transport.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
 import type { RecordCodec } from './record-codec.js';
@@ -21,6 +22,8 @@ export interface StoreConfig {
   readonly owner: object;
   readonly store: SessionStore;
   readonly cookie: CookieAttributes;
+  /** `transport: 'header'`; `undefined` for the cookie. */
+  readonly transport: HeaderTransport | undefined;
   readonly ids: IdCookie;
   readonly records: RecordCodec;
   readonly userKey: string | undefined;
@@ -121,7 +124,7 @@ export class StoreRequest implements SessionHandle {
       assertHeadersOpen(this.ctx);
       const key = this.#storeKey;
       if (this.#loaded !== undefined && key !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
-      if (ticket !== undefined) putSetCookie(this.ctx.res, cookie.name, expiredCookieLine(cookie, this.#secure()));
+      if (ticket !== undefined) this.#send(undefined, undefined);
       if (ticket !== undefined && channels.purged.hasSubscribers) channels.purged.publish({ backend: 'store', name: cookie.name });
       this.#loaded = this.#ticket = this.#storeKey = undefined;
       return;
@@ -246,7 +249,7 @@ export class StoreRequest implements SessionHandle {
     const now = this.now;
     const value = ids.seal(id, createdAt, own, now, ttlMs);
     const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
-    putSetCookie(this.ctx.res, cookie.name, setCookieLine(cookie, value, now, this.#secure(), browserSession ? undefined : ttlMs));
+    this.#send(value, browserSession ? undefined : ttlMs);
     return { id, keyId: ids.keys.keys.sealing.id, retired: false, expiresAt: now + ttlMs, createdAt, maxAge: own };
   }
 
@@ -256,8 +259,19 @@ export class StoreRequest implements SessionHandle {
     if (channels.writeDropped.hasSubscribers) channels.writeDropped.publish({ backend: 'store', name: this.config.cookie.name });
   }
 
-  #secure(): boolean {
-    return isSecure(this.config.cookie, this.ctx.secure);
+  /** Sends the id's new value (living `maxAge` ms; `undefined`: a browser-session cookie), or tells the client to drop it. */
+  #send(value: string | undefined, maxAge: number | undefined): void {
+    const { cookie, transport } = this.config;
+    if (transport !== undefined) {
+      putToken(this.ctx.res, transport, value ?? '');
+      return;
+    }
+    const secure = isSecure(cookie, this.ctx.secure);
+    putSetCookie(
+      this.ctx.res,
+      cookie.name,
+      value === undefined ? expiredCookieLine(cookie, secure) : setCookieLine(cookie, value, this.now, secure, maxAge),
+    );
   }
 
   /** The index id of the user a write leaves the session with; `undefined` when it keeps the one it had. */
