@@ -7,6 +7,7 @@ export { BROWSER_SESSION_LIFETIME_MS, CLOCK_SKEW_MS, MAX_COOKIE_AGE_MS } from '.
 export { MAX_COOKIE_NAME_BYTES, MAX_COOKIE_VALUE_BYTES, type CookieAttributeOptions, type CookieAttributes } from './http/cookie.js';
 export type { TransportOptions } from './http/transport.js';
 export { StoreSessionBackend, type StoreSessionOptions, type UserSession } from './backends/store/store-backend.js';
+export { RENEW_GRACE_MS } from './backends/store/store-request.js';
 export type { SessionStore, StoreRecord, StoreWrite, UserIndex, UserRecord } from './backends/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './backends/store/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './redis/redis-store.js';

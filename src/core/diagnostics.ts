@@ -57,6 +57,7 @@ export type RejectionReason =
   | 'undecodable'
   | 'revoked'
   | 'no-record'
+  | 'renewed'
   | 'corrupt-record'
   | 'oversized-record';
 

@@ -105,6 +105,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const seen = seenAt === undefined ? null : String(Math.floor(seenAt));
     const [row] = await this.#db.query(`${this.#name.table}_load`, this.#sql.load, [key, String(ttl), String(step), seen]);
     if (row === undefined) return undefined;
+    if (row.renewed === 't') return RENEWED;
     const fields = fieldsOf(row.fields);
     // A row whose fields are not what this store writes is no session: it starts afresh under a new id.
     if (fields === undefined) return undefined;
@@ -141,6 +142,7 @@ export class PostgresStore implements SessionStore, UserIndex {
         JSON.stringify(set),
         String(added),
         String(this.#pruneBatch),
+        String(write.replaces === undefined || write.graceMs === undefined ? 0 : Math.max(0, Math.ceil(write.graceMs))),
       ]);
       // "(status,size,now)".
       const [, answered, size, now] = /^\((-?\d+),(\d*),([\d.e+]+)\)$/.exec(row?.result ?? '') ?? [];
@@ -291,6 +293,9 @@ export class PostgresStore implements SessionStore, UserIndex {
     return String(Math.floor(Date.now() + this.#offset + timeoutMs / 2));
   }
 }
+
+/** What `load` answers for a key renewed within its grace. */
+const RENEWED: StoreRecord = Object.freeze({ fields: new Map<string, Uint8Array>(), renewed: true });
 
 function late(): Error {
   return new Error('the session record was not written: the server answered after the deadline');

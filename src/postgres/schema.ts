@@ -45,7 +45,7 @@ export const COLUMNS: Readonly<Record<string, string>> = {
 };
 
 /** The write function's arguments, as `to_regprocedure` takes them. */
-const WRITE_ARGUMENTS = 'text, double precision, bigint, bigint, bigint, text, text, integer, text, jsonb, bigint, integer';
+const WRITE_ARGUMENTS = 'text, double precision, bigint, bigint, bigint, text, text, integer, text, jsonb, bigint, integer, bigint';
 
 /** The error a change raises when the record would pass maxBytes (its DETAIL: the size); it undoes the change. */
 export const TOO_LARGE_SQLSTATE = 'KS413';
@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS ${t} (
   -- One member per session key: its encoded value, as "t" and the text when it is ASCII, else "b" and base64.
   -- Requests that change different keys both keep theirs.
   "fields"         jsonb NOT NULL,
-  -- Bytes of the keys' names and values (the backend's maxBytes), kept by each write.
+  -- Bytes of the keys' names and values (the backend's maxBytes), kept by each write. -1: the row is no session but
+  -- the marker a renewal leaves under the old key for a few seconds (graceMs), which nothing touches or changes.
   "size"           integer NOT NULL,
   -- When the session began, ms since the epoch (the app's clock).
   "created_at"     bigint NOT NULL,
@@ -122,19 +123,20 @@ LANGUAGE sql AS $touch$
     "idle_until" = GREATEST("idle_until", now() + p_ttl * interval '1 millisecond'),
     "seen_at" = CASE WHEN p_seen IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR p_seen - "seen_at" >= 60000)
       THEN p_seen ELSE "seen_at" END
-  WHERE "key" = p_key AND "expires_at" > now() AND ("idle_until" < now() + (p_ttl - p_step) * interval '1 millisecond'
+  WHERE "key" = p_key AND "expires_at" > now() AND "size" >= 0 AND ("idle_until" < now() + (p_ttl - p_step) * interval '1 millisecond'
     OR (p_seen IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR p_seen - "seen_at" >= 60000)))
   RETURNING true
 $touch$;
 -- A new session, in one call (one statement, one transaction): a write that reaches the server after p_deadline (ms
 -- since the epoch, the server's clock; 0: none) changes nothing; create only if absent, and renew (p_replaces) only
--- if the replaced session still lives, deleting it in the same transaction; then up to p_prune expired rows
+-- if the replaced session still lives, deleting it in the same transaction (or, with p_grace ms, turning it into
+-- the marker that tells a request still carrying the old id that it was renewed); then up to p_prune expired rows
 -- deleted, skipping any that another server is deleting. o_status: 1 written, 0 the id exists or the replaced
 -- session is gone, -1 too late, -2 too large (o_size bytes). A change of a session is the UPDATE of the store's
 -- statements, not this function.
 CREATE OR REPLACE FUNCTION ${qualified(name, '_write')}(
   p_key text, p_deadline double precision, p_ttl bigint, p_absolute bigint, p_created_at bigint, p_user text,
-  p_info text, p_max_bytes integer, p_replaces text, p_set jsonb, p_size bigint, p_prune integer,
+  p_info text, p_max_bytes integer, p_replaces text, p_set jsonb, p_size bigint, p_prune integer, p_grace bigint,
   OUT o_status integer, OUT o_size bigint, OUT o_now double precision)
 LANGUAGE plpgsql AS $write$
 DECLARE
@@ -150,8 +152,16 @@ BEGIN
     o_status := -2;
     RETURN;
   END IF;
-  IF p_replaces IS NOT NULL THEN
-    DELETE FROM ${t} s WHERE s."key" = p_replaces AND s."expires_at" > v_now;
+  IF p_replaces IS NOT NULL AND p_grace > 0 THEN
+    UPDATE ${t} s SET "fields" = '{}', "size" = -1, "user_hash" = NULL, "seen_at" = NULL, "info" = NULL,
+      "idle_until" = v_now + p_grace * interval '1 millisecond', "absolute_until" = v_now + p_grace * interval '1 millisecond'
+    WHERE s."key" = p_replaces AND s."expires_at" > v_now AND s."size" >= 0;
+    IF NOT FOUND THEN
+      o_status := 0;
+      RETURN;
+    END IF;
+  ELSIF p_replaces IS NOT NULL THEN
+    DELETE FROM ${t} s WHERE s."key" = p_replaces AND s."expires_at" > v_now AND s."size" >= 0;
     IF NOT FOUND THEN
       o_status := 0;
       RETURN;
@@ -204,14 +214,15 @@ export function statements(name: TableName): Statements {
     // $1 key, $2 ttl ms, $3 step ms, $4 seen at (ms, or null). The row as it is; only when its idle deadline would
     // move by more than $3, or its seen_at is a minute old, the touch function writes it in the same statement. The
     // check is repeated here so that most reads are a plain index lookup, and none plans an UPDATE.
-    load: `SELECT "fields"::text AS fields, "created_at"::text AS created_at, "user_hash",
-  CASE WHEN "idle_until" < now() + ($2::text::bigint - $3::text::bigint) * interval '1 millisecond'
-    OR ($4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000))
+    // A renewal's marker (size -1) answers renewed, and is never touched.
+    load: `SELECT "fields"::text AS fields, "created_at"::text AS created_at, "user_hash", CASE WHEN "size" < 0 THEN 't' END AS renewed,
+  CASE WHEN "size" >= 0 AND "idle_until" < now() + ($2::text::bigint - $3::text::bigint) * interval '1 millisecond'
+    OR "size" >= 0 AND ($4::text::bigint IS NOT NULL AND "user_hash" IS NOT NULL AND ("seen_at" IS NULL OR $4::text::bigint - "seen_at" >= 60000))
   THEN ${qualified(name, '_touch')}($1::text, $2::text::bigint, $3::text::bigint, $4::text::bigint)::text END AS touched
 FROM ${t} WHERE "key" = $1::text AND "expires_at" > now()`,
     // One value, the record (o_status,o_size,o_now) as text: cheaper for PostgreSQL than a row from FROM.
     create: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::bigint, $4::text::bigint, $5::text::bigint, $6::text, $7::text,
-  $8::text::integer, $9::text, $10::text::jsonb, $11::text::bigint, $12::text::integer)::text AS result`,
+  $8::text::integer, $9::text, $10::text::jsonb, $11::text::bigint, $12::text::integer, $13::text::bigint)::text AS result`,
     change: changeSql(t, qualified(name, '_fits')),
     // $1 key, $2 deadline (server ms; 0: none). A delete that reaches the server after its deadline deletes nothing.
     destroy: `WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now),
@@ -266,7 +277,7 @@ function changeSql(t: string, fits: string): string {
     "user_hash" = CASE WHEN ${user} IS NULL THEN s."user_hash" ELSE nullif(${user}, '') END,
     "info" = CASE WHEN ${user} IS NULL THEN s."info" WHEN ${user} = '' THEN NULL ELSE coalesce($8::text, s."info") END,
     "seen_at" = CASE WHEN ${user} IS NULL THEN s."seen_at" WHEN ${user} = '' OR ${user} IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
-  WHERE s."key" = $1::text AND s."expires_at" > now()
+  WHERE s."key" = $1::text AND s."expires_at" > now() AND s."size" >= 0
     AND ($2::text::float8 = 0 OR extract(epoch FROM clock_timestamp()) * 1000 <= $2::text::float8)
   RETURNING 1
 )

@@ -1,6 +1,18 @@
 import { checkOptionNames, invalidOption } from '../core/options.js';
 import { RedisConnection, bytes, milliseconds, text, type RedisClientLike } from './client.js';
-import { CREATED_FIELD, DATA_PREFIX, DESTROY, DESTROY_OF, INDEX, INDEX_LIST, LOAD, USER_FIELD, USER_INDEX, WRITE } from './store-scripts.js';
+import {
+  CREATED_FIELD,
+  DATA_PREFIX,
+  DESTROY,
+  DESTROY_OF,
+  INDEX,
+  INDEX_LIST,
+  LOAD,
+  RENEWED_MARKER,
+  USER_FIELD,
+  USER_INDEX,
+  WRITE,
+} from './store-scripts.js';
 import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from '../backends/store/store.js';
 
 /** Options of {@link RedisStore}. */
@@ -13,6 +25,9 @@ export interface RedisStoreOptions {
    */
   readonly maxPending?: number;
 }
+
+/** What `load` answers for a key renewed within its grace. */
+const RENEWED: StoreRecord = Object.freeze({ fields: new Map<string, Uint8Array>(), renewed: true });
 
 /** Commands in flight at once when listing or ending a user's sessions. */
 const USER_BATCH = 64;
@@ -67,7 +82,11 @@ export class RedisStore implements SessionStore, UserIndex {
     }
     // [name, value, ...]: HGETALL's answer, from the script or, with the map type asked for as an array (RESP3), the client.
     const pairs = Array.isArray(reply) ? (reply as unknown[]) : [];
-    if (pairs.length === 0) return undefined;
+    // No record: a second look, for its renewal's marker, only then (a stale cookie, not most requests).
+    if (pairs.length === 0) {
+      const marker = this.prefix + RENEWED_MARKER + key;
+      return Number(await this.#redis.run(marker, ['EXISTS', marker])) === 1 ? RENEWED : undefined;
+    }
     const fields = new Map<string, Uint8Array>();
     let createdAt: number | undefined;
     let user: string | undefined;
@@ -87,7 +106,17 @@ export class RedisStore implements SessionStore, UserIndex {
     // A cluster keeps the replaced record in another slot: it is removed first, and the new one is created only if
     // it was there. A failure in between signs the user out; it never leaves both records, nor revives an ended one.
     const replaced = write.replaces === undefined ? undefined : this.prefix + write.replaces;
-    if (replaced !== undefined && this.#redis.cluster && !(await this.#destroy(replaced, write.timeoutMs))) return false;
+    const grace = replaced === undefined || write.graceMs === undefined || write.graceMs <= 0 ? 0 : Math.ceil(write.graceMs);
+    const marker = grace > 0 ? this.prefix + RENEWED_MARKER + (write.replaces as string) : undefined;
+    if (replaced !== undefined && this.#redis.cluster) {
+      // The marker first: a request that finds the old record gone finds it.
+      if (marker !== undefined) await this.#redis.run(marker, ['SET', marker, '1', 'PX', String(grace)]);
+      if (!(await this.#destroy(replaced, write.timeoutMs))) {
+        // Ended meanwhile, not renewed: its id is unknown again, as it is on a single node.
+        if (marker !== undefined) await this.#redis.run(marker, ['DEL', marker]);
+        return false;
+      }
+    }
     const atomic = replaced !== undefined && !this.#redis.cluster;
     const args: (string | Buffer)[] = [
       this.#deadline(write.timeoutMs),
@@ -102,12 +131,12 @@ export class RedisStore implements SessionStore, UserIndex {
       // keyPrefix): the client adds that again to each key it is sent.
       redisKey,
       String(write.maxBytes ?? 0),
-      atomic ? '1' : '0',
+      atomic ? String(grace) : '',
       String(write.set.size),
     ];
     for (const [name, value] of write.set) args.push(DATA_PREFIX + name, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     for (const name of write.remove) args.push(DATA_PREFIX + name);
-    const keys = atomic ? [redisKey, replaced] : [redisKey];
+    const keys = atomic ? (marker === undefined ? [redisKey, replaced] : [redisKey, replaced, marker]) : [redisKey];
     if (typeof write.user === 'string') {
       const index = this.#indexKey(write.user);
       // A cluster keeps the index in another slot: its entry is written first, so the index never misses a record.

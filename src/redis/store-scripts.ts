@@ -10,6 +10,8 @@ export const CREATED_FIELD = '@c';
 export const USER_FIELD = '@u';
 export const DATA_PREFIX = '.';
 export const USER_INDEX = 'user:';
+// A renewed record's marker, a string under prefix + "renewed:" + the old key, for the renewal's grace.
+export const RENEWED_MARKER = 'renewed:';
 
 // A write or delete that reaches a server after its deadline (server time, ms; 0: none) is not applied: the app
 // was told it failed. Each script answers with the server's clock, so that later calls can carry a deadline in it.
@@ -28,9 +30,10 @@ end`;
 
 // Write, atomically: create only if absent, change only if present (never bring back a record that is gone).
 // ARGV: deadline, create ("1"/"0"), ttl ms, clear ("1"/"0"), created at, user ("-": unchanged, "": none), until,
-// info, the record's index member, maxBytes ("0": none), replaces ("1"/"0"), number of fields set, then name/value
-// pairs, then the names to remove. With replaces (a single node), KEYS[2] is the record this one replaces
-// (renew()): created only if that one still exists, which is removed in the same step. The last key, when there
+// info, the record's index member, maxBytes ("0": none), replaces ("": no, else the grace in ms), number of fields
+// set, then name/value pairs, then the names to remove. With replaces (a single node), KEYS[2] is the record this
+// one replaces (renew()): created only if that one still exists, which is removed in the same step, and, with a
+// grace, KEYS[3] the marker that tells a request still carrying the replaced id that it was renewed. The last key, when there
 // is one more, is the new user's index, updated in the same script. "@b" keeps the record's size (names and
 // values of its data fields), so that maxBytes holds whatever the concurrency; a record without it is measured
 // once. Answers the user the record had, when it changed, and the replaced record's user.
@@ -38,7 +41,8 @@ export const WRITE = luaScript(`${LATE}
 ${INDEX_ADD}
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if (ARGV[2] == '1') == exists then return {0, now} end
-local replaces = ARGV[11] == '1'
+local replaces = ARGV[11] ~= ''
+local grace = replaces and tonumber(ARGV[11]) or 0
 if replaces and redis.call('EXISTS', KEYS[2]) == 0 then return {0, now} end
 local keep = exists and ARGV[4] ~= '1'
 local size = 0
@@ -76,7 +80,7 @@ if ARGV[4] == '1' and exists then
 end
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], '@c', ARGV[5]) end
 local previous = false
-local indexes = replaces and 2 or 1
+local indexes = replaces and (grace > 0 and 3 or 2) or 1
 if ARGV[6] ~= '-' then
   previous = redis.call('HGET', KEYS[1], '@u')
   if previous == ARGV[6] then previous = false end
@@ -100,6 +104,7 @@ local replaced = false
 if replaces then
   replaced = redis.call('HGET', KEYS[2], '@u')
   redis.call('UNLINK', KEYS[2])
+  if grace > 0 then redis.call('SET', KEYS[3], '1', 'PX', grace) end
 end
 return {1, now, previous, replaced}`);
 

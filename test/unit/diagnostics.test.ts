@@ -220,8 +220,9 @@ describe('diagnostics (node:diagnostics_channel)', () => {
       failing = false;
       const renewed = cookieValue(await request(server).get('/renew').set('Cookie', `session=${a}`).expect(200));
       cookies.push(renewed);
-      await request(server).get('/').set('Cookie', `session=${a}`).expect(200, { secret: null }); // its record is gone
+      await request(server).get('/').set('Cookie', `session=${a}`).expect(200, { secret: null }); // renewed: a marker in its place
       await request(server).get('/purge').set('Cookie', `session=${renewed}`).expect(200);
+      await request(server).get('/').set('Cookie', `session=${renewed}`).expect(200, { secret: null }); // its record is gone
       await request(server).get('/big').set('Cookie', `session=${b}`).expect(200); // 64 KiB allowed: no refusal
     });
     const names = messages.map(
@@ -234,8 +235,9 @@ describe('diagnostics (node:diagnostics_channel)', () => {
       'store-unavailable:load:timeout',
       'store-unavailable:load:error',
       'renewed',
-      'cookie-rejected:no-record',
+      'cookie-rejected:renewed',
       'purged',
+      'cookie-rejected:no-record',
     ]);
     for (const [, message] of messages) if (message.operation !== undefined) expect(message.durationMs).to.be.a('number');
     expectNoSecrets(messages, cookies);

@@ -13,6 +13,8 @@ export interface MemoryStoreOptions {
 const SWEEP_PER_TOUCH = 4;
 /** A user's session keeps a new `lastSeenAt` at most this often. */
 const SEEN_EVERY_MS = 60_000;
+/** What `load` answers for a key renewed within its grace. */
+const RENEWED: StoreRecord = Object.freeze({ fields: new Map<string, Uint8Array>(), renewed: true });
 
 interface Entry {
   // Replaced by each write, never changed: a load hands out this very map.
@@ -32,6 +34,8 @@ export class MemoryStore implements SessionStore, UserIndex {
   readonly #entries = new Map<string, Entry>();
   // Each user's records: key → until (the latest the record can live).
   readonly #users = new Map<string, Map<string, number>>();
+  // Keys renewed within their grace: key → until (ms). All share one grace, so insertion order is expiry order.
+  readonly #renewed = new Map<string, number>();
   readonly #maxSessions: number;
   readonly #now: () => number;
 
@@ -52,7 +56,7 @@ export class MemoryStore implements SessionStore, UserIndex {
 
   async load(key: string, ttlMs: number, seenAt?: number): Promise<StoreRecord | undefined> {
     const entry = this.#live(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) return this.#isRenewed(key) ? RENEWED : undefined;
     entry.expiresAt = this.#now() + ttlMs;
     if (seenAt !== undefined && entry.user !== undefined && !(seenAt - (entry.lastSeenAt ?? 0) < SEEN_EVERY_MS)) entry.lastSeenAt = seenAt;
     this.#touch(key, entry);
@@ -95,7 +99,10 @@ export class MemoryStore implements SessionStore, UserIndex {
       }
     }
     this.#touch(key, entry);
-    if (write.replaces !== undefined) this.#drop(write.replaces);
+    if (write.replaces !== undefined) {
+      this.#drop(write.replaces);
+      if (write.graceMs !== undefined && write.graceMs > 0) this.#markRenewed(write.replaces, this.#now() + write.graceMs);
+    }
     return true;
   }
 
@@ -125,6 +132,24 @@ export class MemoryStore implements SessionStore, UserIndex {
       this.#drop(key);
     }
     return removed;
+  }
+
+  #isRenewed(key: string): boolean {
+    const until = this.#renewed.get(key);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#renewed.delete(key);
+    return false;
+  }
+
+  /** Keeps a marker for a renewed key, dropping the expired markers first and the oldest past maxSessions. */
+  #markRenewed(key: string, until: number): void {
+    const now = this.#now();
+    for (const [old, oldUntil] of this.#renewed) {
+      if (oldUntil > now && this.#renewed.size < this.#maxSessions) break;
+      this.#renewed.delete(old);
+    }
+    this.#renewed.set(key, until);
   }
 
   #live(key: string): Entry | undefined {

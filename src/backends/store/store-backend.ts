@@ -275,6 +275,12 @@ export class StoreSessionBackend implements SessionBackend {
       const seenAt = config.userKey === undefined ? undefined : now;
       if (ttl > 0) record = await this.#call('load', () => store.load(storeKey, ttl, seenAt));
       if (record === undefined) publishRejected('store', cookie.name, ttl > 0 ? 'no-record' : 'absolute-timeout');
+      // Renewed by another request a moment ago (a login): this one carries the old id and must not answer with a
+      // cookie that replaces the new one, nor open the renewed session. An empty session that writes nothing.
+      if (record?.renewed === true) {
+        publishRejected('store', cookie.name, 'renewed');
+        return new StoreRequest(config, ctx, now, undefined, undefined, undefined, true);
+      }
       // Larger than maxBytes (written by hand, by an older version, or before maxBytes was lowered): every write
       // would fail and every read would cost its size, so it ends here, measured without decoding a value.
       if (record !== undefined && sizeOf(record.fields) > config.records.maxBytes) {

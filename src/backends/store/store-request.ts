@@ -16,6 +16,13 @@ import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
 /** Largest `describe` answer kept, in bytes of JSON. */
 const MAX_INFO_BYTES = 1024;
 
+/**
+ * How long a renewed session's old id is known as renewed (30 s): a request that still carries it (sent before the
+ * login that renewed it, answered after) gets an empty session and writes nothing, neither a record nor a cookie,
+ * so that it cannot sign the user out by replacing the new cookie.
+ */
+export const RENEW_GRACE_MS = 30_000;
+
 /** What a store backend's requests share: its resolved options and its bounded store calls. */
 export interface StoreConfig {
   /** The backend itself: a request's handle is recognised as its own by it (`keep`, `current`). */
@@ -51,6 +58,8 @@ export class StoreRequest implements SessionHandle {
   #stale = false;
   // Another request ended the session while this one ran: nothing more is written.
   #ended = false;
+  // The request's id was renewed by another request just before it loaded: it writes nothing.
+  readonly #renewed: boolean;
 
   constructor(
     readonly config: StoreConfig,
@@ -60,12 +69,15 @@ export class StoreRequest implements SessionHandle {
     storeKey: string | undefined,
     /** The record as loaded, its fields as Buffers; `undefined` for none. */
     readonly found: { readonly fields: ReadonlyMap<string, Buffer>; readonly record: StoreRecord } | undefined,
+    /** The id was renewed within {@link RENEW_GRACE_MS}: nothing this request does is written. */
+    renewed = false,
   ) {
     this.maxAge = config.cookie.maxAge ?? 'session';
     this.valueRules = config.records.rules;
     this.#ticket = ticket;
     this.#storeKey = storeKey;
     this.#indexed = found?.record.user;
+    this.#renewed = renewed;
   }
 
   /** The store key of this request's session as it stands now (a renewal changes it). */
@@ -117,6 +129,10 @@ export class StoreRequest implements SessionHandle {
 
   async #write(change: SessionWrite): Promise<void> {
     if (this.#ended) return;
+    if (this.#renewed) {
+      this.#drop();
+      return;
+    }
     const { cookie, ids, store, call } = this.config;
     const ticket = this.#ticket;
     const revoked = ticket !== undefined && !ids.keys.keys.byId.has(ticket.keyId);
@@ -169,7 +185,8 @@ export class StoreRequest implements SessionHandle {
     const lifetimeChanged = own !== current.maxAge;
     const ttlMs = ids.ttl(current.createdAt, own, this.now);
     const user = this.config.userKey === undefined ? undefined : this.#userOf(change, loaded, this.#indexed);
-    if (set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined) {
+    const writes = set.size > 0 || remove.length > 0 || change.cleared === true || lifetimeChanged || user !== undefined;
+    if (writes) {
       assertHeadersOpen(this.ctx);
       const index = user === undefined ? {} : { user, until: current.createdAt + ids.absolute, info: user === null ? undefined : this.#info() };
       const write: StoreWrite = {
@@ -195,6 +212,13 @@ export class StoreRequest implements SessionHandle {
       if (user !== undefined) this.#indexed = user ?? undefined;
     }
     if (lifetimeChanged || this.#stale) {
+      // Only the cookie is due, nothing was written: another request may have renewed or purged the session since
+      // this one loaded it (a login beside this read), and this id's cookie would then replace the client's new one.
+      // Asked first; rare (once per half idle lifetime, or after a key rotation).
+      if (!writes && !(await this.#stillLives(recordKey, ttlMs))) {
+        this.#drop();
+        return;
+      }
       this.#ticket = this.#putTicket(current.id, current.createdAt, own, ttlMs);
       if (this.#stale && channels.resealed.hasSubscribers)
         channels.resealed.publish({ backend: 'store', name: cookie.name, cause: this.#staleCause ?? 'renewal' });
@@ -220,7 +244,7 @@ export class StoreRequest implements SessionHandle {
     const id = IdCookie.newId();
     const ttlMs = ids.ttl(now, own, now);
     const index = user === undefined ? {} : { user, until: now + ids.absolute, info: this.#info() };
-    const replaces = oldKey === undefined ? {} : { replaces: oldKey };
+    const replaces = oldKey === undefined ? {} : { replaces: oldKey, graceMs: RENEW_GRACE_MS };
     const write = {
       create: true,
       createdAt: now,
@@ -251,6 +275,13 @@ export class StoreRequest implements SessionHandle {
     const browserSession = own === 'session' || (own === undefined && cookie.maxAge === undefined);
     this.#send(value, browserSession ? undefined : ttlMs);
     return { id, keyId: ids.keys.keys.sealing.id, retired: false, expiresAt: now + ttlMs, createdAt, maxAge: own };
+  }
+
+  /** Whether the record still holds a session (and not a renewal's marker), extending it as a read does. */
+  async #stillLives(recordKey: string, ttlMs: number): Promise<boolean> {
+    const { store, call } = this.config;
+    const record = await call('load', () => store.load(recordKey, ttlMs));
+    return record !== undefined && record.renewed !== true;
   }
 
   /** Another request ended the session: this one writes nothing more. */

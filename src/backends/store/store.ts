@@ -20,6 +20,10 @@ import { SessionError } from '../../core/errors.js';
  * - `write` with `maxBytes`: refuses, by throwing a `SessionError` `ERR_SESSION_TOO_LARGE` and changing nothing, a
  *   write that would leave the record's data fields (their names' UTF-8 bytes and their values' bytes, counted
  *   after the change, whatever other requests wrote meanwhile) larger than `maxBytes`.
+ * - `write` with `replaces` and `graceMs` (optional for a store of your own): for `graceMs` after the renewal, `load`
+ *   of the replaced key answers `{ renewed: true }` with no fields, and extends nothing; no write brings it back.
+ *   A request still carrying the replaced id (sent before a login that renewed it) then writes nothing, rather
+ *   than starting a session whose cookie would replace the new one. A store that ignores it answers `undefined`.
  * - `destroy`: removes the record; removing one that does not exist is no error.
  * - `write` and `destroy` given a `timeoutMs` should not apply once half of it has passed since the call, where a
  *   remote store can tell (its clock): the backend reports a call slower than that as failed, and a stalled server
@@ -68,6 +72,8 @@ export interface StoreRecord {
   readonly createdAt?: number;
   /** With a user index: the user the record is indexed under, if any. */
   readonly user?: string;
+  /** The key was renewed within `graceMs` (see {@link SessionStore}): a marker, with no fields, not a session. */
+  readonly renewed?: boolean;
 }
 
 /** One atomic change of a record. */
@@ -101,6 +107,8 @@ export interface StoreWrite {
   readonly info?: string;
   /** With `create`: the key of the record this one replaces (see {@link SessionStore}). */
   readonly replaces?: string;
+  /** With `replaces`: how long the replaced key answers `load` with `{ renewed: true }` (see {@link SessionStore}). */
+  readonly graceMs?: number;
   /** The largest the record's data may be after this write, in bytes (see {@link SessionStore}). */
   readonly maxBytes?: number;
 }
