@@ -23,7 +23,14 @@ export {
   type RevocationStore,
 } from './backends/cookie/revocations.js';
 export { RedisRevocationStore, type RedisRevocationStoreOptions } from './redis/redis-revocation-store.js';
-export { koaSessionCookies, type KoaSessionCookiesOptions, type LegacyCookies } from './backends/cookie/koa-session-cookies.js';
+export {
+  koaSessionCookies,
+  type KoaSessionCookiesOptions,
+  type KoaSessionStore,
+  type LegacyCookies,
+  type LegacyStore,
+  type MovedSession,
+} from './backends/cookie/koa-session-cookies.js';
 export type { SealMode } from './crypto/envelope.js';
 export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './codec/serializer.js';
 export { JsonSerializer } from './codec/json/json-serializer.js';

@@ -46,6 +46,7 @@ const CONTEXT: Record<string, string> = {
   DAY: 'number',
   handle: 'string',
   config: 'Record<string, unknown>',
+  oldStore: "import('../../src/index.js').KoaSessionStore",
 };
 const LIBRARY = new Set(Object.keys(lib));
 // Types a shape block names, from the package's own declarations.

@@ -13,7 +13,7 @@ import { CLOCK_SKEW_MS, DEFAULT_ABSOLUTE_MS, DURATION_TEXT, isDuration } from '.
 import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
 import { KeySlot, checkKeyRing } from '../shared/keys.js';
 import { CookieRequest, type CookieConfig } from './cookie-request.js';
-import type { LegacyCookies } from './koa-session-cookies.js';
+import { checkLegacy, type LegacyCookies } from './koa-session-cookies.js';
 import { RevocationCache, revocationsUnavailable, type Revocation, type RevocationStore } from './revocations.js';
 import { CookieSealer } from './sealer.js';
 
@@ -38,7 +38,8 @@ export interface CookieSessionOptions extends CookieAttributeOptions, TransportO
   readonly now?: () => number;
   /**
    * Cookies of the session library the app used before, read when a request has no cookie of this one, written
-   * back in this library's format in the same response, and expired: `koaSessionCookies({ keys: app.keys, until })`.
+   * back in this library's format in the same response, and expired: `koaSessionCookies({ keys: app.keys, until })`,
+   * with `store` when koa-session kept its sessions in an external store (koa-redis): the record is moved and destroyed.
    * @default undefined
    */
   readonly legacy?: LegacyCookies;
@@ -134,19 +135,7 @@ export class CookieSessionBackend implements SessionBackend {
     this.#now = resolveClock(where, options.now);
     const autoRenew = options.autoRenew ?? false;
     if (typeof autoRenew !== 'boolean') throw invalidOption(where, 'autoRenew', 'a boolean');
-    const legacy = options.legacy;
-    if (
-      legacy !== undefined &&
-      (typeof legacy !== 'object' ||
-        legacy === null ||
-        typeof legacy.open !== 'function' ||
-        !Array.isArray(legacy.expired) ||
-        !Number.isFinite(legacy.until))
-    ) {
-      throw invalidOption(where, 'legacy', 'the result of koaSessionCookies({ keys: app.keys, until })');
-    }
-    if (legacy !== undefined && transport !== undefined)
-      throw invalidOption(where, 'legacy', "absent with transport: 'header': koa-session's sessions are cookies");
+    const legacy = checkLegacy(where, options.legacy, transport !== undefined);
     const absolute = options.absoluteTimeout ?? Math.max(DEFAULT_ABSOLUTE_MS, this.cookie.lifetime);
     if (!isDuration(absolute)) throw invalidOption(where, 'absoluteTimeout', DURATION_TEXT);
     const { userKey, revocations } = options;
@@ -255,6 +244,9 @@ export class CookieSessionBackend implements SessionBackend {
   load(ctx: Context): SessionHandle | Promise<SessionHandle> {
     const request = new CookieRequest(this.#config, ctx, this.#now());
     const cache = this.#config.revocations;
+    // With koa-session's store, a request that carries its cookie (and none of ours) fetches that record first.
+    const fetched = request.fetchLegacy();
+    if (fetched instanceof Promise) return fetched.then((loaded) => (cache === undefined ? loaded : loaded.gate(cache)));
     return cache === undefined ? request : request.gate(cache);
   }
 }

@@ -6,13 +6,13 @@ import { entryValue } from '../../codec/entries.js';
 import type { Serializer } from '../../codec/serializer.js';
 import { unfitKey, type ValueRules } from '../../codec/value.js';
 import type { OwnLifetime } from '../../crypto/envelope.js';
-import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
+import { expiredCookieLine, isSecure, putSetCookie, readCookies, setCookieLine, type CookieAttributes } from '../../http/cookie.js';
 import { putToken, requestValues, type HeaderTransport } from '../../http/transport.js';
 import { isLifetime } from '../../policy/lifetime.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { MAX_SAME_NAME_COOKIES, firstThatOpens } from '../shared/candidates.js';
 import type { KeySlot } from '../shared/keys.js';
-import type { LegacyCookies } from './koa-session-cookies.js';
+import type { LegacyCookies, MovedSession } from './koa-session-cookies.js';
 import { isRevoked, revocationsUnavailable, type Revocation, type RevocationCache } from './revocations.js';
 import { DeadlineExceeded } from '../shared/deadlines.js';
 import type { CookieSealer } from './sealer.js';
@@ -47,6 +47,9 @@ export class CookieRequest implements SessionHandle {
   #openedWith: number | undefined;
   #createdAt: number | undefined;
   #legacyOpened = false;
+  // With koa-session's store: the record's key and the session it held, fetched at load.
+  #legacyKey: string | undefined;
+  #legacyFetched: MovedSession | undefined;
   // The serializer that keeps writing this session (see OpenedSession.keptIn), or 'legacy' for legacy data no
   // serializer here carries.
   #keptIn: Serializer | 'legacy' | undefined;
@@ -91,7 +94,25 @@ export class CookieRequest implements SessionHandle {
     publishRefused('cookie', this.config.cookie.name, code, key);
   }
 
-  write(change: SessionWrite): void {
+  /**
+   * With koa-session's store: when the request has no cookie of ours but a koa-session cookie, fetches the record it
+   * names, so that `read` (synchronous) finds it.
+   * @throws (rejects) {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when that store fails or is too slow.
+   */
+  fetchLegacy(): this | Promise<this> {
+    const store = this.config.legacy?.store;
+    if (store === undefined) return this;
+    const header = this.ctx.request.headers.cookie;
+    if (readCookies(header, this.config.cookie.name, 1).length > 0) return this;
+    const key = store.keyOf(header, this.now);
+    if (key === undefined) return this;
+    return store.load(key, this.now, this.ctx).then((moved) => {
+      if (moved !== undefined) [this.#legacyKey, this.#legacyFetched] = [key, moved];
+      return this;
+    });
+  }
+
+  write(change: SessionWrite): void | Promise<void> {
     const { cookie, sealer, keys, legacy } = this.config;
     const now = this.now;
     const ctx = this.ctx;
@@ -107,10 +128,25 @@ export class CookieRequest implements SessionHandle {
     try {
       value = ending ? undefined : sealer.sealWrite(change, now, began, this.#keptIn);
     } catch (err) {
-      publishRefused('cookie', cookie.name, (err as SessionError).code ?? 'unknown');
+      const code = (err as SessionError).code ?? 'unknown';
+      publishRefused('cookie', cookie.name, code);
+      // A koa-session session too large for a cookie, moved by a request that changed nothing: it stays where it is.
+      if (this.#legacyOpened && change.status === 'unchanged' && code === 'ERR_SESSION_TOO_LARGE') return;
       throw err;
     }
     assertHeadersOpen(ctx);
+    // koa-session's record first: once it is gone, the response carries the session (a failure leaves both as they were).
+    const legacyKey = this.#legacyOpened ? this.#legacyKey : undefined;
+    if (legacyKey !== undefined) {
+      return (legacy as LegacyCookies).store?.destroy(legacyKey, ctx).then(() => this.#put(change, value, ending, began));
+    }
+    this.#put(change, value, ending, began);
+  }
+
+  /** Sets the response's cookies for a write sealed as `value` (`undefined`: the session ends). */
+  #put(change: SessionWrite, value: string | undefined, ending: boolean, began: number): void {
+    const { cookie, legacy } = this.config;
+    const { ctx, now } = this;
     if (this.#legacyOpened) for (const [name, line] of (legacy as LegacyCookies).expired) putSetCookie(ctx.res, name, line);
     if (ending && !this.#hadCookie) return;
     const transport = this.config.transport;
@@ -181,7 +217,9 @@ export class CookieRequest implements SessionHandle {
 
   /** No cookie of ours: a session of the library the app used before is moved over (stale: written now). */
   #readLegacy(header: string | undefined): StoredSession | undefined {
-    const moved = this.#hadCookie ? undefined : this.config.legacy?.open(header, this.now);
+    const legacy = this.config.legacy;
+    const moved =
+      this.#hadCookie || legacy === undefined ? undefined : legacy.store === undefined ? legacy.open(header, this.now) : this.#legacyFetched;
     if (moved === undefined) return undefined;
     this.#legacyOpened = true;
     // koa-session keeps every session's lifetime; one that differs from this backend's is the session's own.

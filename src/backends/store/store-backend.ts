@@ -17,7 +17,8 @@ import { checkKeyRing } from '../shared/keys.js';
 import { IdCookie } from './id-cookie.js';
 import { RecordCodec, buffersOf, sizeOf } from './record-codec.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
-import { StoreRequest, type StoreConfig } from './store-request.js';
+import { StoreRequest, type LegacySession, type StoreConfig } from './store-request.js';
+import { checkLegacy, type LegacyCookies } from '../cookie/koa-session-cookies.js';
 
 /** Options of {@link StoreSessionBackend}. */
 export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAge'>, TransportOptions {
@@ -56,6 +57,13 @@ export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAg
    * addresses only if you need to: they are personal data. @default undefined
    */
   readonly describe?: (ctx: Context) => unknown;
+  /**
+   * The sessions of koa-session, moved on a request with no cookie of this backend: the session in koa-session's
+   * cookie, or, with `store`, in koa-session's external store (koa-redis), becomes a session of this store under a
+   * new id in the same response, the old record is destroyed and koa-session's cookies are expired:
+   * `koaSessionCookies({ keys: app.keys, store: redisStore(), until })`. @default undefined
+   */
+  readonly legacy?: LegacyCookies;
 }
 
 /** One of a user's sessions, as {@link StoreSessionBackend.sessionsOf} lists it. */
@@ -84,6 +92,7 @@ const OPTION_NAMES = [
   'now',
   'userKey',
   'describe',
+  'legacy',
 ] as const satisfies readonly (keyof StoreSessionOptions)[];
 
 /**
@@ -151,6 +160,7 @@ export class StoreSessionBackend implements SessionBackend {
     }
     if (describe !== undefined && (typeof describe !== 'function' || userKey === undefined))
       throw invalidOption(where, 'describe', 'a function, given with userKey');
+    const legacy = checkLegacy(where, options.legacy, transport !== undefined);
     this.#deadlines = new Deadlines(timeout);
     this.#config = {
       owner: this,
@@ -161,6 +171,7 @@ export class StoreSessionBackend implements SessionBackend {
       records: new RecordCodec(serializer, readers, rules, entryCodecOf(serializer), maxBytes, this.cookie.name),
       userKey,
       describe,
+      legacy,
       timeoutMs: timeout,
       call: (operation, run) => this.#call(operation, run),
     };
@@ -267,7 +278,12 @@ export class StoreSessionBackend implements SessionBackend {
     if (config.userKey !== undefined && ctx.app !== undefined && !this.#apps.has(ctx.app)) this.#apps.add(ctx.app);
     const source = { backend: 'store', name: cookie.name, mode: 'store', keys: ids.keys.keys } as const;
     const values = requestValues(ctx.request.headers, cookie.name, config.transport, MAX_SAME_NAME_COOKIES);
-    const ticket = firstThatOpens(values, source, (value) => ids.open(value, now)).opened;
+    const { opened: ticket, count } = firstThatOpens(values, source, (value) => ids.open(value, now));
+    // No cookie of ours at all: a koa-session session is moved over, if there is one.
+    if (count === 0 && config.legacy !== undefined) {
+      const moved = await this.#legacyOf(config.legacy, ctx, now);
+      if (moved !== undefined) return new StoreRequest(config, ctx, now, undefined, undefined, undefined, false, moved);
+    }
     const storeKey = ticket === undefined ? undefined : IdCookie.recordKey(ticket.id);
     let record: StoreRecord | undefined;
     if (ticket !== undefined && storeKey !== undefined) {
@@ -291,6 +307,19 @@ export class StoreSessionBackend implements SessionBackend {
     }
     const found = record === undefined ? undefined : { fields: buffersOf(record.fields), record };
     return new StoreRequest(config, ctx, now, ticket, storeKey, found);
+  }
+
+  /** The koa-session session a request carries (in its cookie, or in koa-session's store), or `undefined`. */
+  async #legacyOf(legacy: LegacyCookies, ctx: Context, now: number): Promise<LegacySession | undefined> {
+    const header = ctx.request.headers.cookie;
+    if (legacy.store === undefined) {
+      const moved = legacy.open(header, now);
+      return moved === undefined ? undefined : { moved, key: undefined };
+    }
+    const key = legacy.store.keyOf(header, now);
+    if (key === undefined) return undefined;
+    const moved = await legacy.store.load(key, now, ctx);
+    return moved === undefined ? undefined : { moved, key };
   }
 
   /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */

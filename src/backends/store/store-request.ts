@@ -10,8 +10,17 @@ import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAt
 import { putToken, type HeaderTransport } from '../../http/transport.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
+import type { LegacyCookies, MovedSession } from '../cookie/koa-session-cookies.js';
+import { unfitKey } from '../../codec/value.js';
+import { isLifetime } from '../../policy/lifetime.js';
 import type { RecordCodec } from './record-codec.js';
 import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
+
+/** A koa-session session a request carries, to move: its data, and its key in koa-session's store, if it has one. */
+export interface LegacySession {
+  readonly moved: MovedSession;
+  readonly key: string | undefined;
+}
 
 /** Largest `describe` answer kept, in bytes of JSON. */
 const MAX_INFO_BYTES = 1024;
@@ -35,6 +44,7 @@ export interface StoreConfig {
   readonly records: RecordCodec;
   readonly userKey: string | undefined;
   readonly describe: ((ctx: Context) => unknown) | undefined;
+  readonly legacy: LegacyCookies | undefined;
   readonly timeoutMs: number;
   /** Runs a store call within `storeTimeout`; any failure is `ERR_SESSION_STORE_UNAVAILABLE`. */
   readonly call: <T>(operation: string, run: () => Promise<T>) => Promise<T>;
@@ -58,6 +68,8 @@ export class StoreRequest implements SessionHandle {
   #stale = false;
   // Another request ended the session while this one ran: nothing more is written.
   #ended = false;
+  // A moved koa-session session was read and is to be written: koa-session's record and cookies end with the write.
+  #legacyOpened = false;
   // The request's id was renewed by another request just before it loaded: it writes nothing.
   readonly #renewed: boolean;
 
@@ -71,6 +83,8 @@ export class StoreRequest implements SessionHandle {
     readonly found: { readonly fields: ReadonlyMap<string, Buffer>; readonly record: StoreRecord } | undefined,
     /** The id was renewed within {@link RENEW_GRACE_MS}: nothing this request does is written. */
     renewed = false,
+    /** A koa-session session to move (the request carries no cookie of ours). */
+    readonly legacy?: LegacySession,
   ) {
     this.maxAge = config.cookie.maxAge ?? 'session';
     this.valueRules = config.records.rules;
@@ -88,6 +102,7 @@ export class StoreRequest implements SessionHandle {
   read(): StoredSession | undefined {
     const { found } = this;
     const ticket = this.#ticket;
+    if (this.legacy !== undefined) return this.#readLegacy(this.legacy.moved);
     if (found === undefined || ticket === undefined) return undefined;
     const { records, ids, userKey } = this.config;
     // A record of a user that is not in the index yet (written before userKey was set): written back, indexed.
@@ -120,6 +135,7 @@ export class StoreRequest implements SessionHandle {
   async write(change: SessionWrite): Promise<void> {
     try {
       await this.#write(change);
+      if (this.#legacyOpened) await this.#endLegacy();
     } catch (err) {
       const code = (err as SessionError).code;
       if (code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') publishRefused('store', this.config.cookie.name, code);
@@ -282,6 +298,31 @@ export class StoreRequest implements SessionHandle {
     const { store, call } = this.config;
     const record = await call('load', () => store.load(recordKey, ttlMs));
     return record !== undefined && record.renewed !== true;
+  }
+
+  /** A koa-session session, moved: written as a new session (stale), unless this store cannot carry its values. */
+  #readLegacy(moved: MovedSession): StoredSession {
+    const { records, cookie } = this.config;
+    const own = isLifetime(moved.maxAge) && moved.maxAge !== this.maxAge ? moved.maxAge : undefined;
+    const unfit = unfitKey(moved.data, records.rules);
+    if (unfit !== undefined) {
+      // Readable as it is, and left where koa-session keeps it.
+      publishRefused('store', cookie.name, 'ERR_SESSION_UNSUPPORTED_VALUE', unfit);
+      return { data: moved.data, stale: false, maxAge: own };
+    }
+    this.#legacyOpened = true;
+    this.#staleCause = 'format';
+    return { data: moved.data, stale: true, maxAge: own };
+  }
+
+  /** The moved session is written: koa-session's record is destroyed, then its cookies expired. */
+  async #endLegacy(): Promise<void> {
+    const { legacy } = this.config;
+    const key = this.legacy?.key;
+    if (legacy === undefined) return;
+    if (key !== undefined) await legacy.store?.destroy(key, this.ctx);
+    for (const [name, line] of legacy.expired) putSetCookie(this.ctx.res, name, line);
+    this.#legacyOpened = false;
   }
 
   /** Another request ended the session: this one writes nothing more. */

@@ -180,7 +180,7 @@ describe('moving from koa-session without logging anyone out', () => {
 
   it('should refuse options that cannot work', () => {
     expectSessionError(() => koaSessionCookies({ keys: [], until: UNTIL }), 'ERR_SESSION_INVALID_OPTION');
-    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: UNTIL, maxAge: 1 } as never), 'ERR_SESSION_INVALID_OPTION');
+    expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: UNTIL, maxAge: 1 }), 'ERR_SESSION_INVALID_OPTION');
     // until is required, a valid Date, and at most 400 days ahead.
     expectSessionError(() => koaSessionCookies({ keys: APP_KEYS } as never), 'ERR_SESSION_INVALID_OPTION');
     expectSessionError(() => koaSessionCookies({ keys: APP_KEYS, until: new Date('nope') }), 'ERR_SESSION_INVALID_OPTION');
