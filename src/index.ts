@@ -30,7 +30,7 @@ export {
   type LegacyCookies,
   type LegacyStore,
   type MovedSession,
-} from './backends/cookie/koa-session-cookies.js';
+} from './backends/shared/koa-session-cookies.js';
 export type { SealMode } from './crypto/envelope.js';
 export { FIRST_USER_SERIALIZER_ID, type Serializer, type SessionRecord } from './codec/serializer.js';
 export { JsonSerializer } from './codec/json/json-serializer.js';

@@ -13,7 +13,7 @@ import { CLOCK_SKEW_MS, DEFAULT_ABSOLUTE_MS, DURATION_TEXT, isDuration } from '.
 import { checkUserKey, resolveClock, resolveSerializers, userIdOf } from '../shared/checks.js';
 import { KeySlot, checkKeyRing } from '../shared/keys.js';
 import { CookieRequest, type CookieConfig } from './cookie-request.js';
-import { checkLegacy, type LegacyCookies } from './koa-session-cookies.js';
+import { checkLegacy, type LegacyCookies } from '../shared/koa-session-cookies.js';
 import { RevocationCache, revocationsUnavailable, type Revocation, type RevocationStore } from './revocations.js';
 import { CookieSealer } from './sealer.js';
 

@@ -12,7 +12,7 @@ import { isLifetime } from '../../policy/lifetime.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { MAX_SAME_NAME_COOKIES, firstThatOpens } from '../shared/candidates.js';
 import type { KeySlot } from '../shared/keys.js';
-import type { LegacyCookies, MovedSession } from './koa-session-cookies.js';
+import type { LegacyCookies, MovedSession } from '../shared/koa-session-cookies.js';
 import { isRevoked, revocationsUnavailable, type Revocation, type RevocationCache } from './revocations.js';
 import { DeadlineExceeded } from '../shared/deadlines.js';
 import type { CookieSealer } from './sealer.js';

@@ -18,7 +18,7 @@ import { IdCookie } from './id-cookie.js';
 import { RecordCodec, buffersOf, sizeOf } from './record-codec.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
 import { StoreRequest, type LegacySession, type StoreConfig } from './store-request.js';
-import { checkLegacy, type LegacyCookies } from '../cookie/koa-session-cookies.js';
+import { checkLegacy, type LegacyCookies } from '../shared/koa-session-cookies.js';
 
 /** Options of {@link StoreSessionBackend}. */
 export interface StoreSessionOptions extends Omit<CookieAttributeOptions, 'maxAge'>, TransportOptions {

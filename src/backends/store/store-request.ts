@@ -10,7 +10,7 @@ import { expiredCookieLine, isSecure, putSetCookie, setCookieLine, type CookieAt
 import { putToken, type HeaderTransport } from '../../http/transport.js';
 import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
-import type { LegacyCookies, MovedSession } from '../cookie/koa-session-cookies.js';
+import type { LegacyCookies, MovedSession } from '../shared/koa-session-cookies.js';
 import { unfitKey } from '../../codec/value.js';
 import { isLifetime } from '../../policy/lifetime.js';
 import type { RecordCodec } from './record-codec.js';

@@ -3,7 +3,7 @@ import { nestsDeeperThan } from '../../codec/json/json-scan.js';
 import { SessionError, storeFailure } from '../../core/errors.js';
 import { checkOptionNames, invalidOption } from '../../core/options.js';
 import { LIFETIME_TEXT, MAX_COOKIE_AGE_MS, isLifetime } from '../../policy/lifetime.js';
-import { Deadlines, DeadlineExceeded } from '../shared/deadlines.js';
+import { Deadlines, DeadlineExceeded } from './deadlines.js';
 import type { SessionRecord } from '../../codec/serializer.js';
 import { MAX_VALUE_DEPTH } from '../../codec/value.js';
 import { expiredCookieLine, readCookies, resolveCookieAttributes } from '../../http/cookie.js';
