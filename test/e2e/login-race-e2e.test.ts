@@ -2,14 +2,8 @@
 // requests that left with the pre-login cookie and answer after it (expressjs/session#923).
 import { expect } from 'chai';
 import Koa from 'koa';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { KeyRing, MemoryStore, StoreSessionBackend, session, type StoreWrite } from '../../src/index.js';
-import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.js';
+import { chromiumSuite } from '../support/browser.js';
 
 /** A store that keeps no marker for a renewed id: how the store backend behaved before it did. */
 class MarkerlessStore extends MemoryStore {
@@ -30,10 +24,7 @@ const PAGE = `<!doctype html><p id="out">…</p><script>
 
 describe('a login beside parallel requests, in a real browser (Chromium through playwright-core)', function () {
   this.timeout(60_000);
-  const servers: Server[] = [];
-  let context: BrowserContext;
-  let page: Page;
-  const profile = mkdtempSync(join(tmpdir(), 'kss-chromium-'));
+  const browser = chromiumSuite();
 
   /** The app: /count requests beside the login wait, before their session loads, until the login has answered. */
   const serve = async (store: MemoryStore): Promise<string> => {
@@ -61,24 +52,11 @@ describe('a login beside parallel requests, in a real browser (Chromium through 
       }
       ctx.body = { user: ctx.session.get('userId') ?? null };
     });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    return `${await browser.serve(app)}/`;
   };
 
-  before(async () => {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = context.pages()[0] ?? (await context.newPage());
-  });
-  beforeEach(() => context.clearCookies());
-  after(async () => {
-    await context?.close();
-    for (const server of servers) server.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
-
   const outcome = async (url: string): Promise<string> => {
+    const { page } = browser;
     await page.goto(url);
     await page.waitForFunction("document.getElementById('out').textContent !== '…'", undefined, { timeout: 10_000 });
     return (await page.textContent('#out')) ?? '';

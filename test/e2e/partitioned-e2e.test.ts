@@ -1,13 +1,8 @@
 import { expect } from 'chai';
 import Koa from 'koa';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { CookieSessionBackend, KeyRing, MemoryStore, StoreSessionBackend, session, type SessionBackend } from '../../src/index.js';
-import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.js';
+import { chromiumSuite } from '../support/browser.js';
 
 // An app embedded in another site's page keeps its session in a Partitioned cookie (CHIPS): the browser stores it
 // for that top-level site only. The embedding page is served from http://localhost, the embedded app from
@@ -15,17 +10,8 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.js';
 describe('Partitioned cookies in a real browser (Chromium through playwright-core)', function () {
   this.timeout(60_000);
   const ring = new KeyRing([KeyRing.generateKey()]);
-  const servers: Server[] = [];
-  let context: BrowserContext;
-  let page: Page;
-  const profile = mkdtempSync(join(tmpdir(), 'kss-chromium-'));
-
-  const listen = async (app: Koa, host: string): Promise<string> => {
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    servers.push(server);
-    return `http://${host}:${(server.address() as AddressInfo).port}`;
-  };
+  const browser = chromiumSuite();
+  const listen = (app: Koa, host: string) => browser.serve(app, host);
 
   /** The embedded app: a counter in its session, shown in the page. */
   const embedded = (backend: SessionBackend) => {
@@ -50,22 +36,10 @@ describe('Partitioned cookies in a real browser (Chromium through playwright-cor
     return listen(app, 'localhost');
   };
 
-  before(async () => {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = context.pages()[0] ?? (await context.newPage());
-  });
-  // Cookies are per host, not per port: every test starts with none.
-  beforeEach(() => context.clearCookies());
-  after(async () => {
-    await context?.close();
-    for (const server of servers) server.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
-
   const countIn = async (frame: Frame | Page) => Number(await frame.textContent('#count'));
   const framedCount = async (top: string) => {
-    await page.goto(top);
-    const frame = page.frames().find((f) => f !== page.mainFrame());
+    await browser.page.goto(top);
+    const frame = browser.page.frames().find((f) => f !== browser.page.mainFrame());
     if (frame === undefined) throw new Error('the page has no iframe');
     await frame.waitForSelector('#count');
     return countIn(frame);
@@ -80,13 +54,13 @@ describe('Partitioned cookies in a real browser (Chromium through playwright-cor
       const top = await embedding(app);
       // Stored and sent back: the iframe's counter goes on across loads of the embedding page.
       expect([await framedCount(top), await framedCount(top), await framedCount(top)]).to.deep.equal([1, 2, 3]);
-      const stored = (await context.cookies(app)).filter((cookie) => cookie.name === 'session');
+      const stored = (await browser.context.cookies(app)).filter((cookie) => cookie.name === 'session');
       expect(stored).to.have.length(1);
       expect(stored[0]?.secure).to.equal(true);
       expect(stored[0]?.partitionKey).to.equal(new URL(top).origin.replace(/:\d+$/, ''));
       // Kept apart: the same app visited as a top-level site does not get the embedded session.
-      await page.goto(app);
-      expect(await countIn(page)).to.equal(1);
+      await browser.page.goto(app);
+      expect(await countIn(browser.page)).to.equal(1);
     });
   }
 
@@ -95,6 +69,6 @@ describe('Partitioned cookies in a real browser (Chromium through playwright-cor
     const app = await embedded(CookieSessionBackend.private(ring, { sameSite: 'none' }));
     const top = await embedding(app);
     expect([await framedCount(top), await framedCount(top)]).to.deep.equal([1, 1]);
-    expect(await context.cookies(app)).to.deep.equal([]);
+    expect(await browser.context.cookies(app)).to.deep.equal([]);
   });
 });

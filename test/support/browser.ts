@@ -1,6 +1,13 @@
 // What the browser tests share: Debian's chromium, and a way to start an example as a user would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Koa from 'koa';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -72,4 +79,52 @@ export async function startCommand(
 /** Starts a built example (build/examples/<name>.js). */
 export function startExample(name: string, env: Record<string, string> = {}): Promise<Started> {
   return startCommand(process.execPath, [fileURLToPath(new URL(`../../examples/${name}.js`, import.meta.url))], { env });
+}
+
+/** What {@link chromiumSuite} gives a suite's tests. */
+export interface ChromiumSuite {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  /** Serves `app` on 127.0.0.1 (a free port) until the suite ends; answers its origin with `host` as the host name. */
+  serve(app: Koa, host?: string): Promise<string>;
+}
+
+/**
+ * Inside a describe: one Chromium profile of its own for the suite, launched before it and removed after, each
+ * test starting with no cookies; the apps it serves are closed after the suite.
+ */
+export function chromiumSuite(): ChromiumSuite {
+  const profile = mkdtempSync(join(tmpdir(), 'kss-chromium-'));
+  const servers: Server[] = [];
+  let context: BrowserContext | undefined;
+  let page: Page | undefined;
+  before(async () => {
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+  // Cookies are per host, not per port.
+  beforeEach(() => context?.clearCookies());
+  after(async () => {
+    await context?.close();
+    for (const server of servers) server.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('Chromium has not started');
+    return value;
+  };
+  return {
+    get context() {
+      return started(context);
+    },
+    get page() {
+      return started(page);
+    },
+    async serve(app, host = '127.0.0.1') {
+      const server = app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      servers.push(server);
+      return `http://${host}:${(server.address() as AddressInfo).port}`;
+    },
+  };
 }

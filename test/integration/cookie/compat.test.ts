@@ -6,22 +6,9 @@ import { createRequire } from 'node:module';
 import request from 'supertest';
 import { JsonSerializer, KeyRing, MemoryStore, MsgpackSerializer, StoreSessionBackend } from '../../../src/index.js';
 import { COMBINATIONS, KEY_A, appWith, backendFor, cookieValue, listen } from '../../support/helpers.js';
+import { KoaPassport, LocalStrategy } from '../../support/passport.js';
 
 const require = createRequire(import.meta.url);
-type Done = (err: unknown, user?: unknown) => void;
-interface KoaPassport {
-  KoaPassport: new () => KoaPassport;
-  use(strategy: unknown): void;
-  serializeUser(fn: (user: { id: string }, done: Done) => void): void;
-  deserializeUser(fn: (id: string, done: Done) => void): void;
-  initialize(): Koa.Middleware;
-  session(): Koa.Middleware;
-  authenticate(name: string, options?: object): Koa.Middleware;
-}
-const { KoaPassport } = require('koa-passport') as KoaPassport;
-const { Strategy: LocalStrategy } = require('passport-local') as {
-  Strategy: new (verify: (user: string, pass: string, done: Done) => void) => unknown;
-};
 const CSRF = require('koa-csrf') as new (options?: object) => Koa.Middleware;
 const grant = require('grant') as { koa: (config: object) => Koa.Middleware };
 

@@ -5,7 +5,6 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import koaSession from 'koa-session';
 import redisStore from 'koa-redis';
-import { createRequire } from 'node:module';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
@@ -19,23 +18,8 @@ import {
   type SessionError,
 } from '../../../src/index.js';
 import { KEY_A, appWith, cookieValue, expectSessionError, listen, manualClock, setCookieFor, setCookies } from '../../support/helpers.js';
+import { KoaPassport, LocalStrategy } from '../../support/passport.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
-
-const require = createRequire(import.meta.url);
-type Done = (err: unknown, user?: unknown) => void;
-interface Passport {
-  KoaPassport: new () => Passport;
-  use(strategy: unknown): void;
-  serializeUser(fn: (user: { id: string }, done: Done) => void): void;
-  deserializeUser(fn: (id: string, done: Done) => void): void;
-  initialize(): Koa.Middleware;
-  session(): Koa.Middleware;
-  authenticate(name: string, options?: object): Koa.Middleware;
-}
-const { KoaPassport } = require('koa-passport') as Passport;
-const { Strategy: LocalStrategy } = require('passport-local') as {
-  Strategy: new (verify: (user: string, pass: string, done: Done) => void) => unknown;
-};
 
 const APP_KEYS = ['the app key koa-session signed with'];
 const UNTIL = new Date(Date.now() + 90 * 86_400_000);
