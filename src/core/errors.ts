@@ -9,7 +9,8 @@
  * - `ERR_SESSION_INVALID_KEY`: a key ring key is missing, too short, repeated or weak.
  * - `ERR_SESSION_INVALID_OPTION`: an option passed to a constructor or to `session()` is not valid.
  * - `ERR_SESSION_INACTIVE`: the session was changed after its response was committed.
- * - `ERR_SESSION_ASSIGNMENT`: code assigned `ctx.session` something other than `null` or a plain object.
+ * - `ERR_SESSION_ASSIGNMENT`: code assigned `ctx.session` something other than `null` or a plain object, or assigned
+ *   one of the session's own members by property (`ctx.session.flash = …`; data of that name takes `set()`).
  * - `ERR_SESSION_HEADERS_SENT`: the session changed but the response headers were already sent.
  * - `ERR_SESSION_STORE_UNAVAILABLE`: the session store did not answer in time, or failed; a 503.
  */

@@ -3,6 +3,7 @@ import type { SessionStatus, StoredSession } from './backend.js';
 import type { SessionRecord } from '../codec/serializer.js';
 import { define } from '../codec/value.js';
 import { SessionState } from './session-state.js';
+import { SessionError } from './errors.js';
 
 /**
  * The shape of your session data, for typed `get` and `set`. Empty here; extend it by declaration merging:
@@ -182,7 +183,8 @@ export class Session {
       if (this.#state.data.has(FLASH_KEY)) this.#state.remove(FLASH_KEY);
       return queued;
     }
-    if (typeof type !== 'string') throw new TypeError('flash(type, message): the type must be a string');
+    if (typeof type !== 'string')
+      throw new SessionError('ERR_SESSION_UNSUPPORTED_VALUE', "flash(type, message) takes the message's type as a string, such as 'notice'.");
     const messages = Object.hasOwn(queued, type) ? (queued[type] as unknown[]) : [];
     if (message.length > 0) {
       define(queued, type, [...messages, message[0]]);

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import type { SessionHandle } from './backend.js';
+import { SessionError } from './errors.js';
 import { Session, type SessionData } from './session.js';
 import type { SessionState } from './session-state.js';
 
@@ -47,7 +48,16 @@ const VIEW_HANDLER: ProxyHandler<ViewTarget> = {
     return state.liveGet(key);
   },
   set({ session, state }, key, value) {
-    if (typeof key === 'symbol' || MEMBERS.has(key)) return Reflect.set(session, key, value, session);
+    if (typeof key === 'symbol') return Reflect.set(session, key, value, session);
+    if (MEMBERS.has(key)) {
+      // A member with a setter (maxAge) takes the value; any other would be shadowed or refuse it silently.
+      if (typeof Object.getOwnPropertyDescriptor(Session.prototype, key)?.set === 'function') return Reflect.set(session, key, value, session);
+      throw new SessionError(
+        'ERR_SESSION_ASSIGNMENT',
+        `ctx.session.${key} is the session's own, not data, and cannot be assigned. Store data under that name with ` +
+          `ctx.session.set('${key}', value), and read it with get('${key}').`,
+      );
+    }
     state.liveSet(key, value);
     return true;
   },

@@ -60,6 +60,12 @@ describe('flash messages (ctx.session.flash)', () => {
       expect(read).to.deep.equal({ text: 'x' });
     });
 
+    it('should refuse a type that is not a string with a typed error', () => {
+      const session = new Session();
+      for (const type of [42, null, {}, ['notice']]) expectSessionError(() => session.flash(type as never, 'x'), 'ERR_SESSION_UNSUPPORTED_VALUE');
+      expect(session.status).to.equal('unchanged');
+    });
+
     it('should take "__proto__" and other odd types as plain names', () => {
       const session = new Session();
       session.flash('__proto__', 'p');

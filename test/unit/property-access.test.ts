@@ -29,6 +29,26 @@ describe('property access on ctx.session, as koa-session apps write it', () => {
         expect(backend.open(cookie.slice('session='.length))).to.deep.equal({ views: 3 });
       });
 
+      it("should refuse assigning one of the session's members by property (a 500, nothing written), and take maxAge", async () => {
+        const token = backend.seal({ views: 4 });
+        const app = appWith(backend, (ctx) => {
+          const view = sessionOf(ctx);
+          if (ctx.path === '/remember') view.maxAge = 3_600_000;
+          else view[String(ctx.query.member)] = { some: 'data' };
+          ctx.body = 'ok';
+        });
+        const server = await listen(app);
+        for (const member of ['flash', 'get', 'set', 'renew', 'isNew', 'status', 'length']) {
+          const res = await request(server).get(`/?member=${member}`).set('Cookie', `session=${token}`).expect(500);
+          expect(setCookieFor(res), member).to.equal(undefined);
+          const err = app.errors.at(-1) as SessionError;
+          expect(err.code, member).to.equal('ERR_SESSION_ASSIGNMENT');
+          expect(err.message).to.contain(`set('${member}', value)`);
+        }
+        const remembered = await request(server).get('/remember').set('Cookie', `session=${token}`).expect(200);
+        expect(setCookieFor(remembered)).to.match(/Max-Age=3600;/);
+      });
+
       it('should end the session on ctx.session = null, and replace its data on ctx.session = {...}', async () => {
         const token = backend.seal({ views: 4, user: 'ada' });
         const app = appWith(backend, (ctx) => {
