@@ -20,7 +20,8 @@ export type HttpCase = (typeof HTTP_CASES)[number];
 
 const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toString('base64url'), 'base64url');
 
-function appFor(name: HttpCase, data: SessionRecord): Koa {
+/** The app of one case, as the HTTP benchmark serves it (and the micro benchmark's in-process requests). */
+export function appFor(name: HttpCase, data: SessionRecord): Koa {
   const app = new Koa();
   if (name === 'none') {
     app.use((ctx) => void (ctx.body = '1'));

@@ -6,6 +6,18 @@ import { DIAGNOSTICS_CHANNELS, KeyRing, session, type SealMode, type SessionReco
 import { floor, hapiIron, ironSession, koaSession, ours, secureSession, type Codec, type Format } from './codecs.js';
 import { nearLimitSession } from './fixture.js';
 import { measure, ratio, type Case, type HarnessOptions, type Measurement } from './harness.js';
+import { appFor, type HttpCase } from './http-server.js';
+import { serveInProcess, type Served } from './in-process.js';
+
+/** The HTTP cases also served in process, so that the micro and the HTTP figures of one request can be compared. */
+export const IN_PROCESS_CASES = [
+  'echo',
+  'koa-session',
+  'signed json',
+  'signed msgpack',
+  'private json',
+  'private msgpack',
+] as const satisfies readonly HttpCase[];
 
 export const CONFIGS: readonly { mode: SealMode; format: Format }[] = [
   { mode: 'signed', format: 'json' },
@@ -94,6 +106,26 @@ function requestCase(label: string, codec: ReturnType<typeof ours>, value: strin
   };
 }
 
+/** The Cookie header a browser sends after `served`. */
+function cookieAfter(served: Served): string {
+  const lines = served.setCookie === undefined ? [] : ([] as unknown[]).concat(served.setCookie).map(String);
+  return lines.map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+}
+
+/**
+ * The HTTP benchmark's own app for `name`, its near-limit session seeded as there, each iteration one request served
+ * in this process (see in-process.ts): Koa's context, a fresh Cookie header string, Node's own header checks and
+ * writing, all but the socket and the parser. Fails loudly when the app does not answer as over HTTP.
+ */
+async function inProcessCase(name: HttpCase, data: SessionRecord): Promise<Case> {
+  const handle = appFor(name, { ...data, counter: 0 }).callback();
+  const cookie = Buffer.from(cookieAfter(await serveInProcess(handle, '/seed', Buffer.alloc(0))), 'latin1');
+  const first = await serveInProcess(handle, '/', cookie);
+  if (first.status !== 200 || first.setCookie === undefined || cookie.length < 3000)
+    throw new Error(`${name}: the in-process request answered ${first.status} with ${cookie.length} bytes of cookie`);
+  return { name: `${name} request, in process`, async: true, run: () => serveInProcess(handle, '/', cookie) };
+}
+
 export async function runMicro(options: HarnessOptions, log: (line: string) => void): Promise<MicroResult> {
   const data = nearLimitSession();
   const cases: Case[] = [];
@@ -118,6 +150,9 @@ export async function runMicro(options: HarnessOptions, log: (line: string) => v
   const subscribed = (item: Case): Case => ({ ...item, name: `${item.name}, a diagnostics subscriber`, setup: subscribeAll });
   const rejected = requestCase('signed json', diagnosed, rejectedValue, false, ', rejected cookie');
   cases.push(subscribed(requestCase('signed json', diagnosed, diagnosedValue)), rejected, subscribed(rejected));
+
+  // A whole request of the HTTP benchmark's apps, served in this process.
+  for (const name of IN_PROCESS_CASES) cases.push(await inProcessCase(name, data));
 
   // Key lookup: the newest and the oldest key of a five-key ring.
   const keys = Array.from({ length: 5 }, () => KeyRing.generateKey());
@@ -155,6 +190,12 @@ export async function runMicro(options: HarnessOptions, log: (line: string) => v
     'signed json request, rejected cookie, a diagnostics subscriber',
     'signed json request, rejected cookie',
   );
+  for (const name of IN_PROCESS_CASES) {
+    if (name === 'echo') continue;
+    // As the HTTP table's "× echo": echo's time over the case's, a throughput ratio (above 1 is faster than echo).
+    ratios[`${name} request, in process: × echo`] = ratio(results, 'echo request, in process', `${name} request, in process`);
+    if (name !== 'koa-session') ratios[`${name} request, in process / request`] = ratio(results, `${name} request, in process`, `${name} request`);
+  }
   for (const { mode, format } of KEY_LOOKUP_CONFIGS) {
     ratios[`${mode} ${format} oldest / newest of 5 keys`] = ratio(
       results,

@@ -1,5 +1,6 @@
 // npm run bench: micro benchmarks, then HTTP. Flags: --smoke (a few iterations of everything, as a check),
-// --micro-only, --http-only (cookie and store), --store-only. BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the cookie HTTP runs (2),
+// --micro-only, --http-only (cookie and store), --store-only, --no-store (micro and cookie HTTP, which the table of
+// one request in process against over HTTP needs). BENCH_ROUNDS sets the micro rounds (default 21), BENCH_HTTP_RUNS the cookie HTTP runs (2),
 // BENCH_STORE_RUNS the store HTTP rounds (5),
 // BENCH_EXPIRED_ROWS the expired rows under the PostgreSQL case that measures them (1,000,000; 0: no such case),
 // BENCH_STORE_MATCH=a,b only the store backends whose name holds a or b.
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { runHttp, summarizeHttp, type HttpCaseResult } from './http.js';
 import { runStoreHttp, storeTable, type ExpiredRowsResult, type StoreCaseResult } from './store-http.js';
 import { KOA_SESSION_SCHEME, SECURE_SESSION_SCHEME } from './codecs.js';
-import { CONFIGS, runMicro, type MicroResult } from './micro.js';
+import { CONFIGS, IN_PROCESS_CASES, runMicro, type MicroResult } from './micro.js';
 import { median } from './harness.js';
 
 const args = new Set(process.argv.slice(2));
@@ -51,6 +52,17 @@ if (!args.has('--http-only') && !args.has('--store-only')) {
     };
     log(`| ${label} | ${rate('seal')} | ${rate('open')} | ${rate('round trip')} | ${rate('request')} |`);
   }
+  log(
+    "\nOne request of the HTTP benchmark's apps, served in this process (µs, ± half the interquartile range; × echo: echo's time over the case's):\n",
+  );
+  log('| case | request, in process | × echo | / the request row above |');
+  log('|---|---:|---:|---:|');
+  for (const name of IN_PROCESS_CASES) {
+    const m = byName.get(`${name} request, in process`);
+    const x = name === 'echo' ? 1 : micro.ratios[`${name} request, in process: × echo`];
+    const over = micro.ratios[`${name} request, in process / request`];
+    log(`| ${name} | ${m === undefined ? '' : `${us(m.median)} ${spread(m)}`} | ${x?.toFixed(2) ?? ''} | ${over?.toFixed(2) ?? ''} |`);
+  }
   log('\nRatios (median of per-round ratios; below 1 is faster):\n');
   for (const [name, value] of Object.entries(micro.ratios)) log(`- ${name}: ${value.toFixed(2)}`);
 }
@@ -72,11 +84,24 @@ if (!args.has('--micro-only') && !args.has('--store-only')) {
     }
     const failures = http.reduce((sum, r) => sum + r.errors + r.non2xx, 0);
     log(`\nhttp errors and non-2xx answers: ${failures}`);
+    if (micro !== undefined) {
+      // The same apps, one request served in this process (no socket, no parser, no load generator): what is left
+      // of the HTTP gap to echo once the network stack is taken away.
+      const inProcess = new Map(micro.measurements.map((m) => [m.name, m.median]));
+      log("\nOne request, in process against over HTTP (the same app; × echo: echo's time over the case's, or req/s over echo's):\n");
+      log('| case | in process µs | × echo in process | × echo over HTTP | HTTP server µs per request (1 core) |');
+      log('|---|---:|---:|---:|---:|');
+      for (const name of IN_PROCESS_CASES) {
+        const ns = inProcess.get(`${name} request, in process`) ?? NaN;
+        const x = name === 'echo' ? 1 : (micro.ratios[`${name} request, in process: × echo`] ?? NaN);
+        log(`| ${name} | ${us(ns)} | ${x.toFixed(2)} | ${(rps(name) / rps('echo')).toFixed(2)} | ${(1e6 / rps(name)).toFixed(1)} |`);
+      }
+    }
   }
 }
 
 let store: { cases: StoreCaseResult[]; expired: ExpiredRowsResult | undefined } | undefined;
-if (!args.has('--micro-only')) {
+if (!args.has('--micro-only') && !args.has('--no-store')) {
   const runs = Number(process.env.BENCH_STORE_RUNS ?? 5);
   log(
     smoke
