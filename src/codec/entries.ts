@@ -135,17 +135,56 @@ export function entrySize(key: string, value: unknown, layout: EntryLayout): num
 }
 
 /**
+ * What has `data` decoded from entries on its first read: an own, enumerable accessor, as an object literal's
+ * `get data()` would be (a spread or `Object.assign` of it sees the data), but defined through one getter that every
+ * such object shares. A getter of its own per object gives each object a hidden class of its own, which V8 keeps in
+ * old space: that class then holds the request's values past every young-generation collection (measured: megabytes
+ * promoted per scavenge, the collector's time per request multiplied by twenty).
+ */
+export class LazyData {
+  declare readonly data: SessionRecord;
+  #data: SessionRecord | undefined;
+  readonly #values: ReadonlyMap<string, unknown>;
+  readonly #decode: (raw: RawValue, key: string) => unknown;
+
+  constructor(values: ReadonlyMap<string, unknown>, decode: (raw: RawValue, key: string) => unknown) {
+    this.#values = values;
+    this.#decode = decode;
+    Object.defineProperty(this, 'data', DATA);
+  }
+
+  /** The data, decoded once. */
+  decodedData(): SessionRecord {
+    return (this.#data ??= recordOf(this.#values, this.#decode));
+  }
+}
+
+const DATA: PropertyDescriptor = Object.freeze({
+  get(this: LazyData) {
+    return this.decodedData();
+  },
+  enumerable: true,
+  configurable: true,
+});
+
+/**
  * A stored session whose values stay encoded until read: the session takes `entries` over, and `data` is decoded
  * only for a backend wrapper that asks for it.
  */
+class LazyStored extends LazyData {
+  readonly entries: LazyEntries;
+
+  constructor(
+    codec: EntryCodec,
+    entries: Map<string, RawValue>,
+    readonly stale: boolean,
+    readonly maxAge: number | 'session' | undefined,
+  ) {
+    super(entries, codec.decode);
+    this.entries = { codec, entries };
+  }
+}
+
 export function lazyStored(codec: EntryCodec, entries: Map<string, RawValue>, stale: boolean, maxAge: number | 'session' | undefined) {
-  let data: SessionRecord | undefined;
-  return {
-    get data(): SessionRecord {
-      return (data ??= recordOf(entries, codec.decode));
-    },
-    stale,
-    maxAge,
-    entries: { codec, entries },
-  };
+  return new LazyStored(codec, entries, stale, maxAge);
 }

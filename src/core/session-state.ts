@@ -1,7 +1,6 @@
 import { inspect, isDeepStrictEqual } from 'node:util';
 import type { SessionHandle, SessionStatus, SessionWrite, StoredSession } from './backend.js';
-import { RawValue, recordOf, type EntryCodec } from '../codec/entries.js';
-import type { SessionRecord } from '../codec/serializer.js';
+import { LazyData, RawValue, type EntryCodec, type LazyEntries } from '../codec/entries.js';
 import { PLAIN_DATA, checkValue, copyValue, isWellFormed, type ValueRules } from '../codec/value.js';
 import { SessionError } from './errors.js';
 import { LIFETIME_TEXT, isLifetime } from '../policy/lifetime.js';
@@ -214,19 +213,16 @@ export class SessionState {
     const entries = this.#live === undefined || this.#live.size === 0 ? this.data : this.#settleLive();
     if (close) this.#active = false;
     if (this.status === 'unchanged' && !stale) return undefined;
-    let data: SessionRecord | undefined;
-    const decode = (raw: RawValue, key: string) => this.#decode(raw, key);
-    return {
-      status: this.status,
-      isNew: this.isNew,
-      maxAge: this.#maxAge,
-      cleared: this.#cleared,
-      // Built only for a backend that asks: the cookie backend writes untouched values still encoded.
-      get data() {
-        return (data ??= recordOf(entries, decode));
-      },
-      entries: this.#codec === undefined ? undefined : { codec: this.#codec, entries },
-    };
+    // `data` is built only for a backend that asks: the cookie backend writes untouched values still encoded.
+    return new PendingWrite(
+      entries,
+      (raw, key) => this.#decode(raw, key),
+      this.status,
+      this.isNew,
+      this.#maxAge,
+      this.#cleared,
+      this.#codec === undefined ? undefined : { codec: this.#codec, entries },
+    );
   }
 
   /** After a `save()` wrote `write`: unchanged from here on. */
@@ -337,5 +333,20 @@ function checkKey(key: unknown, rules: ValueRules): void {
       'ERR_SESSION_UNSUPPORTED_VALUE',
       'A session key holds a lone surrogate, which this serializer (UTF-8) cannot carry: it would come back as another key.',
     );
+  }
+}
+
+/** A write the middleware hands its backend (see {@link LazyData} for why `data` is an accessor of this shape). */
+class PendingWrite extends LazyData implements SessionWrite {
+  constructor(
+    values: ReadonlyMap<string, unknown>,
+    decode: (raw: RawValue, key: string) => unknown,
+    readonly status: SessionStatus,
+    readonly isNew: boolean,
+    readonly maxAge: number | 'session' | undefined,
+    readonly cleared: boolean,
+    readonly entries: LazyEntries | undefined,
+  ) {
+    super(values, decode);
   }
 }
