@@ -18,11 +18,29 @@ export const HTTP_CASES = [
 ] as const;
 export type HttpCase = (typeof HTTP_CASES)[number];
 
+/**
+ * Apps the breakdown serves beside the HTTP cases: echo that also spins for BENCH_BUSY_US µs (default 40) of
+ * plain computation per request, allocating nothing, to see what a slower server costs in the kernel by itself.
+ */
+export const CONTROL_CASES = ['echo, busy'] as const;
+export type ServedCase = HttpCase | (typeof CONTROL_CASES)[number];
+
 const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toString('base64url'), 'base64url');
 
 /** The app of one case, as the HTTP benchmark serves it (and the micro benchmark's in-process requests). */
-export function appFor(name: HttpCase, data: SessionRecord): Koa {
+export function appFor(name: ServedCase, data: SessionRecord): Koa {
   const app = new Koa();
+  if (name === 'echo, busy') {
+    const busyMs = Number(process.env.BENCH_BUSY_US ?? 40) / 1000;
+    const echo = appFor('echo', data);
+    app.use((_ctx, next) => {
+      const until = performance.now() + busyMs;
+      while (performance.now() < until);
+      return next();
+    });
+    for (const middleware of echo.middleware) app.use(middleware);
+    return app;
+  }
   if (name === 'none') {
     app.use((ctx) => void (ctx.body = '1'));
     return app;

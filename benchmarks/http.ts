@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { HTTP_CASES, type HttpCase } from './http-server.js';
+import { HTTP_CASES, type HttpCase, type ServedCase } from './http-server.js';
 import { median } from './harness.js';
 
 const serverScript = fileURLToPath(new URL('./http-server.js', import.meta.url));
@@ -50,7 +50,7 @@ export async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** Seeds a near-limit session and checks one request opens it and writes it back; returns the Cookie header. */
-async function seed(name: HttpCase, url: string): Promise<string> {
+export async function seed(name: ServedCase, url: string): Promise<string> {
   const seeded = await fetch(`${url}/seed`);
   const cookie = seeded.headers
     .getSetCookie()
@@ -59,7 +59,7 @@ async function seed(name: HttpCase, url: string): Promise<string> {
   if (seeded.status !== 200) throw new Error(`${name}: seeding answered ${seeded.status}`);
   const res = await fetch(`${url}/`, { headers: cookie === '' ? {} : { cookie } });
   const body = await res.text();
-  const expected = name === 'none' || name === 'echo' ? '1' : '2';
+  const expected = name === 'none' || name.startsWith('echo') ? '1' : '2';
   if (res.status !== 200 || body !== expected) throw new Error(`${name}: expected 200 "${expected}", got ${res.status} "${body}"`);
   if (name !== 'none' && res.headers.getSetCookie().length === 0) throw new Error(`${name}: no Set-Cookie in the answer`);
   if (name !== 'none' && cookie.length < 3000) throw new Error(`${name}: the seeded cookie is only ${cookie.length} bytes`);

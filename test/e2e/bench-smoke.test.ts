@@ -5,6 +5,17 @@ import { fileURLToPath } from 'node:url';
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('../../benchmarks/run.js', import.meta.url));
+const breakdown = fileURLToPath(new URL('../../benchmarks/breakdown.js', import.meta.url));
+
+/** The numbers of a markdown table's row whose label starts with `label`. */
+function cells(stdout: string, label: string): number[] {
+  const line = stdout.split('\n').find((l) => l.startsWith(`| ${label}`));
+  expect(line, `a row "${label}"`).to.be.a('string');
+  return (line as string)
+    .split('|')
+    .slice(2, -1)
+    .map((cell) => Number(cell.trim()));
+}
 
 describe('the benchmark script (smoke run)', function () {
   // It starts a server per backend and session size, and checks each: about 16 s alone, longer beside other tests.
@@ -26,5 +37,23 @@ describe('the benchmark script (smoke run)', function () {
     expect(stdout).to.match(/- signed json request \/ floor round trip: \d+\.\d\d/);
     expect(stdout).to.match(/- private msgpack oldest \/ newest of 5 keys: \d+\.\d\d/);
     expect(stdout).to.contain('http: checking every case once');
+  });
+
+  it("should break a request's server time down by the code it ran in (npm run bench:breakdown, smoke run)", async () => {
+    const { stdout } = await run(process.execPath, [breakdown, '--smoke'], { timeout: 120_000 });
+    expect(stdout).to.contain('| where | echo | signed json | echo, busy |');
+    // echo seals nothing and decodes nothing: time in those buckets is signed json's alone, which has some.
+    for (const label of ['crypto (HMAC', 'codecs (JSON scan', 'middleware, session, backend']) {
+      const [echo, signed, busy] = cells(stdout, label);
+      expect(echo, label).to.equal(0);
+      expect(busy, label).to.equal(0);
+      expect(signed, label).to.be.greaterThan(0);
+    }
+    // The control spins in its handler: the profile puts that time there, and not in the session's buckets.
+    const [echoWall, , busyWall] = cells(stdout, '**µs per request (wall)**');
+    expect(busyWall).to.be.greaterThan(echoWall as number);
+    const [, , busyHeaders] = cells(stdout, 'status line and headers');
+    const [echoHeaders] = cells(stdout, 'status line and headers');
+    expect(busyHeaders).to.equal(echoHeaders).and.to.be.greaterThan(3900);
   });
 });
