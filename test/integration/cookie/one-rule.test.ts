@@ -113,6 +113,19 @@ describe('one rule for every path that reads a payload', () => {
       );
     });
 
+    it('should refuse a payload cut off anywhere, in whatever token it ends', () => {
+      // The scan reads one byte past where a token may end: each cut ends the text at another kind of token.
+      const text = '{"s":"a\\u00e9\\n" , "n":-12.5e+3,"i":0,"t":true,"f":false,"z":null,"a":[1,{"k":[ ]}],"o":{}}';
+      expect(JSON.parse(text)).to.be.an('object');
+      expect(scanJson(Buffer.from(text))).to.equal(4 * 8);
+      for (let end = 0; end < text.length; end++) {
+        const cut = Buffer.from(text.slice(0, end));
+        expect(scanJson(cut), text.slice(0, end)).to.equal(-1);
+        // The same cut inside a longer buffer: the scan stops at its end, not at the bytes after it.
+        expect(scanJson(Buffer.from(text).subarray(0, end)), text.slice(0, end)).to.equal(-1);
+      }
+    });
+
     it('should agree on depth: 64 levels open both ways, 65 neither', () => {
       expect(bothPaths(serializer, Buffer.from(`{"v":${DEPTH_64}}`)).lazy).to.have.property('v');
       expect(bothPaths(serializer, Buffer.from(`{"v":[${DEPTH_64}]}`))).to.deep.equal({ lazy: 'refused', whole: 'refused' });
