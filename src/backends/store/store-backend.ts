@@ -17,7 +17,7 @@ import { checkKeyRing } from '../shared/keys.js';
 import { IdCookie } from './id-cookie.js';
 import { RecordCodec, buffersOf, sizeOf } from './record-codec.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
-import { StoreRequest, type LegacySession, type StoreConfig } from './store-request.js';
+import { StoreRequest, legacyRevoked, revokeLegacy, type LegacySession, type StoreConfig } from './store-request.js';
 import { checkLegacy, type LegacyCookies } from '../shared/koa-session-cookies.js';
 
 /** Options of {@link StoreSessionBackend}. */
@@ -202,13 +202,20 @@ export class StoreSessionBackend implements SessionBackend {
   /**
    * Ends every session of a user but `keep` (this request's `ctx.session`, say: "sign out everywhere else"), at
    * once: their next request starts a new, empty session. Answers how many it ended. A request of theirs already
-   * running finishes with the data it loaded, and writes nothing back.
+   * running finishes with the data it loaded, and writes nothing back. With `legacy`, the user's koa-session sessions
+   * that have not moved over yet do not move from now on, until the move's `until`.
    * @throws {@link SessionError} `ERR_SESSION_STORE_UNAVAILABLE` when the store fails.
    */
   async revokeUser(user: string | number, options: { readonly keep?: object } = {}): Promise<number> {
     const index = this.#userIndex('revokeUser');
-    const keep = options.keep === undefined ? undefined : this.#keyOfSession(options.keep);
-    return this.#call('destroyUser', () => index.destroyUser(userIdOf(user, 'revokeUser'), keep));
+    const kept = options.keep === undefined ? undefined : this.#requestOf(options.keep);
+    const keep = kept?.storeKey;
+    // A session kept that moves over in this very request is not yet in the index: it is kept from the mark too.
+    kept?.keepThroughRevocation();
+    const id = userIdOf(user, 'revokeUser');
+    // While koa-session's sessions move over: theirs of this user are in no index, and must not move from now on.
+    await revokeLegacy(this.#config, id, this.#now());
+    return this.#call('destroyUser', () => index.destroyUser(id, keep));
   }
 
   /**
@@ -239,10 +246,15 @@ export class StoreSessionBackend implements SessionBackend {
 
   /** The store key of a request's session (`ctx.session`), as it stands now. */
   #keyOfSession(session: object): string | undefined {
+    return this.#requestOf(session).storeKey;
+  }
+
+  /** The store request behind a request's session (`ctx.session`) of this backend. */
+  #requestOf(session: object): StoreRequest {
     const handle = handleOf(session);
     if (!(handle instanceof StoreRequest) || handle.config.owner !== this)
       throw new SessionError('ERR_SESSION_INVALID_OPTION', "keep and current take a request's session (ctx.session) of this backend.");
-    return handle.storeKey;
+    return handle;
   }
 
   /** Replaces the key ring, as `CookieSessionBackend.setKeyRing` does: the ids' cookies are sealed with it from now on. */
@@ -282,7 +294,9 @@ export class StoreSessionBackend implements SessionBackend {
     // No cookie of ours at all: a koa-session session is moved over, if there is one.
     if (count === 0 && config.legacy !== undefined) {
       const moved = await this.#legacyOf(config.legacy, ctx, now);
-      if (moved !== undefined) return new StoreRequest(config, ctx, now, undefined, undefined, undefined, false, moved);
+      // A revoked user's koa-session session does not move over: the request starts without a session.
+      if (moved !== undefined && (await legacyRevoked(config, moved.moved, now))) publishRejected('store', cookie.name, 'revoked');
+      else if (moved !== undefined) return new StoreRequest(config, ctx, now, undefined, undefined, undefined, false, moved);
     }
     const storeKey = ticket === undefined ? undefined : IdCookie.recordKey(ticket.id);
     let record: StoreRecord | undefined;

@@ -12,7 +12,7 @@ import { assertHeadersOpen, userIdOf } from '../shared/checks.js';
 import { IdCookie, type Ticket } from './id-cookie.js';
 import type { LegacyCookies, MovedSession } from '../shared/koa-session-cookies.js';
 import { unfitKey } from '../../codec/value.js';
-import { isLifetime } from '../../policy/lifetime.js';
+import { CLOCK_SKEW_MS, isLifetime } from '../../policy/lifetime.js';
 import type { RecordCodec } from './record-codec.js';
 import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
 
@@ -20,6 +20,58 @@ import type { SessionStore, StoreRecord, StoreWrite } from './store.js';
 export interface LegacySession {
   readonly moved: MovedSession;
   readonly key: string | undefined;
+}
+
+/**
+ * The store key that marks a user revoked while koa-session's sessions still move over: theirs are in no index, so
+ * `revokeUser` leaves this mark for them, until the move ends. Hashed from a text no session id can be (an id is 32
+ * random bytes), so that no cookie names it.
+ */
+function legacyRevocationKey(user: string): string {
+  return IdCookie.recordKey(Buffer.from(`koa-sealed-session: legacy sessions revoked\0${user}`));
+}
+
+/** How long the mark lives from `now`: as long as a koa-session session can still move over, and a clock's skew. */
+function legacyRevocationTtl(legacy: LegacyCookies, now: number): number {
+  return legacy.until - now + CLOCK_SKEW_MS;
+}
+
+/**
+ * Marks a user's koa-session sessions as revoked for as long as they could move over (see {@link legacyRevoked}):
+ * created, or refreshed when a revocation marked them already.
+ */
+export async function revokeLegacy(config: StoreConfig, user: string, now: number): Promise<void> {
+  const legacy = config.legacy;
+  if (legacy === undefined || legacy.until <= now) return;
+  const ttlMs = legacyRevocationTtl(legacy, now);
+  const key = legacyRevocationKey(user);
+  const write = (create: boolean): StoreWrite => ({
+    create,
+    createdAt: now,
+    clear: true,
+    set: new Map([['revokedAt', Buffer.from(String(now))]]),
+    remove: [],
+    ttlMs,
+    absoluteMs: ttlMs,
+    timeoutMs: config.timeoutMs,
+  });
+  if (!(await config.call('write', () => config.store.write(key, write(true)))))
+    await config.call('write', () => config.store.write(key, write(false)));
+}
+
+/** Whether `revokeUser` marked the user a moved koa-session session belongs to; `false` for a session with no user. */
+export async function legacyRevoked(config: StoreConfig, moved: MovedSession, now: number): Promise<boolean> {
+  const { legacy, userKey, store, call } = config;
+  if (legacy === undefined || userKey === undefined || !Object.hasOwn(moved.data, userKey)) return false;
+  let user: string;
+  try {
+    user = userIdOf(moved.data[userKey], 'userKey');
+  } catch {
+    // No user id: indexed under none, revoked with none.
+    return false;
+  }
+  const mark = await call('load', () => store.load(legacyRevocationKey(user), legacyRevocationTtl(legacy, now)));
+  return mark !== undefined;
 }
 
 /** Largest `describe` answer kept, in bytes of JSON. */
@@ -68,6 +120,7 @@ export class StoreRequest implements SessionHandle {
   #stale = false;
   // Another request ended the session while this one ran: nothing more is written.
   #ended = false;
+  #keptThroughRevocation = false;
   // A moved koa-session session was read and is to be written: koa-session's record and cookies end with the write.
   #legacyOpened = false;
   // The request's id was renewed by another request just before it loaded: it writes nothing.
@@ -135,7 +188,13 @@ export class StoreRequest implements SessionHandle {
   async write(change: SessionWrite): Promise<void> {
     try {
       await this.#write(change);
-      if (this.#legacyOpened) await this.#endLegacy();
+      if (this.#legacyOpened) {
+        // revokeUser may have run between the backend's look at the mark and this write, after its index was read:
+        // a second look, now that the new record is in the index, ends it if so.
+        if (this.legacy !== undefined && !this.#keptThroughRevocation && (await legacyRevoked(this.config, this.legacy.moved, this.now)))
+          await this.#revokedMove();
+        await this.#endLegacy();
+      }
     } catch (err) {
       const code = (err as SessionError).code;
       if (code !== undefined && code !== 'ERR_SESSION_STORE_UNAVAILABLE') publishRefused('store', this.config.cookie.name, code);
@@ -313,6 +372,22 @@ export class StoreRequest implements SessionHandle {
     this.#legacyOpened = true;
     this.#staleCause = 'format';
     return { data: moved.data, stale: true, maxAge: own };
+  }
+
+  /** `revokeUser(user, { keep })` keeps this request's session: its move is not undone by the mark it leaves. */
+  keepThroughRevocation(): void {
+    this.#keptThroughRevocation = true;
+  }
+
+  /** The moved session's user was revoked while it moved: its new record is destroyed, and its cookie expired. */
+  async #revokedMove(): Promise<void> {
+    const { store, call } = this.config;
+    const key = this.#storeKey;
+    if (key !== undefined && this.#loaded !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
+    if (this.#ticket !== undefined) this.#send(undefined, undefined);
+    publishRejected('store', this.config.cookie.name, 'revoked');
+    this.#loaded = this.#ticket = this.#storeKey = undefined;
+    this.#ended = true;
   }
 
   /** The moved session is written: koa-session's record is destroyed, then its cookies expired. */

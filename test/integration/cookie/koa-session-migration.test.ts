@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import koaSession from 'koa-session';
 import request from 'supertest';
-import { KeyRing, MemoryRevocationStore, koaSessionCookies } from '../../../src/index.js';
+import { KeyRing, MemoryRevocationStore, MemoryStore, StoreSessionBackend, koaSessionCookies } from '../../../src/index.js';
 import {
   COMBINATIONS,
   KEY_A,
@@ -176,6 +176,38 @@ describe('moving from koa-session without logging anyone out', () => {
     await request(again).get('/').set('Cookie', anonymous).expect(200, { user: null, views: 1 });
     clock.advance(30 * 86_400_000); // past until
     await request(again).get('/').set('Cookie', anonymous).expect(200, { user: null, views: null });
+  });
+
+  it("should not move a revoked user's koa-session cookie on the store backend either, until until, however long that is", async () => {
+    const clock = manualClock(Date.now());
+    const until = new Date(clock.now() + 90 * 86_400_000);
+    const store = new MemoryStore({ now: clock.now });
+    const backend = new StoreSessionBackend(store, new KeyRing([KEY_A]), {
+      now: clock.now,
+      legacy: koaSessionCookies({ keys: APP_KEYS, until }),
+      userKey: 'userId',
+    });
+    const server = await listen(
+      appWith(backend, async (ctx) => {
+        if (ctx.path === '/everywhere-out') await backend.revokeUser('alice');
+        ctx.body = { user: ctx.session.get('userId') ?? null, views: ctx.session.get('views') ?? null };
+      }),
+    );
+    const [phone, laptop] = [
+      await koaSessionCookie({ userId: 'alice' }),
+      await koaSessionCookie({ userId: 'alice', views: 2 }, APP_KEYS[0], 86_400_000, 'session'),
+    ];
+    const anonymous = await koaSessionCookie({ views: 1 }, APP_KEYS[0], 86_400_000, 'session');
+    const moved = await request(server).get('/').set('Cookie', phone).expect(200, { user: 'alice', views: null });
+    await request(server)
+      .get('/everywhere-out')
+      .set('Cookie', `session=${cookieValue(moved)}`)
+      .expect(200);
+    await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, views: null });
+    // Past the idle and absolute lifetimes of any session (the mark's own is until's): still not moved.
+    clock.advance(60 * 86_400_000);
+    await request(server).get('/').set('Cookie', laptop).expect(200, { user: null, views: null });
+    await request(server).get('/').set('Cookie', anonymous).expect(200, { user: null, views: 1 });
   });
 
   it('should refuse options that cannot work', () => {

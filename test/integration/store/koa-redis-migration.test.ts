@@ -5,20 +5,25 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import koaSession from 'koa-session';
 import redisStore from 'koa-redis';
+import pg from 'pg';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
   CookieSessionBackend,
   KeyRing,
+  MemoryStore,
+  PostgresStore,
   RedisStore,
   StoreSessionBackend,
   koaSessionCookies,
   type KoaSessionStore,
   type SessionBackend,
   type SessionError,
+  type SessionStore,
 } from '../../../src/index.js';
 import { KEY_A, appWith, cookieValue, expectSessionError, listen, manualClock, setCookieFor, setCookies } from '../../support/helpers.js';
 import { KoaPassport, LocalStrategy } from '../../support/passport.js';
+import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 
 const APP_KEYS = ['the app key koa-session signed with'];
@@ -222,6 +227,107 @@ describe('moving from koa-session + koa-redis (the real packages, a real Redis)'
       });
     });
   }
+
+  describe('revokeUser while sessions still move over (StoreSessionBackend)', () => {
+    /** The old app, signing in by a top-level key this time: what `userKey` names. */
+    const oldSignIn = async (user: string) => {
+      const app = new Koa();
+      app.keys = APP_KEYS;
+      app.use(koaSession({ store: koaRedis as never }, app));
+      app.use((ctx) => {
+        (ctx.session as unknown as Record<string, unknown>).userId = user;
+        ctx.body = 'ok';
+      });
+      const res = await request(await listen(app))
+        .get('/login')
+        .expect(200);
+      const cookie = cookiesOf(res);
+      return { cookie, key: /koa\.sess=([^;]+)/.exec(cookie)?.[1] as string };
+    };
+    /** The new app: GET / answers who is signed in; /revoke revokes them in this request (?keep: all but it). */
+    const newRevokingApp = (store: SessionStore) => {
+      const backend = new StoreSessionBackend(store, KEY_RING, { legacy: legacy(), userKey: 'userId' });
+      const app = appWith(backend, async (ctx) => {
+        if (ctx.path === '/sign-in') ctx.session.set('userId', String(ctx.query.user));
+        const user = ctx.session.get<string>('userId') ?? null;
+        if (ctx.path === '/revoke' && user !== null) await backend.revokeUser(user, ctx.query.keep === undefined ? {} : { keep: ctx.session });
+        ctx.body = { user };
+      });
+      return { backend, app };
+    };
+    // PostgreSQL too: the mark is a row of the store's own table, written and read as a session's record is.
+    let postgresServer: PostgresServer;
+    let pools: pg.Pool[] = [];
+    before(async function () {
+      this.timeout(60_000);
+      postgresServer = await startPostgres();
+    });
+    after(async () => {
+      await Promise.all(pools.map((pool) => pool.end()));
+      pools = [];
+      await postgresServer?.stop();
+    });
+    let tables = 0;
+    const STORES: { label: string; make: () => SessionStore }[] = [
+      { label: 'RedisStore', make: () => new RedisStore(node, { prefix: `revoke-${Math.random()}:` }) },
+      { label: 'MemoryStore', make: () => new MemoryStore() },
+      {
+        label: 'PostgresStore',
+        make: () => {
+          const pool = new pg.Pool({ connectionString: postgresServer.url, max: 4 });
+          pools.push(pool);
+          return new PostgresStore(pool, { table: `revoke_${++tables}`, createTable: true });
+        },
+      },
+    ];
+    for (const { label, make } of STORES) {
+      describe(`on ${label}`, () => {
+        it("should end the moved sessions and refuse the user's sessions not moved yet; other users' and new logins unaffected", async () => {
+          const [deviceA, deviceB, bob] = [await oldSignIn('ada'), await oldSignIn('ada'), await oldSignIn('bob')];
+          const { backend, app } = newRevokingApp(make());
+          const server = await listen(app);
+          const moved = await request(server).get('/').set('Cookie', deviceA.cookie).expect(200, { user: 'ada' });
+          const ours = `session=${cookieValue(moved)}`;
+          expect(await backend.revokeUser('ada')).to.equal(1);
+          await request(server).get('/').set('Cookie', ours).expect(200, { user: null });
+          // Device B never moved: its koa-session session is in no index, and does not move from now on.
+          const refused = await request(server).get('/').set('Cookie', deviceB.cookie).expect(200, { user: null });
+          expect(setCookieFor(refused)).to.equal(undefined);
+          await request(server).get('/').set('Cookie', deviceB.cookie).expect(200, { user: null });
+          // Another user's session still moves; the revoked user signs in again as anyone would.
+          await request(server).get('/').set('Cookie', bob.cookie).expect(200, { user: 'bob' });
+          const again = await request(server).get('/sign-in?user=ada').expect(200, { user: 'ada' });
+          await request(server)
+            .get('/')
+            .set('Cookie', `session=${cookieValue(again)}`)
+            .expect(200, { user: 'ada' });
+        });
+
+        it('should undo a move that revokeUser overtook: revoked after the move looked, before it wrote', async () => {
+          const { cookie, key } = await oldSignIn('ada');
+          const { backend, app } = newRevokingApp(make());
+          const server = await listen(app);
+          // The revocation runs inside the moving request, after its look at the mark and before its write.
+          const res = await request(server).get('/revoke').set('Cookie', cookie).expect(200, { user: 'ada' });
+          expect(setCookieFor(res)).to.match(/^session=;.*; Max-Age=0/);
+          expect(setCookieFor(res, 'koa.sess')).to.match(/Max-Age=0/);
+          expect(redis.cli('EXISTS', key).trim(), 'the koa-redis record is destroyed').to.equal('0');
+          expect(await backend.sessionsOf('ada')).to.deep.equal([]);
+        });
+
+        it('should keep the session kept ("sign out everywhere else") when it moves in that very request', async () => {
+          const [here, elsewhere] = [await oldSignIn('ada'), await oldSignIn('ada')];
+          const { backend, app } = newRevokingApp(make());
+          const server = await listen(app);
+          const res = await request(server).get('/revoke?keep').set('Cookie', here.cookie).expect(200, { user: 'ada' });
+          const ours = `session=${cookieValue(res)}`;
+          await request(server).get('/').set('Cookie', ours).expect(200, { user: 'ada' });
+          expect(await backend.sessionsOf('ada')).to.have.length(1);
+          await request(server).get('/').set('Cookie', elsewhere.cookie).expect(200, { user: null });
+        });
+      });
+    }
+  });
 
   it('should refuse a store that is not one, and store options without a store', () => {
     for (const options of [
