@@ -294,9 +294,12 @@ export class StoreSessionBackend implements SessionBackend {
     // No cookie of ours at all: a koa-session session is moved over, if there is one.
     if (count === 0 && config.legacy !== undefined) {
       const moved = await this.#legacyOf(config.legacy, ctx, now);
-      // A revoked user's koa-session session does not move over: the request starts without a session.
-      if (moved !== undefined && (await legacyRevoked(config, moved.moved, now))) publishRejected('store', cookie.name, 'revoked');
-      else if (moved !== undefined) return new StoreRequest(config, ctx, now, undefined, undefined, undefined, false, moved);
+      if (moved !== undefined) {
+        if (!(await legacyRevoked(config, moved.moved, now)))
+          return new StoreRequest(config, ctx, now, undefined, undefined, undefined, false, moved);
+        // A revoked user's koa-session session does not move over: the request starts without a session.
+        publishRejected('store', cookie.name, 'revoked');
+      }
     }
     const storeKey = ticket === undefined ? undefined : IdCookie.recordKey(ticket.id);
     let record: StoreRecord | undefined;

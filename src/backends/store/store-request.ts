@@ -208,16 +208,12 @@ export class StoreRequest implements SessionHandle {
       this.#drop();
       return;
     }
-    const { cookie, ids, store, call } = this.config;
+    const { cookie, ids } = this.config;
     const ticket = this.#ticket;
     const revoked = ticket !== undefined && !ids.keys.keys.byId.has(ticket.keyId);
     if (change.status === 'purged' || revoked) {
       assertHeadersOpen(this.ctx);
-      const key = this.#storeKey;
-      if (this.#loaded !== undefined && key !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
-      if (ticket !== undefined) this.#send(undefined, undefined);
-      if (ticket !== undefined && channels.purged.hasSubscribers) channels.purged.publish({ backend: 'store', name: cookie.name });
-      this.#loaded = this.#ticket = this.#storeKey = undefined;
+      if ((await this.#endRecord()) && channels.purged.hasSubscribers) channels.purged.publish({ backend: 'store', name: cookie.name });
       return;
     }
     const loaded = this.#loaded;
@@ -379,14 +375,24 @@ export class StoreRequest implements SessionHandle {
     this.#keptThroughRevocation = true;
   }
 
-  /** The moved session's user was revoked while it moved: its new record is destroyed, and its cookie expired. */
-  async #revokedMove(): Promise<void> {
+  /**
+   * Ends the session here: its record deleted (if it has one), its cookie expired (if it sent one). Answers whether
+   * it had a cookie.
+   */
+  async #endRecord(): Promise<boolean> {
     const { store, call } = this.config;
     const key = this.#storeKey;
-    if (key !== undefined && this.#loaded !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
-    if (this.#ticket !== undefined) this.#send(undefined, undefined);
-    publishRejected('store', this.config.cookie.name, 'revoked');
+    const hadCookie = this.#ticket !== undefined;
+    if (this.#loaded !== undefined && key !== undefined) await call('destroy', () => store.destroy(key, this.config.timeoutMs));
+    if (hadCookie) this.#send(undefined, undefined);
     this.#loaded = this.#ticket = this.#storeKey = undefined;
+    return hadCookie;
+  }
+
+  /** The moved session's user was revoked while it moved: its new record is destroyed, and its cookie expired. */
+  async #revokedMove(): Promise<void> {
+    await this.#endRecord();
+    publishRejected('store', this.config.cookie.name, 'revoked');
     this.#ended = true;
   }
 
