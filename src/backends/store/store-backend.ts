@@ -17,7 +17,8 @@ import { checkKeyRing } from '../shared/keys.js';
 import { IdCookie } from './id-cookie.js';
 import { RecordCodec, buffersOf, sizeOf } from './record-codec.js';
 import type { SessionStore, StoreRecord, UserIndex } from './store.js';
-import { StoreRequest, legacyRevoked, revokeLegacy, type LegacySession, type StoreConfig } from './store-request.js';
+import { legacyRevoked, revokeLegacy } from './legacy-revocation.js';
+import { StoreRequest, type LegacySession, type StoreConfig } from './store-request.js';
 import { checkLegacy, type LegacyCookies } from '../shared/koa-session-cookies.js';
 
 /** Options of {@link StoreSessionBackend}. */
