@@ -20,7 +20,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { median } from './harness.js';
-import { seed } from './http.js';
+import { seed, startServer, stop } from './http.js';
 import type { ServedCase } from './http-server.js';
 
 // "echo, busy" comes last: unless BENCH_BUSY_US says otherwise, it spins for what signed json's main thread does
@@ -216,14 +216,14 @@ async function ask(child: ChildProcess, lines: Interface, command: string): Prom
 
 async function measure(name: ServedCase, dir: string, busyUs: number | undefined, countCalls: boolean): Promise<CaseResult> {
   const profileFile = join(dir, 'profile.cpuprofile');
-  const child = spawn(process.execPath, [...(withPerf ? ['--perf-basic-prof-only-functions'] : []), serverScript, name, profileFile], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const { child, url } = await startServer(serverScript, [name, profileFile], name, {
+    nodeArgs: withPerf ? ['--perf-basic-prof-only-functions'] : [],
     env: busyUs === undefined ? process.env : { ...process.env, BENCH_BUSY_US: String(busyUs) },
+    stdin: 'pipe',
   });
+  // The server's answers to "start" and "stop", after the line with its port.
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   try {
-    const [first] = (await once(lines, 'line')) as [string];
-    const url = `http://127.0.0.1:${(JSON.parse(first) as { port: number }).port}`;
     const pid = child.pid as number;
     const cookie = await seed(name, url);
     const bytes = await responseBytes(url, cookie);
@@ -264,8 +264,8 @@ async function measure(name: ServedCase, dir: string, busyUs: number | undefined
     if (withStrace && countCalls) result.strace = await straceCounts(pid, url, cookie, 2000, dir);
     return result;
   } finally {
-    child.kill('SIGTERM');
-    if (child.exitCode === null) await once(child, 'exit');
+    lines.close();
+    await stop(child);
   }
 }
 

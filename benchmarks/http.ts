@@ -25,9 +25,20 @@ export interface HttpCaseResult {
   readonly non2xx: number;
 }
 
-/** Starts a benchmark server script in its own process; resolves once it printed {"port": N}. */
-export async function startServer(script: string, args: readonly string[], label: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts a benchmark server script in its own process; resolves once it printed {"port": N}. `stdin: 'pipe'` keeps a
+ * channel to it open; `nodeArgs` go before the script, `env` replaces the environment.
+ */
+export async function startServer(
+  script: string,
+  args: readonly string[],
+  label: string,
+  options: { readonly nodeArgs?: readonly string[]; readonly env?: NodeJS.ProcessEnv; readonly stdin?: 'pipe' } = {},
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], {
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'inherit'],
+    env: options.env ?? process.env,
+  });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   let timer: NodeJS.Timeout | undefined;
   const [line] = (await Promise.race([
