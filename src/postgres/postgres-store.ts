@@ -12,6 +12,7 @@ import {
   schemaSql,
   statements,
   tableName,
+  resizeProcedure,
   touchProcedure,
   writeProcedure,
   type Statements,
@@ -177,11 +178,17 @@ export class PostgresStore implements SessionStore, UserIndex {
       if (failure.code === TOO_LARGE_SQLSTATE) throw recordTooLarge(Number(failure.detail), write.maxBytes as number);
       throw err;
     }
-    this.#learn(row?.now);
-    if (row?.changed === '1') return true;
-    if (row?.changed !== '0') throw new Error('PostgreSQL answered the change with no count');
-    // Nothing changed: too late (the deadline passed on the server's clock), or the session is gone.
-    if (deadline !== '0' && Number(row.now) > Number(deadline)) throw late();
+    if (row !== undefined) {
+      this.#learn(row.now);
+      return true;
+    }
+    // Nothing changed: the session is gone, or the change came too late (the deadline passed on the server's clock).
+    // The clock is read after the change: a change that was in time for a session gone meanwhile may read as late,
+    // which errs towards the 503, never towards a change taken for done.
+    if (deadline === '0') return false;
+    const [clock] = await this.#db.query(`${this.#name.table}_clock`, this.#sql.clock, []);
+    this.#learn(clock?.now);
+    if (clock?.now === undefined || clock.now === null || Number(clock.now) > Number(deadline)) throw late();
     return false;
   }
 
@@ -244,7 +251,10 @@ export class PostgresStore implements SessionStore, UserIndex {
 
   async #prepare(): Promise<void> {
     let types = await this.#shape();
-    if (types.size === 0 && this.#createTable) {
+    // With createTable, a table of this shape whose functions are of an earlier layout gets this layout's: the
+    // schema's statements can all run again, and they leave the rows as they are.
+    const columnsMatch = Object.entries(COLUMNS).every(([column, type]) => types.get(column) === type);
+    if (this.#createTable && (types.size === 0 || (columnsMatch && types.get(LAYOUT) !== CURRENT_LAYOUT))) {
       // One simple query is one transaction: the advisory lock keeps app servers that start at once from creating
       // the same objects together (CREATE … IF NOT EXISTS alone can fail then).
       await this.#db.script(
@@ -261,9 +271,10 @@ export class PostgresStore implements SessionStore, UserIndex {
       const list = wrong.map(([column, type]) => `"${column}" ${type}`).join(', ');
       throw shapeError(`PostgresStore: the table ${this.table} is not a session table of this shape: it lacks ${list}. ${fix}`);
     }
-    if (types.get(LAYOUT) !== `koa-sealed-session layout ${LAYOUT_VERSION}`) {
+    if (types.get(LAYOUT) !== CURRENT_LAYOUT) {
+      const functions = ['_write', '_touch', '_resize'].map((suffix) => qualified(this.#name, suffix)).join(', ');
       throw shapeError(
-        `PostgresStore: the function ${qualified(this.#name, '_write')} or ${qualified(this.#name, '_touch')} is missing, or of another version than ${LAYOUT_VERSION}. ${fix}`,
+        `PostgresStore: one of the functions ${functions} is missing, or of another layout than ${LAYOUT_VERSION}. Run the SQL of PostgresStore.schema() again (or \`npx koa-sealed-session schema postgres\`: it keeps the rows), or pass createTable: true.`,
       );
     }
   }
@@ -275,6 +286,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       this.#name.schema ?? null,
       writeProcedure(this.#name),
       touchProcedure(this.#name),
+      resizeProcedure(this.#name),
     ]);
     const types = new Map<string, string | null>(rows.filter((row) => row.name !== null).map((row) => [row.name as string, row.type ?? null]));
     if (types.size > 0) types.set(LAYOUT, rows[rows.length - 1]?.layout ?? null);
@@ -307,6 +319,7 @@ function shapeError(message: string): SessionError {
 
 // Not a column name (those are lower-case): the functions' layout, in #shape's answer.
 const LAYOUT = 'Layout';
+const CURRENT_LAYOUT = `koa-sealed-session layout ${LAYOUT_VERSION}`;
 
 /** How far a deadline must move before a read or write moves it. */
 function stepOf(ttl: number): number {

@@ -10,7 +10,7 @@ export interface TableName {
 }
 
 /** The version of the layout below; kept in the write function's comment, which the store checks. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 // Plain lower-case names only: they are quoted anyway, and the function's name adds "_write" within PostgreSQL's
 // 63 bytes.
@@ -47,6 +47,9 @@ export const COLUMNS: Readonly<Record<string, string>> = {
 /** The write function's arguments, as `to_regprocedure` takes them. */
 const WRITE_ARGUMENTS = 'text, double precision, bigint, bigint, bigint, text, text, integer, text, jsonb, bigint, integer, bigint';
 
+/** The resize function's arguments, as `to_regprocedure` takes them. */
+const RESIZE_ARGUMENTS = 'jsonb, bigint, text[], bigint, integer';
+
 /** The error a change raises when the record would pass maxBytes (its DETAIL: the size); it undoes the change. */
 export const TOO_LARGE_SQLSTATE = 'KS413';
 
@@ -63,7 +66,7 @@ function memberBytes(k: string, v: string): string {
 export function schemaSql(name: TableName): string {
   const t = qualified(name);
   const bytes = qualified(name, '_bytes');
-  const fits = qualified(name, '_fits');
+  const resize = qualified(name, '_resize');
   const index = (suffix: string) => `"${name.table}${suffix}"`;
   return `-- koa-sealed-session: the sessions of a PostgresStore (layout ${LAYOUT_VERSION}; PostgreSQL 12 or later).
 -- One row per session. "key" is the SHA-256 of the session id (base64url): the table holds no usable cookie.
@@ -104,17 +107,28 @@ CREATE OR REPLACE FUNCTION ${bytes}(k text, v text) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $bytes$
   SELECT ${memberBytes('k', 'v')}
 $bytes$;
--- A change's size, passed through when it is within p_max_bytes (0: no limit); else ${TOO_LARGE_SQLSTATE}, its size as
--- DETAIL, which undoes the change.
-CREATE OR REPLACE FUNCTION ${fits}(p_size bigint, p_max_bytes integer) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fits$
+-- A change's size: p_size less the bytes of the members p_names names (those it sets anew or removes) that p_fields
+-- holds, plus p_added; passed through when within p_max_bytes (0: no limit), else ${TOO_LARGE_SQLSTATE} with the size as
+-- DETAIL, which undoes the change. A loop of simple expressions: cheaper for PostgreSQL than a subquery over the names.
+CREATE OR REPLACE FUNCTION ${resize}(p_fields jsonb, p_size bigint, p_names text[], p_added bigint, p_max_bytes integer)
+RETURNS integer LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $resize$
+DECLARE
+  v_total bigint := p_size + p_added;
+  v_name text;
+  v_value text;
 BEGIN
-  IF p_max_bytes > 0 AND p_size > p_max_bytes THEN
-    RAISE EXCEPTION 'the session record would pass maxBytes' USING ERRCODE = '${TOO_LARGE_SQLSTATE}', DETAIL = p_size::text;
+  FOREACH v_name IN ARRAY p_names LOOP
+    v_value := p_fields ->> v_name;
+    IF v_value IS NOT NULL THEN
+      v_total := v_total - (${memberBytes('v_name', 'v_value')});
+    END IF;
+  END LOOP;
+  IF p_max_bytes > 0 AND v_total > p_max_bytes THEN
+    RAISE EXCEPTION 'the session record would pass maxBytes' USING ERRCODE = '${TOO_LARGE_SQLSTATE}', DETAIL = v_total::text;
   END IF;
-  RETURN p_size;
+  RETURN v_total;
 END
-$fits$;
+$resize$;
 -- A read's touch, called by the load only when the row needs it (so that most reads are a plain SELECT): the idle
 -- deadline moved to p_ttl ms from now, and seen_at noted when a minute old, unless another request did it meanwhile.
 CREATE OR REPLACE FUNCTION ${qualified(name, '_touch')}(p_key text, p_ttl bigint, p_step bigint, p_seen bigint) RETURNS boolean
@@ -201,6 +215,7 @@ export interface Statements {
   readonly load: string;
   readonly create: string;
   readonly change: string;
+  readonly clock: string;
   readonly destroy: string;
   readonly sessionsOf: string;
   readonly destroyUser: string;
@@ -223,7 +238,9 @@ FROM ${t} WHERE "key" = $1::text AND "expires_at" > now()`,
     // One value, the record (o_status,o_size,o_now) as text: cheaper for PostgreSQL than a row from FROM.
     create: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::bigint, $4::text::bigint, $5::text::bigint, $6::text, $7::text,
   $8::text::integer, $9::text, $10::text::jsonb, $11::text::bigint, $12::text::integer, $13::text::bigint)::text AS result`,
-    change: changeSql(t, qualified(name, '_fits')),
+    change: changeSql(t, qualified(name, '_resize')),
+    // The server's clock: after a change that changed nothing, whether it came too late or the session is gone.
+    clock: `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`,
     // $1 key, $2 deadline (server ms; 0: none). A delete that reaches the server after its deadline deletes nothing.
     destroy: `WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now),
 gone AS (DELETE FROM ${t} WHERE "key" = $1::text AND ($2::text::float8 = 0 OR (SELECT now FROM clock) <= $2::text::float8) RETURNING 1)
@@ -239,8 +256,8 @@ SELECT count(*) FILTER (WHERE "expires_at" > now())::text AS removed FROM gone`,
   SELECT "key" FROM ${t} WHERE "expires_at" <= now() ORDER BY "expires_at" LIMIT $1::text::integer FOR UPDATE SKIP LOCKED) RETURNING 1)
 SELECT count(*)::text AS removed FROM gone`,
     // The table's columns and types, and the write function's comment (its layout), to refuse an unknown shape.
-    // The layout is null when the touch function ($4) is missing too: a schema half run is of no known layout.
-    shape: `WITH f AS (SELECT CASE WHEN to_regprocedure($4::text) IS NOT NULL THEN obj_description(to_regprocedure($3::text), 'pg_proc') END AS layout)
+    // The layout is null when the touch ($4) or resize ($5) function is missing: a schema half run is of no known layout.
+    shape: `WITH f AS (SELECT CASE WHEN to_regprocedure($4::text) IS NOT NULL AND to_regprocedure($5::text) IS NOT NULL THEN obj_description(to_regprocedure($3::text), 'pg_proc') END AS layout)
 SELECT c.column_name::text AS name, c.data_type::text AS type, (SELECT layout FROM f) AS layout
 FROM information_schema.columns c
 WHERE c.table_name = $1::text AND c.table_schema = coalesce($2::text, current_schema())
@@ -257,31 +274,26 @@ UNION ALL SELECT NULL, NULL, (SELECT layout FROM f)`,
  * Only a row that exists and has not expired is changed (a session that ended is never brought back), and only
  * while the server's clock is within the deadline: PostgreSQL checks the WHERE again after waiting for the row's
  * lock, so a change that waited past it changes nothing. The size is the row's less the members this change replaces
- * or removes, plus $13, checked against maxBytes under the lock. The idle deadline moves only when that moves it by
- * more than $4 ms (or when it is earlier): most changes touch no index and are HOT updates. Answers whether the row
- * was changed, and the server's clock.
+ * or removes, plus $13, checked against maxBytes under the lock (the resize function). The idle deadline moves only
+ * when that moves it by more than $4 ms (or when it is earlier): most changes touch no index and are HOT updates.
+ * Answers the server's clock when the row was changed, and no row when it was not (the clock statement tells why).
  */
-function changeSql(t: string, fits: string): string {
+function changeSql(t: string, resize: string): string {
   const ms = (param: string) => `${param}::text::bigint * interval '1 millisecond'`;
   const idle = `(now() + ${ms('$3')})`;
   const user = '$7::text';
-  // Each member's value extracted once (a function in FROM), however often the size's expression names it.
-  const replaced = `(SELECT coalesce(sum(${memberBytes('m.k', 'v.v')}), 0)
-      FROM unnest($12::text::text[]) AS m(k), LATERAL jsonb_extract_path_text(s."fields", m.k) AS v(v))`;
-  return `WITH changed AS (
-  UPDATE ${t} s SET
-    "fields" = CASE WHEN $6::text::boolean THEN $10::text::jsonb ELSE (s."fields" - $11::text::text[]) || $10::text::jsonb END,
-    "size" = ${fits}(CASE WHEN $6::text::boolean THEN 0 ELSE s."size" - ${replaced} END + $13::text::bigint, $9::text::integer),
-    "idle_until" = CASE WHEN s."idle_until" > ${idle} OR s."idle_until" < ${idle} - ${ms('$4')} THEN ${idle} ELSE s."idle_until" END,
-    "absolute_until" = LEAST(s."absolute_until", now() + ${ms('$5')}),
-    "user_hash" = CASE WHEN ${user} IS NULL THEN s."user_hash" ELSE nullif(${user}, '') END,
-    "info" = CASE WHEN ${user} IS NULL THEN s."info" WHEN ${user} = '' THEN NULL ELSE coalesce($8::text, s."info") END,
-    "seen_at" = CASE WHEN ${user} IS NULL THEN s."seen_at" WHEN ${user} = '' OR ${user} IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
-  WHERE s."key" = $1::text AND s."expires_at" > now() AND s."size" >= 0
-    AND ($2::text::float8 = 0 OR extract(epoch FROM clock_timestamp()) * 1000 <= $2::text::float8)
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM changed)::text AS changed, (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`;
+  return `UPDATE ${t} s SET
+  "fields" = CASE WHEN $6::text::boolean THEN $10::text::jsonb ELSE (s."fields" - $11::text::text[]) || $10::text::jsonb END,
+  "size" = ${resize}(s."fields", CASE WHEN $6::text::boolean THEN 0 ELSE s."size" END,
+    CASE WHEN $6::text::boolean THEN '{}' ELSE $12::text::text[] END, $13::text::bigint, $9::text::integer),
+  "idle_until" = CASE WHEN s."idle_until" > ${idle} OR s."idle_until" < ${idle} - ${ms('$4')} THEN ${idle} ELSE s."idle_until" END,
+  "absolute_until" = LEAST(s."absolute_until", now() + ${ms('$5')}),
+  "user_hash" = CASE WHEN ${user} IS NULL THEN s."user_hash" ELSE nullif(${user}, '') END,
+  "info" = CASE WHEN ${user} IS NULL THEN s."info" WHEN ${user} = '' THEN NULL ELSE coalesce($8::text, s."info") END,
+  "seen_at" = CASE WHEN ${user} IS NULL THEN s."seen_at" WHEN ${user} = '' OR ${user} IS DISTINCT FROM s."user_hash" THEN NULL ELSE s."seen_at" END
+WHERE s."key" = $1::text AND s."expires_at" > now() AND s."size" >= 0
+  AND ($2::text::float8 = 0 OR extract(epoch FROM clock_timestamp()) * 1000 <= $2::text::float8)
+RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`;
 }
 
 /** The write function's signature, as `to_regprocedure` takes it. */
@@ -292,4 +304,9 @@ export function writeProcedure(name: TableName): string {
 /** The touch function's signature, as `to_regprocedure` takes it. */
 export function touchProcedure(name: TableName): string {
   return `${qualified(name, '_touch')}(text, bigint, bigint, bigint)`;
+}
+
+/** The resize function's signature, as `to_regprocedure` takes it. */
+export function resizeProcedure(name: TableName): string {
+  return `${qualified(name, '_resize')}(${RESIZE_ARGUMENTS})`;
 }

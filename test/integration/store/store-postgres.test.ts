@@ -79,7 +79,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
       beforeEach(() => {
         clients = [];
         server.psql(
-          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_fits; DROP FUNCTION IF EXISTS koa_sessions_touch; DROP FUNCTION IF EXISTS koa_sessions_bytes',
+          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_fits; DROP FUNCTION IF EXISTS koa_sessions_resize; DROP FUNCTION IF EXISTS koa_sessions_touch; DROP FUNCTION IF EXISTS koa_sessions_bytes',
         );
       });
       afterEach(async () => {
@@ -204,12 +204,22 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         server.psql("COMMENT ON FUNCTION app.web_sessions_write IS 'koa-sealed-session layout 0'");
         const stale = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
         await request(stale.server).get('/').set('Cookie', cookie).expect(503);
-        expect((stale.app.errors[0] as Error).message).to.match(/function "app"\."web_sessions_write" or .* is missing, or of another version/);
-        // A schema half run (the read's touch function missing) is refused the same way.
-        server.psql(`${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}; DROP FUNCTION app.web_sessions_touch`);
-        const half = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
-        await request(half.server).get('/').set('Cookie', cookie).expect(503);
-        expect((half.app.errors[0] as Error).message).to.match(/"app"\."web_sessions_touch" is missing, or of another version/);
+        expect((stale.app.errors[0] as Error).message).to.match(
+          /functions "app"\."web_sessions_write", .* is missing, or of another layout than 2\. Run the SQL of PostgresStore\.schema\(\) again/,
+        );
+        // A schema half run (the read's touch function or the change's resize function missing) is refused the same way.
+        for (const missing of ['web_sessions_touch', 'web_sessions_resize']) {
+          server.psql(`${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}; DROP FUNCTION app.${missing}`);
+          const half = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
+          await request(half.server).get('/').set('Cookie', cookie).expect(503);
+          expect((half.app.errors[0] as Error).message, missing).to.match(/is missing, or of another layout/);
+        }
+        // With createTable, functions of an earlier layout (or missing) are made anew, and the rows stay.
+        server.psql("COMMENT ON FUNCTION app.web_sessions_write IS 'koa-sealed-session layout 1'");
+        const upgraded = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app', createTable: true }));
+        await request(upgraded.server).get('/count').set('Cookie', cookie).expect(200, { counter: 3, isNew: false });
+        expect(server.psql("SELECT obj_description('app.web_sessions_write'::regproc, 'pg_proc')")).to.equal('koa-sealed-session layout 2');
+        expect(server.psql("SELECT to_regprocedure('app.web_sessions_resize(jsonb, bigint, text[], bigint, integer)') IS NOT NULL")).to.equal('t');
       });
 
       it('should create the table once when many app servers start at once', async () => {
