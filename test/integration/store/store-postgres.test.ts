@@ -355,6 +355,28 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expect(app.errors.map((err) => (err as SessionError).code)).to.include('ERR_SESSION_STORE_UNAVAILABLE');
       });
 
+      it('should refuse, never report as a session gone, a change that reached PostgreSQL after its deadline, and apply none of it', async () => {
+        const store = new PostgresStore(connect(), { createTable: true });
+        const base = { clear: false, remove: [], ttlMs: 60_000, createdAt: Date.now() };
+        // The first write tells the store the server's clock; deadlines are sent from then on.
+        expect(await store.write('late-change', { ...base, create: true, set: new Map([['a', Buffer.from('"kept"')]]) })).to.equal(true);
+        server.pause();
+        const change = store.write('late-change', { ...base, create: false, set: new Map([['a', Buffer.from('"late"')]]), timeoutMs: 200 });
+        const outcome = change.then(
+          (changed) => `answered ${String(changed)}`,
+          (err: unknown) => `refused: ${(err as Error).message}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 400)); // past the deadline (half the timeout) on the server's clock
+        server.resume();
+        expect(await outcome).to.match(/^refused: .*after the deadline/);
+        expect((await store.load('late-change', 60_000))?.fields.get('a')?.toString()).to.equal('"kept"');
+        // A change of a session that is gone, in time, is answered as such.
+        await store.destroy('late-change');
+        expect(await store.write('late-change', { ...base, create: false, set: new Map([['a', Buffer.from('"gone"')]]), timeoutMs: 2000 })).to.equal(
+          false,
+        );
+      });
+
       it('should answer 503 within storeTimeout while the pool is exhausted, and serve again once a connection is free', async () => {
         const pool = make(server.url, 2);
         clients.push(pool);
