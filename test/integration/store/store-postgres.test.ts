@@ -228,6 +228,14 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         const created = await Promise.all(stores.map((store, i) => store.write(`key${i}`, write)));
         expect(created).to.deep.equal(Array(8).fill(true));
         expect(server.psql('SELECT count(*) FROM koa_sessions')).to.equal('8');
+        // A rolling deploy: app servers of a newer build start at once on a table of an earlier layout.
+        server.psql("COMMENT ON FUNCTION koa_sessions_write IS 'koa-sealed-session layout 1'; DROP FUNCTION koa_sessions_resize");
+        const upgrading = Array.from({ length: 8 }, () => new PostgresStore(connect(2), { createTable: true }));
+        const changed = await Promise.all(
+          upgrading.map((store, i) => store.write(`key${i}`, { ...write, create: false, set: new Map([['b', Buffer.from('2')]]) })),
+        );
+        expect(changed).to.deep.equal(Array(8).fill(true));
+        expect(server.psql("SELECT count(*) FROM koa_sessions WHERE fields ? 'a' AND fields ? 'b'")).to.equal('8');
       });
 
       it('should keep every change of many concurrent requests that each change their own key', async () => {
