@@ -253,8 +253,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     let types = await this.#shape();
     // With createTable, a table of this shape whose functions are of an earlier layout gets this layout's: the
     // schema's statements can all run again, and they leave the rows as they are.
-    const columnsMatch = Object.entries(COLUMNS).every(([column, type]) => types.get(column) === type);
-    if (this.#createTable && (types.size === 0 || (columnsMatch && types.get(LAYOUT) !== CURRENT_LAYOUT))) {
+    if (this.#createTable && (types.size === 0 || (wrongColumns(types).length === 0 && types.get(LAYOUT) !== CURRENT_LAYOUT))) {
       // One simple query is one transaction: the advisory lock keeps app servers that start at once from creating
       // the same objects together (CREATE … IF NOT EXISTS alone can fail then).
       await this.#db.script(
@@ -266,7 +265,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       ? 'Drop it or name another table (the table option).'
       : 'Create it with the SQL of PostgresStore.schema() (or `npx koa-sealed-session schema postgres`), or pass createTable: true.';
     if (types.size === 0) throw shapeError(`PostgresStore: there is no table ${this.table}. ${fix}`);
-    const wrong = Object.entries(COLUMNS).filter(([column, type]) => types.get(column) !== type);
+    const wrong = wrongColumns(types);
     if (wrong.length > 0) {
       const list = wrong.map(([column, type]) => `"${column}" ${type}`).join(', ');
       throw shapeError(`PostgresStore: the table ${this.table} is not a session table of this shape: it lacks ${list}. ${fix}`);
@@ -320,6 +319,11 @@ function shapeError(message: string): SessionError {
 // Not a column name (those are lower-case): the functions' layout, in #shape's answer.
 const LAYOUT = 'Layout';
 const CURRENT_LAYOUT = `koa-sealed-session layout ${LAYOUT_VERSION}`;
+
+/** The columns of the layout that a table's columns (as #shape answers them) lack, or have of another type. */
+function wrongColumns(types: ReadonlyMap<string, string | null>): [string, string][] {
+  return Object.entries(COLUMNS).filter(([column, type]) => types.get(column) !== type);
+}
 
 /** How far a deadline must move before a read or write moves it. */
 function stepOf(ttl: number): number {
