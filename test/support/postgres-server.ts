@@ -82,13 +82,21 @@ export async function startPostgres(): Promise<PostgresServer> {
   const shutdown = async () => {
     const running = child;
     if (running === undefined || running.exitCode !== null || running.pid === undefined) return;
-    process.kill(-running.pid, 'SIGCONT'); // a paused server cannot shut down
-    const exited = new Promise((resolve) => running.once('exit', resolve));
+    resume(); // a paused server cannot shut down
+    let exited = false;
+    running.once('exit', () => (exited = true));
     // Through pg_ctl, by the server's own pid file: runuser, the child here as root, passes no signal on.
     const [cmd, args] = command(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w']);
     const stopped = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
     if (stopped.status !== 0) throw new Error(`pg_ctl stop failed: ${stopped.stderr}`);
-    await exited;
+    // runuser stops itself when it sees postgres stopped, which can come after a resume's SIGCONT: a runuser left
+    // stopped never reaps postgres nor exits. Continue its group until it has.
+    const deadline = Date.now() + 15_000;
+    while (!exited) {
+      if (Date.now() > deadline) throw new Error('runuser did not exit within 15 s of pg_ctl stop');
+      signal(-running.pid, 'SIGCONT');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     child = undefined;
   };
   await start();
@@ -102,20 +110,35 @@ export async function startPostgres(): Promise<PostgresServer> {
       .filter((pid) => pid > 0);
     return [postmaster, ...children];
   };
-  const group = (signal: NodeJS.Signals) => {
-    if (child?.pid === undefined) return;
-    const [, ...children] = processes();
-    // Stopped from the top down and resumed from the bottom up: the postmaster forks nothing in between.
-    if (signal === 'SIGSTOP') process.kill(-child.pid, signal);
-    for (const pid of children) process.kill(pid, signal);
-    if (signal !== 'SIGSTOP') process.kill(-child.pid, signal);
+  // A backend can end between ps listing it and the signal (a client closing its connection): nothing to signal.
+  const signal = (pid: number, name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  };
+  let paused = false;
+  const pause = () => {
+    if (child?.pid === undefined || paused) return;
+    // The postmaster first, so that it forks no backend the listing below would miss.
+    process.kill(-child.pid, 'SIGSTOP');
+    paused = true;
+    for (const pid of processes().slice(1)) signal(pid, 'SIGSTOP');
+  };
+  const resume = () => {
+    if (child?.pid === undefined || !paused) return;
+    // The backends first, the postmaster last: it forks nothing while its children are still stopped.
+    for (const pid of processes().slice(1)) signal(pid, 'SIGCONT');
+    process.kill(-child.pid, 'SIGCONT');
+    paused = false;
   };
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     processes,
-    pause: () => group('SIGSTOP'),
-    resume: () => group('SIGCONT'),
+    pause,
+    resume,
     restart: async () => {
       await shutdown();
       await start();

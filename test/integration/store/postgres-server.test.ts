@@ -44,4 +44,24 @@ describe('a PostgreSQL server of the tests own (test/support/postgres-server.ts)
     open.stdin.end();
     expect(pg.psql('SELECT 1')).to.equal('1');
   });
+
+  it('should pause and resume while connections open and close, and restart after it was paused many times', async () => {
+    // Backends end between the listing of them and their signal; runuser stops itself after a resume now and then.
+    const churn = Array.from({ length: 4 }, () =>
+      spawn('sh', ['-c', `for i in $(seq 40); do psql -h 127.0.0.1 -p ${pg.port} -U postgres -X -A -t -c 'SELECT 1' >/dev/null 2>&1; done`]),
+    );
+    const ended = Promise.all(churn.map((c) => new Promise((resolve) => c.once('exit', resolve))));
+    for (let i = 0; i < 30; i++) {
+      pg.pause();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      pg.resume();
+      await new Promise((resolve) => setTimeout(resolve, 15));
+    }
+    for (const c of churn) c.kill();
+    await ended;
+    const began = Date.now();
+    await pg.restart();
+    expect(Date.now() - began, 'restart').to.be.below(10_000);
+    expect(pg.psql('SELECT 1')).to.equal('1');
+  });
 });
