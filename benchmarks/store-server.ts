@@ -5,6 +5,7 @@ import Koa from 'koa';
 import koaSession from 'koa-session';
 import redisStore from 'koa-redis';
 import { Redis as IORedis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import postgres from 'postgres';
@@ -25,6 +26,12 @@ import { nearLimitSession } from './fixture.js';
 export const KOA_SESSION_PG = 'koa-session + PostgreSQL store (re-implemented as its README shows)';
 /** No session at all: Koa and node-postgres sending as many statements as a session would, each a trivial one. */
 export const PG_FLOOR = 'floor: Koa + node-postgres, no session, 1 trivial statement to read, 2 to change';
+/**
+ * No session either, but the work a per-key store cannot skip: the row read by its key (its jsonb as text, parsed),
+ * and a change merging the one changed key into it (jsonb `||`). What PostgresStore's layout could reach with no
+ * session work at all.
+ */
+export const PG_ROW_FLOOR = 'floor: Koa + node-postgres, no session, the row read by key, one key merged in (jsonb ||)';
 export const STORE_BACKENDS = [
   'MemoryStore',
   'RedisStore + node-redis',
@@ -34,6 +41,7 @@ export const STORE_BACKENDS = [
   'PostgresStore + postgres.js',
   KOA_SESSION_PG,
   PG_FLOOR,
+  PG_ROW_FLOOR,
 ] as const;
 export type StoreBackendName = (typeof STORE_BACKENDS)[number];
 /** Which server a backend keeps its sessions in, and the row each is compared with. */
@@ -46,6 +54,7 @@ export const STORE_OF: Record<StoreBackendName, { server: 'none' | 'redis' | 'po
   'PostgresStore + postgres.js': { server: 'postgres', baseline: KOA_SESSION_PG },
   [KOA_SESSION_PG]: { server: 'postgres', baseline: KOA_SESSION_PG },
   [PG_FLOOR]: { server: 'postgres', baseline: KOA_SESSION_PG },
+  [PG_ROW_FLOOR]: { server: 'postgres', baseline: KOA_SESSION_PG },
 };
 /** The re-implemented koa-session store's table. */
 export const KOA_SESSION_PG_TABLE = 'koa_session_store';
@@ -136,9 +145,55 @@ function floorApp(pgUrl: string): Koa {
   return app;
 }
 
+/**
+ * The row floor: each session a row of its keys as jsonb (as PostgresStore keeps them, lz4 where the server has it),
+ * read by its key, and changed by merging the changed key in; an unsigned id cookie, no deadlines, no size, no user.
+ * The table's name holds koa_session_store, to be counted.
+ */
+async function rowFloorApp(pgUrl: string, data: SessionRecord): Promise<Koa> {
+  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const t = `${KOA_SESSION_PG_TABLE}_rows`;
+  await pool.query(`CREATE TABLE IF NOT EXISTS ${t} (id text COLLATE "C" PRIMARY KEY, fields jsonb NOT NULL, expire timestamptz NOT NULL)
+WITH (fillfactor = 80);
+DO $c$ BEGIN EXECUTE 'ALTER TABLE ${t} ALTER COLUMN fields SET COMPRESSION lz4'; EXCEPTION WHEN OTHERS THEN NULL; END $c$`);
+  const app = new Koa();
+  app.use(async (ctx) => {
+    let id = ctx.cookies.get('floor');
+    if (ctx.path === '/seed' || id === undefined) {
+      id = randomUUID();
+      await pool.query({
+        name: 'row_floor_create',
+        text: `INSERT INTO ${t} (id, fields, expire) VALUES ($1, $2::jsonb, now() + interval '1 day')`,
+        values: [id, JSON.stringify({ ...data, counter: 1 })],
+      });
+      ctx.cookies.set('floor', id);
+      ctx.body = '1';
+      return;
+    }
+    const { rows } = await pool.query<{ fields: string }>({
+      name: 'row_floor_read',
+      text: `SELECT fields::text AS fields FROM ${t} WHERE id = $1 AND expire > now()`,
+      values: [id],
+    });
+    const fields = JSON.parse(rows[0]?.fields ?? '{}') as SessionRecord;
+    let counter = (fields.counter as number | undefined) ?? 0;
+    if (ctx.path === '/change') {
+      counter += 1;
+      await pool.query({
+        name: 'row_floor_change',
+        text: `UPDATE ${t} SET fields = fields || $2::jsonb WHERE id = $1 AND expire > now()`,
+        values: [id, JSON.stringify({ counter })],
+      });
+    }
+    ctx.body = String(counter);
+  });
+  return app;
+}
+
 async function appFor(name: StoreBackendName, data: SessionRecord, port: number, pgUrl: string): Promise<Koa> {
   const app = new Koa();
   if (name === PG_FLOOR) return floorApp(pgUrl);
+  if (name === PG_ROW_FLOOR) return rowFloorApp(pgUrl, data);
   if (name === KOA_SESSION_PG) {
     app.keys = [secret.toString('base64url')];
     app.use(koaSession({ maxAge: 86_400_000, store: (await koaSessionPostgresStore(pgUrl)) as never }, app));
