@@ -82,9 +82,18 @@ const secret = Buffer.from(process.env.BENCH_KEY ?? KeyRing.generateKey().toStri
 // Pools of the same size for every PostgreSQL client (node-postgres' default).
 const POOL = 10;
 
+/**
+ * A node-postgres pool that keeps its connections, as under steady traffic (postgres.js' default). node-postgres'
+ * default closes them after 10 s idle, which every backend's pool was while the others took their turns: each
+ * round began on new connections, preparing its statements again.
+ */
+function pgPool(pgUrl: string): pg.Pool {
+  return new pg.Pool({ connectionString: pgUrl, max: POOL, idleTimeoutMillis: 0 });
+}
+
 async function storeFor(name: StoreBackendName, port: number, pgUrl: string): Promise<SessionStore> {
   if (name === 'MemoryStore') return new MemoryStore();
-  if (name === 'PostgresStore + node-postgres') return new PostgresStore(new pg.Pool({ connectionString: pgUrl, max: POOL }), { createTable: true });
+  if (name === 'PostgresStore + node-postgres') return new PostgresStore(pgPool(pgUrl), { createTable: true });
   if (name === 'PostgresStore + postgres.js') return new PostgresStore(postgres(pgUrl, { max: POOL, onnotice: () => {} }), { createTable: true });
   if (name === 'RedisStore + node-redis') return new RedisStore(await createClient({ url: `redis://127.0.0.1:${port}` }).connect());
   const client = new IORedis(port, '127.0.0.1');
@@ -96,7 +105,7 @@ async function storeFor(name: StoreBackendName, port: number, pgUrl: string): Pr
  * keeps sessions: get is a SELECT, set an upsert of the whole session's JSON with its expiry, destroy a DELETE.
  */
 async function koaSessionPostgresStore(pgUrl: string): Promise<object> {
-  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const pool = pgPool(pgUrl);
   const t = KOA_SESSION_PG_TABLE;
   await pool.query(`CREATE TABLE IF NOT EXISTS ${t} (id text PRIMARY KEY, sess json NOT NULL, expire timestamptz NOT NULL);
 CREATE INDEX IF NOT EXISTS ${t}_expire ON ${t} (expire)`);
@@ -124,7 +133,7 @@ ON CONFLICT (id) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
  * trivial one, and a counter per client in memory. The statements name the session table, to be counted.
  */
 function floorApp(pgUrl: string): Koa {
-  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const pool = pgPool(pgUrl);
   const counters = new Map<string, number>();
   const app = new Koa();
   const statement = `SELECT $1::text AS ${KOA_SESSION_PG_TABLE}_floor`;
@@ -151,7 +160,7 @@ function floorApp(pgUrl: string): Koa {
  * The table's name holds koa_session_store, to be counted.
  */
 async function rowFloorApp(pgUrl: string, data: SessionRecord): Promise<Koa> {
-  const pool = new pg.Pool({ connectionString: pgUrl, max: POOL });
+  const pool = pgPool(pgUrl);
   const t = `${KOA_SESSION_PG_TABLE}_rows`;
   await pool.query(`CREATE TABLE IF NOT EXISTS ${t} (id text COLLATE "C" PRIMARY KEY, fields jsonb NOT NULL, expire timestamptz NOT NULL)
 WITH (fillfactor = 80);
