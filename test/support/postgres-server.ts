@@ -22,7 +22,7 @@ export interface PostgresServer {
 }
 
 // initdb and postgres refuse to run as root: as root, they run as the postgres user (Debian's package makes it).
-const asRoot = process.getuid?.() === 0;
+export const asRoot = process.getuid?.() === 0;
 const command = (bin: string, args: readonly string[]): [string, string[]] =>
   asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, [...args]];
 
@@ -163,7 +163,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
 }
 
-function userOf(name: string): { uid: number; gid: number } {
+/** A system user's uid and gid (the postgres user Debian's package makes). */
+export function userOf(name: string): { uid: number; gid: number } {
   const uid = Number(spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim());
   const gid = Number(spawnSync('id', ['-g', name], { encoding: 'utf8' }).stdout.trim());
   if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`no ${name} user: install Debian's postgresql package`);
