@@ -13,7 +13,9 @@ export type PostgresClientLike = object;
 export type Row = Readonly<Record<string, string | null>>;
 
 interface Adapter {
-  /** A statement with parameters (all text or null), prepared under `name` where the client can. */
+  /** Whether statements are prepared: not with prepare: false, here or on a postgres.js `sql`. */
+  readonly prepares: boolean;
+  /** A statement with parameters (all text or null), prepared under `name` where the client can, unless told not to. */
   readonly query: (name: string, text: string, params: readonly (string | null)[]) => Promise<readonly Row[]>;
   /** Statements without parameters, as one simple query: PostgreSQL runs them in one transaction. */
   readonly script: (text: string) => Promise<void>;
@@ -25,9 +27,14 @@ export class PostgresConnection {
   readonly #maxPending: number;
   #pending = 0;
 
-  constructor(where: string, client: PostgresClientLike, maxPending: number) {
-    this.#adapter = adapt(where, client);
+  constructor(where: string, client: PostgresClientLike, maxPending: number, prepare: boolean) {
+    this.#adapter = adapt(where, client, prepare);
     this.#maxPending = maxPending;
+  }
+
+  /** Whether the client prepares statements (parsed once per connection) or parses each one again. */
+  get prepares(): boolean {
+    return this.#adapter.prepares;
   }
 
   query(name: string, text: string, params: readonly (string | null)[]): Promise<readonly Row[]> {
@@ -52,14 +59,18 @@ export class PostgresConnection {
   }
 }
 
-function adapt(where: string, client: PostgresClientLike): Adapter {
+function adapt(where: string, client: PostgresClientLike, prepare: boolean): Adapter {
   const c = client as Record<string, unknown>;
   // postgres.js: `sql` is a function, with `unsafe` for a statement given as text.
   if (typeof client === 'function' && typeof c.unsafe === 'function') {
     type Pending = Promise<readonly Row[]> & { simple(): Promise<unknown> };
     const unsafe = c.unsafe as (text: string, params?: readonly (string | null)[], options?: { prepare: boolean }) => Pending;
+    // postgres.js' own prepare: false (on `sql`, for a pooler) wins over the store's.
+    const options = (c.options ?? {}) as { prepare?: unknown };
+    const prepares = prepare && options.prepare !== false;
     return {
-      query: (_name, text, params) => unsafe.call(client, text, params, { prepare: true }),
+      prepares,
+      query: (_name, text, params) => unsafe.call(client, text, params, { prepare: prepares }),
       script: async (text) => void (await unsafe.call(client, text).simple()),
     };
   }
@@ -67,7 +78,11 @@ function adapt(where: string, client: PostgresClientLike): Adapter {
   if (typeof c.query === 'function' && typeof c.connect === 'function') {
     const query = c.query as (config: object | string) => Promise<{ rows: readonly Row[] }>;
     return {
-      query: async (name, text, values) => (await query.call(client, { name, text, values })).rows,
+      prepares: prepare,
+      // Without a name, node-postgres sends an unnamed statement, parsed again each time, in one message batch.
+      query: prepare
+        ? async (name, text, values) => (await query.call(client, { name, text, values })).rows
+        : async (_name, text, values) => (await query.call(client, { text, values })).rows,
       script: async (text) => void (await query.call(client, text)),
     };
   }

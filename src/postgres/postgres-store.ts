@@ -12,6 +12,7 @@ import {
   schemaSql,
   statements,
   tableName,
+  callProcedures,
   resizeProcedure,
   touchProcedure,
   writeProcedure,
@@ -41,6 +42,14 @@ export interface PostgresStoreOptions {
    * of queueing in the pool while PostgreSQL is stalled. @default 10_000
    */
   readonly maxPending?: number;
+  /**
+   * Send named prepared statements, which PostgreSQL parses and plans once per connection. Set `false` behind a
+   * pooler in transaction mode that keeps no prepared statements (PgBouncer before 1.21, or without
+   * `max_prepared_statements`): the store then reads and changes through one-line calls of the schema's
+   * `_load` and `_change` functions, whose plans PostgreSQL keeps per connection. A postgres.js `sql` made with
+   * `prepare: false` is seen and treated the same. @default true
+   */
+  readonly prepare?: boolean;
 }
 
 /** A read moves the idle deadline only when that moves it by more than this (or a twentieth of the TTL, if less). */
@@ -68,13 +77,16 @@ export class PostgresStore implements SessionStore, UserIndex {
   readonly #db: PostgresConnection;
   readonly #createTable: boolean;
   readonly #pruneBatch: number;
+  // The load and the change as statements (prepared), or as calls of their functions (prepare: false).
+  readonly #load: string;
+  readonly #change: string;
   // Checked (and created, with createTable) once: the first call waits for it; a failure is tried again next call.
   #ready: Promise<void> | undefined;
   // PostgreSQL's clock minus this process's, learnt from each write; undefined until the first.
   #offset: number | undefined;
 
   constructor(client: PostgresClientLike, options: PostgresStoreOptions = {}) {
-    checkOptionNames('PostgresStore', options, ['table', 'schema', 'createTable', 'pruneBatch', 'maxPending']);
+    checkOptionNames('PostgresStore', options, ['table', 'schema', 'createTable', 'pruneBatch', 'maxPending', 'prepare']);
     this.#name = tableName('PostgresStore', options.table ?? 'koa_sessions', options.schema);
     const maxPending = options.maxPending ?? 10_000;
     if (!Number.isInteger(maxPending) || maxPending < 1) throw invalidOption('PostgresStore', 'maxPending', 'a whole number from 1');
@@ -84,9 +96,12 @@ export class PostgresStore implements SessionStore, UserIndex {
     if (options.createTable !== undefined && typeof options.createTable !== 'boolean')
       throw invalidOption('PostgresStore', 'createTable', 'a boolean');
     this.#createTable = options.createTable ?? false;
+    if (options.prepare !== undefined && typeof options.prepare !== 'boolean') throw invalidOption('PostgresStore', 'prepare', 'a boolean');
     this.#pruneBatch = pruneBatch;
-    this.#db = new PostgresConnection('PostgresStore', client, maxPending);
+    this.#db = new PostgresConnection('PostgresStore', client, maxPending, options.prepare ?? true);
     this.#sql = statements(this.#name);
+    this.#load = this.#db.prepares ? this.#sql.load : this.#sql.loadCall;
+    this.#change = this.#db.prepares ? this.#sql.change : this.#sql.changeCall;
     this.table = qualified(this.#name);
     Object.seal(this);
   }
@@ -104,7 +119,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const ttl = wholeMs(ttlMs);
     const step = stepOf(ttl);
     const seen = seenAt === undefined ? null : String(Math.floor(seenAt));
-    const [row] = await this.#db.query(`${this.#name.table}_load`, this.#sql.load, [key, String(ttl), String(step), seen]);
+    const [row] = await this.#db.query(`${this.#name.table}_load`, this.#load, [key, String(ttl), String(step), seen]);
     if (row === undefined) return undefined;
     if (row.renewed === 't') return RENEWED;
     const fields = fieldsOf(row.fields);
@@ -157,7 +172,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const remove = write.remove.map(escapeName);
     let row: Row | undefined;
     try {
-      [row] = await this.#db.query(`${this.#name.table}_change`, this.#sql.change, [
+      [row] = await this.#db.query(`${this.#name.table}_change`, this.#change, [
         key,
         deadline,
         String(ttl),
@@ -178,7 +193,8 @@ export class PostgresStore implements SessionStore, UserIndex {
       if (failure.code === TOO_LARGE_SQLSTATE) throw recordTooLarge(Number(failure.detail), write.maxBytes as number);
       throw err;
     }
-    if (row !== undefined) {
+    // No row (the statement), or a null clock (the function's call): nothing changed.
+    if (row?.now !== undefined && row.now !== null) {
       this.#learn(row.now);
       return true;
     }
@@ -271,7 +287,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       throw shapeError(`PostgresStore: the table ${this.table} is not a session table of this shape: it lacks ${list}. ${fix}`);
     }
     if (types.get(LAYOUT) !== CURRENT_LAYOUT) {
-      const functions = ['_write', '_touch', '_resize'].map((suffix) => qualified(this.#name, suffix)).join(', ');
+      const functions = ['_write', '_touch', '_resize', '_load', '_change'].map((suffix) => qualified(this.#name, suffix)).join(', ');
       throw shapeError(
         `PostgresStore: one of the functions ${functions} is missing, or of another layout than ${LAYOUT_VERSION}. Run the SQL of PostgresStore.schema() again (or \`npx koa-sealed-session schema postgres\`: it keeps the rows), or pass createTable: true.`,
       );
@@ -286,6 +302,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       writeProcedure(this.#name),
       touchProcedure(this.#name),
       resizeProcedure(this.#name),
+      ...callProcedures(this.#name),
     ]);
     const types = new Map<string, string | null>(rows.filter((row) => row.name !== null).map((row) => [row.name as string, row.type ?? null]));
     if (types.size > 0) types.set(LAYOUT, rows[rows.length - 1]?.layout ?? null);

@@ -10,7 +10,7 @@ export interface TableName {
 }
 
 /** The version of the layout below; kept in the write function's comment, which the store checks. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 // Plain lower-case names only: they are quoted anyway, and the function's name adds "_write" within PostgreSQL's
 // 63 bytes.
@@ -50,6 +50,11 @@ const WRITE_ARGUMENTS = 'text, double precision, bigint, bigint, bigint, text, t
 /** The resize function's arguments, as `to_regprocedure` takes them. */
 const RESIZE_ARGUMENTS = 'jsonb, bigint, text[], bigint, integer';
 
+/** The parameters of the load and of the change, all text (see {@link Statements}). */
+const LOAD_PARAMETERS = 4;
+const CHANGE_PARAMETERS = 13;
+const textArguments = (n: number) => Array<string>(n).fill('text').join(', ');
+
 /** The error a change raises when the record would pass maxBytes (its DETAIL: the size); it undoes the change. */
 export const TOO_LARGE_SQLSTATE = 'KS413';
 
@@ -65,6 +70,7 @@ function memberBytes(k: string, v: string): string {
  */
 export function schemaSql(name: TableName): string {
   const t = qualified(name);
+  const sql = statements(name);
   const bytes = qualified(name, '_bytes');
   const resize = qualified(name, '_resize');
   const index = (suffix: string) => `"${name.table}${suffix}"`;
@@ -202,6 +208,24 @@ BEGIN
   o_status := 1;
 END
 $write$;
+-- The load and the change of the statements below, as functions, for prepare: false (behind a pooler that keeps no
+-- prepared statements): PostgreSQL keeps a function's plans for the connection, so that what is parsed and planned
+-- at each call is a one-line call instead of the whole statement. The same SQL, its parameters as text.
+CREATE OR REPLACE FUNCTION ${qualified(name, '_load')}(${textArguments(LOAD_PARAMETERS)})
+RETURNS TABLE (o_fields text, o_created_at text, o_user_hash text, o_renewed text, o_touched text) LANGUAGE plpgsql AS $load$
+BEGIN
+  RETURN QUERY ${sql.load};
+END
+$load$;
+CREATE OR REPLACE FUNCTION ${qualified(name, '_change')}(${textArguments(CHANGE_PARAMETERS)}) RETURNS text LANGUAGE plpgsql AS $change$
+DECLARE
+  v_now text;
+BEGIN
+  ${sql.change}
+  INTO v_now;
+  RETURN v_now;
+END
+$change$;
 COMMENT ON FUNCTION ${qualified(name, '_write')}(${WRITE_ARGUMENTS}) IS 'koa-sealed-session layout ${LAYOUT_VERSION}';
 `;
 }
@@ -215,6 +239,9 @@ export interface Statements {
   readonly load: string;
   readonly create: string;
   readonly change: string;
+  /** The load and the change through their functions (prepare: false): the same columns, `now` null when unchanged. */
+  readonly loadCall: string;
+  readonly changeCall: string;
   readonly clock: string;
   readonly destroy: string;
   readonly sessionsOf: string;
@@ -239,6 +266,9 @@ FROM ${t} WHERE "key" = $1::text AND "expires_at" > now()`,
     create: `SELECT ${qualified(name, '_write')}($1::text, $2::text::float8, $3::text::bigint, $4::text::bigint, $5::text::bigint, $6::text, $7::text,
   $8::text::integer, $9::text, $10::text::jsonb, $11::text::bigint, $12::text::integer, $13::text::bigint)::text AS result`,
     change: changeSql(t, qualified(name, '_resize')),
+    loadCall: `SELECT o_fields AS fields, o_created_at AS created_at, o_user_hash AS user_hash, o_renewed AS renewed, o_touched AS touched
+FROM ${qualified(name, '_load')}(${parameters(LOAD_PARAMETERS)})`,
+    changeCall: `SELECT ${qualified(name, '_change')}(${parameters(CHANGE_PARAMETERS)}) AS now`,
     // The server's clock: after a change that changed nothing, whether it came too late or the session is gone.
     clock: `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`,
     // $1 key, $2 deadline (server ms; 0: none). A delete that reaches the server after its deadline deletes nothing.
@@ -256,8 +286,10 @@ SELECT count(*) FILTER (WHERE "expires_at" > now())::text AS removed FROM gone`,
   SELECT "key" FROM ${t} WHERE "expires_at" <= now() ORDER BY "expires_at" LIMIT $1::text::integer FOR UPDATE SKIP LOCKED) RETURNING 1)
 SELECT count(*)::text AS removed FROM gone`,
     // The table's columns and types, and the write function's comment (its layout), to refuse an unknown shape.
-    // The layout is null when the touch ($4) or resize ($5) function is missing: a schema half run is of no known layout.
-    shape: `WITH f AS (SELECT CASE WHEN to_regprocedure($4::text) IS NOT NULL AND to_regprocedure($5::text) IS NOT NULL THEN obj_description(to_regprocedure($3::text), 'pg_proc') END AS layout)
+    // The layout is null when the touch ($4), resize ($5), load ($6) or change ($7) function is missing: a schema
+    // half run is of no known layout.
+    shape: `WITH f AS (SELECT CASE WHEN to_regprocedure($4::text) IS NOT NULL AND to_regprocedure($5::text) IS NOT NULL
+  AND to_regprocedure($6::text) IS NOT NULL AND to_regprocedure($7::text) IS NOT NULL THEN obj_description(to_regprocedure($3::text), 'pg_proc') END AS layout)
 SELECT c.column_name::text AS name, c.data_type::text AS type, (SELECT layout FROM f) AS layout
 FROM information_schema.columns c
 WHERE c.table_name = $1::text AND c.table_schema = coalesce($2::text, current_schema())
@@ -294,6 +326,16 @@ function changeSql(t: string, resize: string): string {
 WHERE s."key" = $1::text AND s."expires_at" > now() AND s."size" >= 0
   AND ($2::text::float8 = 0 OR extract(epoch FROM clock_timestamp()) * 1000 <= $2::text::float8)
 RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::text AS now`;
+}
+
+/** `$1::text, $2::text, …`: n parameters passed on as text. */
+function parameters(n: number): string {
+  return Array.from({ length: n }, (_, i) => `$${i + 1}::text`).join(', ');
+}
+
+/** The load and change functions' signatures, as `to_regprocedure` takes them. */
+export function callProcedures(name: TableName): [string, string] {
+  return [`${qualified(name, '_load')}(${textArguments(LOAD_PARAMETERS)})`, `${qualified(name, '_change')}(${textArguments(CHANGE_PARAMETERS)})`];
 }
 
 /** The write function's signature, as `to_regprocedure` takes it. */

@@ -7,6 +7,7 @@ import { Cluster as ValkeyCluster, Valkey } from 'iovalkey';
 import pg from 'pg';
 import postgres from 'postgres';
 import { MemoryStore, PostgresStore, RedisStore, type RedisClientLike, type SessionStore } from '../../src/index.js';
+import { startPgBouncer, type PgBouncer } from './pgbouncer.js';
 import { startPostgres, type PostgresServer } from './postgres-server.js';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.js';
 
@@ -21,11 +22,16 @@ export interface StoreCase {
 /** What a store case runs on: memory, a Redis server or cluster, or PostgreSQL. */
 export type StoreKind = 'single' | 'cluster' | 'postgres' | false;
 
-/** Every store the store tests run against: in memory, Redis through each client (single node and cluster), and PostgreSQL through each client. */
+/**
+ * Every store the store tests run against: in memory, Redis through each client (single node and cluster), and
+ * PostgreSQL through each client, and through node-postgres behind PgBouncer in transaction mode (postgres.js behind it
+ * runs store-postgres.test.ts' tests of what a pooler can change).
+ */
 export function storeCases(
   redisOf: () => RedisServer,
   clusterOf: () => RedisCluster,
   postgresOf: () => PostgresServer,
+  bouncerOf: () => PgBouncer,
 ): readonly { label: string; redis: StoreKind; make: () => Promise<StoreCase> }[] {
   // Records only: a renewal's marker (sess:renewed:…) is no session; the grace tests look at markers themselves.
   const records = (key: string) => key !== '' && !key.startsWith('sess:renewed:');
@@ -55,6 +61,14 @@ export function storeCases(
       make: async () => {
         const sql = postgres(postgresOf().url, { max: 10 });
         return { store: new PostgresStore(sql, { createTable: true }), keys: rowKeys, close: () => sql.end({ timeout: 1 }) };
+      },
+    },
+    {
+      label: 'PostgresStore through node-postgres 8 (Pool) behind PgBouncer in transaction mode (prepare: false)',
+      redis: 'postgres',
+      make: async () => {
+        const pool = new pg.Pool({ connectionString: bouncerOf().url, max: 10 });
+        return { store: new PostgresStore(pool, { createTable: true, prepare: false }), keys: rowKeys, close: () => pool.end() };
       },
     },
     {
@@ -139,6 +153,8 @@ export interface StoreUnderTest {
   readonly redis: RedisServer;
   readonly cluster: RedisCluster;
   readonly postgres: PostgresServer;
+  /** PgBouncer in front of {@link postgres}: the PgBouncer cases' way to it. */
+  readonly bouncer: PgBouncer;
 }
 
 /**
@@ -149,11 +165,14 @@ export function eachStore(body: (store: StoreUnderTest) => void): void {
   let redis: RedisServer;
   let cluster: RedisCluster;
   let pgServer: PostgresServer;
+  let bouncer: PgBouncer;
   before(async function () {
     this.timeout(60_000);
     [redis, cluster, pgServer] = await Promise.all([startRedis(), startRedisCluster(), startPostgres()]);
+    bouncer = await startPgBouncer(pgServer);
   });
   after(async () => {
+    await bouncer?.stop();
     await redis?.stop();
     await cluster?.stop();
     await pgServer?.stop();
@@ -162,6 +181,7 @@ export function eachStore(body: (store: StoreUnderTest) => void): void {
     () => redis,
     () => cluster,
     () => pgServer,
+    () => bouncer,
   )) {
     describe(`with ${label}`, () => {
       let current: StoreCase;
@@ -188,6 +208,9 @@ export function eachStore(body: (store: StoreUnderTest) => void): void {
         },
         get postgres() {
           return pgServer;
+        },
+        get bouncer() {
+          return bouncer;
         },
       });
     });

@@ -5,10 +5,19 @@ import type Koa from 'koa';
 import pg from 'pg';
 import postgres from 'postgres';
 import request from 'supertest';
-import { KeyRing, PostgresStore, SessionError, StoreSessionBackend, type PostgresClientLike, type StoreSessionOptions } from '../../../src/index.js';
+import {
+  KeyRing,
+  PostgresStore,
+  SessionError,
+  StoreSessionBackend,
+  type PostgresClientLike,
+  type PostgresStoreOptions,
+  type StoreSessionOptions,
+} from '../../../src/index.js';
 import { KEY_A, appWith, cookieValue, expectSessionError, listen } from '../../support/helpers.js';
+import { startPgBouncer, type PgBouncer } from '../../support/pgbouncer.js';
 import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
-import { statements, tableName } from '../../../src/postgres/schema.js';
+import { LAYOUT_VERSION, statements, tableName } from '../../../src/postgres/schema.js';
 
 // What only PostgreSQL shows: its schema, its statements, its pruning and its outages. Every store behaviour the
 // other stores share runs on it too, through eachStore (store-backend and user-sessions).
@@ -31,55 +40,75 @@ interface Client {
   close(): Promise<void>;
 }
 
-const CLIENTS: readonly { label: string; make: (url: string, max?: number) => Client }[] = [
-  {
-    label: 'node-postgres (Pool)',
-    make: (url, max = 10) => {
-      const pool = new pg.Pool({ connectionString: url, max });
-      pool.on('error', () => undefined); // connections the tests kill
-      return { client: pool, close: () => pool.end() };
-    },
+interface ClientCase {
+  readonly label: string;
+  readonly make: (url: string, max?: number) => Client;
+  /** Through PgBouncer in transaction mode, with prepare: false set on the store or on the client (postgres.js). */
+  readonly pooled?: 'store' | 'client';
+}
+
+const postgresJs = (url: string, max = 10, prepare = true): Client => {
+  const sql = postgres(url, { max, prepare, onnotice: () => undefined });
+  return { client: sql, close: () => sql.end({ timeout: 1 }) };
+};
+
+const nodePostgres: ClientCase = {
+  label: 'node-postgres (Pool)',
+  make: (url, max = 10) => {
+    const pool = new pg.Pool({ connectionString: url, max });
+    pool.on('error', () => undefined); // connections the tests kill
+    return { client: pool, close: () => pool.end() };
   },
+};
+
+const CLIENTS: readonly ClientCase[] = [
+  nodePostgres,
+  { label: 'postgres.js', make: (url, max) => postgresJs(url, max) },
+  { ...nodePostgres, label: "node-postgres (Pool) behind PgBouncer in transaction mode (the store's prepare: false)", pooled: 'store' },
   {
-    label: 'postgres.js',
-    make: (url, max = 10) => {
-      const sql = postgres(url, { max, onnotice: () => undefined });
-      return { client: sql, close: () => sql.end({ timeout: 1 }) };
-    },
+    label: "postgres.js behind PgBouncer in transaction mode (postgres.js' own prepare: false)",
+    make: (url, max) => postgresJs(url, max, false),
+    pooled: 'client',
   },
 ];
 
 describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
   this.timeout(60_000);
   let server: PostgresServer;
+  let bouncer: PgBouncer;
   before(async () => {
     server = await startPostgres();
     server.psql('CREATE EXTENSION pg_stat_statements; CREATE EXTENSION pageinspect');
+    bouncer = await startPgBouncer(server);
   });
   after(async () => {
+    await bouncer?.stop();
     await server?.stop();
   });
 
-  for (const { label, make } of CLIENTS) {
+  for (const { label, make, pooled } of CLIENTS) {
     describe(`through ${label}`, () => {
       let clients: Client[];
       const connect = (max?: number) => {
-        const made = make(server.url, max);
+        const made = make(pooled ? bouncer.url : server.url, max);
         clients.push(made);
         return made.client;
       };
-      const serve = async (
-        options: StoreSessionOptions = {},
-        store = new PostgresStore(connect(), { createTable: true }),
-        ...before: Koa.Middleware[]
-      ) => {
+      /** A store on a client of this case's own. */
+      const storeOf = (options: PostgresStoreOptions = {}, max?: number) =>
+        new PostgresStore(connect(max), { ...options, ...(pooled === 'store' ? { prepare: false } : {}) });
+      // Behind PgBouncer, the tests of what a pooler between the store and PostgreSQL can change (statements,
+      // outages, restarts, servers starting at once, concurrency, errors); the others test the same SQL on the same
+      // server, and run directly only.
+      const direct = pooled ? () => undefined : it;
+      const serve = async (options: StoreSessionOptions = {}, store = storeOf({ createTable: true }), ...before: Koa.Middleware[]) => {
         const app = appWith(new StoreSessionBackend(store, KEY_RING, options), ...before, handler);
         return { app, store, server: await listen(app) };
       };
       beforeEach(() => {
         clients = [];
         server.psql(
-          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_fits; DROP FUNCTION IF EXISTS koa_sessions_resize; DROP FUNCTION IF EXISTS koa_sessions_touch; DROP FUNCTION IF EXISTS koa_sessions_bytes',
+          'DROP TABLE IF EXISTS koa_sessions; DROP FUNCTION IF EXISTS koa_sessions_write; DROP FUNCTION IF EXISTS koa_sessions_fits; DROP FUNCTION IF EXISTS koa_sessions_resize; DROP FUNCTION IF EXISTS koa_sessions_touch; DROP FUNCTION IF EXISTS koa_sessions_bytes; DROP FUNCTION IF EXISTS koa_sessions_load; DROP FUNCTION IF EXISTS koa_sessions_change',
         );
       });
       afterEach(async () => {
@@ -111,9 +140,19 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
           await (header === undefined ? req : req.set('Cookie', header)).expect(200);
           expect(statements(), `${path} ${header ?? 'no cookie'}`).to.equal(expected);
         }
+        // Without prepared statements, the read and the change are calls of their functions; with them, the SQL itself.
+        const fresh = `session=${cookieValue(await request(app).get('/count').expect(200))}`; // the one above was renewed
+        server.psql('SELECT pg_stat_statements_reset()');
+        await request(app).get('/count').set('Cookie', fresh).expect(200, { counter: 2, isNew: false });
+        const sent = server.psql(
+          "SELECT query FROM pg_stat_statements WHERE query LIKE '%koa_sessions%' AND query NOT LIKE '%pg_stat%' ORDER BY query",
+        );
+        const calls = ['FROM "koa_sessions_load"(', 'SELECT "koa_sessions_change"('];
+        if (pooled) for (const call of calls) expect(sent).to.include(call);
+        else for (const call of calls) expect(sent).not.to.include(call);
       });
 
-      it('should write nothing on a read within the touch step, and move the idle deadline once it is due', async () => {
+      direct('should write nothing on a read within the touch step, and move the idle deadline once it is due', async () => {
         const { server: app } = await serve({ idleTimeout: 3_600_000 });
         const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
         const version = () => server.psql('SELECT xmin::text, idle_until FROM koa_sessions');
@@ -126,23 +165,26 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expect(left).to.be.within(3500, 3600);
       });
 
-      it('should change a session within the touch step in place (a HOT update, the deadlines as they were), and move them once due', async () => {
-        const { server: app } = await serve({ idleTimeout: 3_600_000 });
-        const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
-        const deadline = () => server.psql('SELECT idle_until FROM koa_sessions');
-        // Entries of the (one-page) indexes: a HOT update adds none, any other update one to each.
-        const entries = (index: string) => Number(server.psql(`SELECT count(*) FROM bt_page_items('${index}', 1)`));
-        const before = deadline();
-        for (let i = 2; i <= 6; i++) await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: i, isNew: false });
-        expect(deadline(), 'changes within a minute of the deadline keep it').to.equal(before);
-        expect(entries('koa_sessions_pkey'), 'every change a HOT update').to.equal(1);
-        expect(entries('koa_sessions_expires_at'), 'every change a HOT update').to.equal(1);
-        server.psql("UPDATE koa_sessions SET idle_until = now() + interval '10 minutes'");
-        await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: 7, isNew: false });
-        expect(Number(server.psql('SELECT extract(epoch FROM idle_until - now()) FROM koa_sessions'))).to.be.within(3500, 3600);
-      });
+      direct(
+        'should change a session within the touch step in place (a HOT update, the deadlines as they were), and move them once due',
+        async () => {
+          const { server: app } = await serve({ idleTimeout: 3_600_000 });
+          const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
+          const deadline = () => server.psql('SELECT idle_until FROM koa_sessions');
+          // Entries of the (one-page) indexes: a HOT update adds none, any other update one to each.
+          const entries = (index: string) => Number(server.psql(`SELECT count(*) FROM bt_page_items('${index}', 1)`));
+          const before = deadline();
+          for (let i = 2; i <= 6; i++) await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: i, isNew: false });
+          expect(deadline(), 'changes within a minute of the deadline keep it').to.equal(before);
+          expect(entries('koa_sessions_pkey'), 'every change a HOT update').to.equal(1);
+          expect(entries('koa_sessions_expires_at'), 'every change a HOT update').to.equal(1);
+          server.psql("UPDATE koa_sessions SET idle_until = now() + interval '10 minutes'");
+          await request(app).get('/count').set('Cookie', cookie).expect(200, { counter: 7, isNew: false });
+          expect(Number(server.psql('SELECT extract(epoch FROM idle_until - now()) FROM koa_sessions'))).to.be.within(3500, 3600);
+        },
+      );
 
-      it('should keep ASCII values as text PostgreSQL can compress, any other as base64, and read both back exactly', async () => {
+      direct('should keep ASCII values as text PostgreSQL can compress, any other as base64, and read both back exactly', async () => {
         const { server: app } = await serve();
         const cookie = `session=${cookieValue(await request(app).get('/set').query({ key: 'plain', value: 'a "quoted" value' }).expect(200))}`;
         const values = { accents: 'Ada Lovelace, café ☕', nul: 'a\u0000b', 'key with % and \u0000': 'x' };
@@ -159,7 +201,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
           .expect(200, { plain: 'a "quoted" value', ...values, isNew: false });
       });
 
-      it('should hold no usable id: a dump of the whole table names no id and no cookie', async () => {
+      direct('should hold no usable id: a dump of the whole table names no id and no cookie', async () => {
         const { server: app } = await serve();
         const token = cookieValue(await request(app).get('/count').expect(200));
         const id = Buffer.from(token, 'base64url').subarray(23, 55);
@@ -168,7 +210,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         for (const form of [token, id.toString('base64url'), id.toString('hex'), id.toString('base64')]) expect(dump).not.to.include(form);
       });
 
-      it('should refuse, with a 503 that says what to do, a missing table and a table of another shape', async () => {
+      direct('should refuse, with a 503 that says what to do, a missing table and a table of another shape', async () => {
         const bare = await serve({}, new PostgresStore(connect()));
         const cookie = `session=${cookieValue(
           await request((await serve()).server)
@@ -189,7 +231,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         for (const { app } of [bare, other, creating]) expect((app.errors[0] as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
       });
 
-      it("should run on a table made by the operator's migration from PostgresStore.schema(), in a schema of its own", async () => {
+      direct("should run on a table made by the operator's migration from PostgresStore.schema(), in a schema of its own", async () => {
         server.psql(
           `CREATE SCHEMA IF NOT EXISTS app; DROP TABLE IF EXISTS app.web_sessions; ${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}`,
         );
@@ -205,10 +247,12 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         const stale = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
         await request(stale.server).get('/').set('Cookie', cookie).expect(503);
         expect((stale.app.errors[0] as Error).message).to.match(
-          /functions "app"\."web_sessions_write", .* is missing, or of another layout than 2\. Run the SQL of PostgresStore\.schema\(\) again/,
+          new RegExp(
+            `functions "app"\\."web_sessions_write", .* is missing, or of another layout than ${LAYOUT_VERSION}\\. Run the SQL of PostgresStore\\.schema\\(\\) again`,
+          ),
         );
-        // A schema half run (the read's touch function or the change's resize function missing) is refused the same way.
-        for (const missing of ['web_sessions_touch', 'web_sessions_resize']) {
+        // A schema half run (a function of the read or of the change missing) is refused the same way.
+        for (const missing of ['web_sessions_touch', 'web_sessions_resize', 'web_sessions_load', 'web_sessions_change']) {
           server.psql(`${PostgresStore.schema({ table: 'web_sessions', schema: 'app' })}; DROP FUNCTION app.${missing}`);
           const half = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app' }));
           await request(half.server).get('/').set('Cookie', cookie).expect(503);
@@ -218,19 +262,21 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         server.psql("COMMENT ON FUNCTION app.web_sessions_write IS 'koa-sealed-session layout 1'");
         const upgraded = await serve({}, new PostgresStore(connect(), { table: 'web_sessions', schema: 'app', createTable: true }));
         await request(upgraded.server).get('/count').set('Cookie', cookie).expect(200, { counter: 3, isNew: false });
-        expect(server.psql("SELECT obj_description('app.web_sessions_write'::regproc, 'pg_proc')")).to.equal('koa-sealed-session layout 2');
+        expect(server.psql("SELECT obj_description('app.web_sessions_write'::regproc, 'pg_proc')")).to.equal(
+          `koa-sealed-session layout ${LAYOUT_VERSION}`,
+        );
         expect(server.psql("SELECT to_regprocedure('app.web_sessions_resize(jsonb, bigint, text[], bigint, integer)') IS NOT NULL")).to.equal('t');
       });
 
       it('should create the table once when many app servers start at once', async () => {
-        const stores = Array.from({ length: 8 }, () => new PostgresStore(connect(2), { createTable: true }));
+        const stores = Array.from({ length: 8 }, () => storeOf({ createTable: true }, 2));
         const write = { create: true, createdAt: Date.now(), clear: false, set: new Map([['a', Buffer.from('1')]]), remove: [], ttlMs: 60_000 };
         const created = await Promise.all(stores.map((store, i) => store.write(`key${i}`, write)));
         expect(created).to.deep.equal(Array(8).fill(true));
         expect(server.psql('SELECT count(*) FROM koa_sessions')).to.equal('8');
         // A rolling deploy: app servers of a newer build start at once on a table of an earlier layout.
         server.psql("COMMENT ON FUNCTION koa_sessions_write IS 'koa-sealed-session layout 1'; DROP FUNCTION koa_sessions_resize");
-        const upgrading = Array.from({ length: 8 }, () => new PostgresStore(connect(2), { createTable: true }));
+        const upgrading = Array.from({ length: 8 }, () => storeOf({ createTable: true }, 2));
         const changed = await Promise.all(
           upgrading.map((store, i) => store.write(`key${i}`, { ...write, create: false, set: new Map([['b', Buffer.from('2')]]) })),
         );
@@ -248,7 +294,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expect(body.counter).to.equal(1);
       });
 
-      it("should keep each row's size, counted by the changes alone, equal to its data's bytes after any sequence of writes", async () => {
+      direct("should keep each row's size, counted by the changes alone, equal to its data's bytes after any sequence of writes", async () => {
         const store = new PostgresStore(connect(), { createTable: true });
         await store.prune(); // creates the table
         // Names with the bytes the store escapes ("%", NUL) and multi-byte ones; values of any length.
@@ -282,7 +328,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         );
       });
 
-      it('should bring back no row that expired after its read: a change, a renewal and a read of it write nothing', async () => {
+      direct('should bring back no row that expired after its read: a change, a renewal and a read of it write nothing', async () => {
         const store = new PostgresStore(connect(), { createTable: true });
         const base = { createdAt: Date.now(), clear: false, remove: [], ttlMs: 60_000 };
         expect(await store.write('old', { ...base, create: true, set: new Map([['a', Buffer.from('1')]]) })).to.equal(true);
@@ -297,7 +343,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expect(server.psql('SELECT count(*) FROM koa_sessions')).to.equal('1');
       });
 
-      it('should never open an expired row, whatever pruning did, and prune in bounded batches on new sessions and in prune()', async () => {
+      direct('should never open an expired row, whatever pruning did, and prune in bounded batches on new sessions and in prune()', async () => {
         const { server: app, store } = await serve();
         const cookie = `session=${cookieValue(await request(app).get('/count').expect(200))}`;
         server.psql("UPDATE koa_sessions SET idle_until = now() - interval '1 second'");
@@ -343,7 +389,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
           }
           await next();
         };
-        const { app, server: web } = await serve({ storeTimeout: 300 }, new PostgresStore(connect(), { createTable: true }), stalling);
+        const { app, server: web } = await serve({ storeTimeout: 300 }, storeOf({ createTable: true }), stalling);
         const cookie = `session=${cookieValue(await request(web).get('/set?key=a&value=before').expect(200))}`;
         await request(web).get('/set?key=a&value=settled').set('Cookie', cookie).expect(200);
         const started = Date.now();
@@ -364,7 +410,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
       });
 
       it('should refuse, never report as a session gone, a change that reached PostgreSQL after its deadline, and apply none of it', async () => {
-        const store = new PostgresStore(connect(), { createTable: true });
+        const store = storeOf({ createTable: true });
         const base = { clear: false, remove: [], ttlMs: 60_000, createdAt: Date.now() };
         // The first write tells the store the server's clock; deadlines are sent from then on.
         expect(await store.write('late-change', { ...base, create: true, set: new Map([['a', Buffer.from('"kept"')]]) })).to.equal(true);
@@ -385,7 +431,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         );
       });
 
-      it('should answer 503 within storeTimeout while the pool is exhausted, and serve again once a connection is free', async () => {
+      direct('should answer 503 within storeTimeout while the pool is exhausted, and serve again once a connection is free', async () => {
         const pool = make(server.url, 2);
         clients.push(pool);
         const store = new PostgresStore(pool.client, { createTable: true });
@@ -401,7 +447,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         await request(web).get('/').set('Cookie', cookie).expect(200, { counter: 1, isNew: false });
       });
 
-      it('should answer 503 at once past maxPending statements waiting, queueing nothing more', async () => {
+      direct('should answer 503 at once past maxPending statements waiting, queueing nothing more', async () => {
         const store = new PostgresStore(connect(), { createTable: true, maxPending: 2 });
         const { server: web } = await serve({ storeTimeout: 2000 }, store);
         const cookie = `session=${cookieValue(await request(web).get('/count').expect(200))}`;
@@ -464,6 +510,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expectSessionError(() => new PostgresStore(pool, { table }), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => new PostgresStore(pool, { schema: 'Public' }), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => new PostgresStore(pool, { pruneBatch: -1 }), 'ERR_SESSION_INVALID_OPTION');
+      expectSessionError(() => new PostgresStore(pool, { prepare: 'no' as never }), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => new PostgresStore({}), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => PostgresStore.schema({ table: 'no way' }), 'ERR_SESSION_INVALID_OPTION');
     } finally {
