@@ -102,12 +102,24 @@ function safeError(err: unknown): Error {
     const message = typeof source?.message === 'string' ? source.message : 'the PostgreSQL client failed';
     return new Error(/^[\w .,:;()'-]{1,200}$/.test(message) ? message : 'the PostgreSQL client failed');
   }
-  const failure = new Error(`PostgreSQL failed: ${code}${/^[0-9A-Z]{5}$/.test(code) ? ` (${sqlStateClass(code)})` : ''}`);
+  const failure = new Error(`PostgreSQL failed: ${code}${explain(code)}`);
   (failure as Error & { code: string }).code = code;
   // This store's own errors (KS…) carry a number as their detail, and nothing else.
   const detail = (source as { detail?: unknown }).detail;
   if (code.startsWith('KS') && typeof detail === 'string' && /^\d{1,15}$/.test(detail)) (failure as Error & { detail: string }).detail = detail;
   return failure;
+}
+
+// A named statement missing on the server connection (26000), or there already (42P05): what a pooler in
+// transaction mode does to prepared statements, and what to do about it.
+const PREPARED_HINTS = new Set(['26000', '42P05']);
+const PREPARED_HINT =
+  ' (a statement this store prepared is missing on the server connection, or is there already: behind a pooler in transaction mode, such as PgBouncer before 1.21, pass prepare: false to PostgresStore)';
+
+/** What a code means, for the error's message: what to do, or the SQLSTATE's class. */
+function explain(code: string): string {
+  if (PREPARED_HINTS.has(code)) return PREPARED_HINT;
+  return /^[0-9A-Z]{5}$/.test(code) ? ` (${sqlStateClass(code)})` : '';
 }
 
 /** The class of a SQLSTATE, as PostgreSQL's documentation names the ones a store meets. */

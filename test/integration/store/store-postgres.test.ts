@@ -502,6 +502,32 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
     });
   }
 
+  it('should say to pass prepare: false when a pooler in transaction mode loses its prepared statements', async () => {
+    const direct = new pg.Pool({ connectionString: server.url, max: 2 });
+    const pooled = new pg.Pool({ connectionString: bouncer.url, max: 10 });
+    pooled.on('error', () => undefined);
+    try {
+      server.psql('DROP TABLE IF EXISTS koa_sessions');
+      const seeding = await listen(appWith(new StoreSessionBackend(new PostgresStore(direct, { createTable: true }), KEY_RING), handler));
+      const cookies = await Promise.all(
+        Array.from({ length: 32 }, async () => `session=${cookieValue(await request(seeding).get('/count').expect(200))}`),
+      );
+      // Ten client connections, each preparing the read once, over PgBouncer's three server connections: at least
+      // two prepare it on the same one (42P05), and a connection's next transaction may land where it is missing (26000).
+      const app = appWith(new StoreSessionBackend(new PostgresStore(pooled), KEY_RING), handler);
+      const web = await listen(app);
+      const statuses = await Promise.all(cookies.map(async (cookie) => (await request(web).get('/').set('Cookie', cookie)).status));
+      expect(statuses.every((status) => status === 200 || status === 503)).to.equal(true);
+      expect(statuses).to.include(503);
+      for (const err of app.errors) {
+        expect((err as SessionError).code).to.equal('ERR_SESSION_STORE_UNAVAILABLE');
+        expect(String((err as { cause?: { message?: string } }).cause?.message)).to.match(/^PostgreSQL failed: (26000|42P05) .*pass prepare: false/);
+      }
+    } finally {
+      await Promise.all([direct.end(), pooled.end()]);
+    }
+  });
+
   it('should refuse an option it does not know, a table name SQL would have to quote, and a client it cannot use', () => {
     const pool = new pg.Pool({ connectionString: server.url });
     try {
