@@ -66,6 +66,14 @@ export async function startPgBouncer(server: PostgresServer, poolSize = 3): Prom
     stdio: 'ignore',
     detached: true,
   });
+  // To the whole group; it may be gone already (exited on its own): nothing to signal then.
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, name);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  };
   const log = () => {
     try {
       return readFileSync(join(dir, 'pgbouncer.log'), 'utf8').slice(-2000);
@@ -76,18 +84,19 @@ export async function startPgBouncer(server: PostgresServer, poolSize = 3): Prom
   try {
     await waitForPort(port, 10_000, 'pgbouncer', () => child.exitCode !== null);
   } catch (error) {
-    if (child.exitCode === null && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    if (child.exitCode === null) signal('SIGKILL');
     throw new Error(`${(error as Error).message}: ${log()}`);
   }
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');
-        // SIGTERM: PgBouncer closes every connection and exits at once.
-        process.kill(-child.pid, 'SIGTERM');
-        await exited;
+        // SIGTERM: PgBouncer closes every connection and exits at once; SIGKILL if it has not within 5 s.
+        signal('SIGTERM');
+        const timer = setTimeout(() => signal('SIGKILL'), 5000);
+        await exited.finally(() => clearTimeout(timer));
       }
       rmSync(dir, { recursive: true, force: true });
     },
