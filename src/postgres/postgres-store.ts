@@ -3,6 +3,7 @@ import { MAX_COOKIE_AGE_MS } from '../policy/lifetime.js';
 import { checkOptionNames, invalidOption } from '../core/options.js';
 import { recordTooLarge, type SessionStore, type StoreRecord, type StoreWrite, type UserIndex, type UserRecord } from '../backends/store/store.js';
 import { isAscii } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { PostgresConnection, type PostgresClientLike, type Row } from './client.js';
 import {
   COLUMNS,
@@ -22,7 +23,7 @@ import {
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
-  /** The table's name: lower-case letters, digits and `_`, at most 57. @default 'koa_sessions' */
+  /** The table's name: lower-case letters, digits and `_`, at most 56. @default 'koa_sessions' */
   readonly table?: string;
   /** The table's schema. @default undefined (the connection's `search_path`, usually `public`) */
   readonly schema?: string;
@@ -77,6 +78,9 @@ export class PostgresStore implements SessionStore, UserIndex {
   readonly #db: PostgresConnection;
   readonly #createTable: boolean;
   readonly #pruneBatch: number;
+  // The prepared statements' names begin with it: one per qualified table (two schemas' tables of one name share a
+  // pool), short enough that no two of them meet in PostgreSQL's 63 bytes, whatever the table's name.
+  readonly #prefix: string;
   // The load and the change as statements (prepared), or as calls of their functions (prepare: false).
   readonly #load: string;
   readonly #change: string;
@@ -103,6 +107,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     this.#load = this.#db.prepares ? this.#sql.load : this.#sql.loadCall;
     this.#change = this.#db.prepares ? this.#sql.change : this.#sql.changeCall;
     this.table = qualified(this.#name);
+    this.#prefix = `kss_${createHash('sha256').update(this.table).digest('hex').slice(0, 16)}_`;
     Object.seal(this);
   }
 
@@ -119,7 +124,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const ttl = wholeMs(ttlMs);
     const step = stepOf(ttl);
     const seen = seenAt === undefined ? null : String(Math.floor(seenAt));
-    const [row] = await this.#db.query(`${this.#name.table}_load`, this.#load, [key, String(ttl), String(step), seen]);
+    const [row] = await this.#db.query(`${this.#prefix}load`, this.#load, [key, String(ttl), String(step), seen]);
     if (row === undefined) return undefined;
     if (row.renewed === 't') return RENEWED;
     const fields = fieldsOf(row.fields);
@@ -145,7 +150,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const maxBytes = String(write.maxBytes ?? 0);
     const deadline = this.#deadline(write.timeoutMs);
     if (write.create) {
-      const [row] = await this.#db.query(`${this.#name.table}_create`, this.#sql.create, [
+      const [row] = await this.#db.query(`${this.#prefix}create`, this.#sql.create, [
         key,
         deadline,
         String(ttl),
@@ -172,7 +177,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const remove = write.remove.map(escapeName);
     let row: Row | undefined;
     try {
-      [row] = await this.#db.query(`${this.#name.table}_change`, this.#change, [
+      [row] = await this.#db.query(`${this.#prefix}change`, this.#change, [
         key,
         deadline,
         String(ttl),
@@ -202,7 +207,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     // The clock is read after the change: a change that was in time for a session gone meanwhile may read as late,
     // which errs towards the 503, never towards a change taken for done.
     if (deadline === '0') return false;
-    const [clock] = await this.#db.query(`${this.#name.table}_clock`, this.#sql.clock, []);
+    const [clock] = await this.#db.query(`${this.#prefix}clock`, this.#sql.clock, []);
     this.#learn(clock?.now);
     if (clock?.now === undefined || clock.now === null || Number(clock.now) > Number(deadline)) throw late();
     return false;
@@ -210,14 +215,14 @@ export class PostgresStore implements SessionStore, UserIndex {
 
   async destroy(key: string, timeoutMs?: number): Promise<void> {
     await this.#check();
-    const [row] = await this.#db.query(`${this.#name.table}_destroy`, this.#sql.destroy, [key, this.#deadline(timeoutMs)]);
+    const [row] = await this.#db.query(`${this.#prefix}destroy`, this.#sql.destroy, [key, this.#deadline(timeoutMs)]);
     this.#learn(row?.now);
     if (row?.late !== 'false') throw new Error('the session record was not deleted: the server answered after the deadline');
   }
 
   async sessionsOf(user: string): Promise<readonly UserRecord[]> {
     await this.#check();
-    const rows = await this.#db.query(`${this.#name.table}_sessions_of`, this.#sql.sessionsOf, [user]);
+    const rows = await this.#db.query(`${this.#prefix}sessions_of`, this.#sql.sessionsOf, [user]);
     return rows.map((row) => ({
       key: String(row.key),
       createdAt: numberOf(row.created_at),
@@ -228,7 +233,7 @@ export class PostgresStore implements SessionStore, UserIndex {
 
   async destroyUser(user: string, keep?: string): Promise<number> {
     await this.#check();
-    const [row] = await this.#db.query(`${this.#name.table}_destroy_user`, this.#sql.destroyUser, [user, keep ?? null]);
+    const [row] = await this.#db.query(`${this.#prefix}destroy_user`, this.#sql.destroyUser, [user, keep ?? null]);
     return Number(row?.removed ?? 0);
   }
 
@@ -248,7 +253,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     let removed = 0;
     while (removed < limit) {
       const size = Math.min(batch, limit - removed);
-      const [row] = await this.#db.query(`${this.#name.table}_prune`, this.#sql.prune, [String(size)]);
+      const [row] = await this.#db.query(`${this.#prefix}prune`, this.#sql.prune, [String(size)]);
       const gone = Number(row?.removed ?? 0);
       removed += gone;
       if (gone < size) break;
@@ -296,7 +301,7 @@ export class PostgresStore implements SessionStore, UserIndex {
 
   /** The table's columns and their types, and under {@link LAYOUT} the functions' layout; empty without a table. */
   async #shape(): Promise<Map<string, string | null>> {
-    const rows = await this.#db.query(`${this.#name.table}_shape`, this.#sql.shape, [
+    const rows = await this.#db.query(`${this.#prefix}shape`, this.#sql.shape, [
       this.#name.table,
       this.#name.schema ?? null,
       writeProcedure(this.#name),

@@ -12,15 +12,17 @@ export interface TableName {
 /** The version of the layout below; kept in the write function's comment, which the store checks. */
 export const LAYOUT_VERSION = 3;
 
-// Plain lower-case names only: they are quoted anyway, and the function's name adds "_write" within PostgreSQL's
-// 63 bytes.
-const NAME = /^[a-z_][a-z0-9_]{0,56}$/;
+// Plain lower-case names only: they are quoted anyway. A table's name leaves room for the longest suffix of its
+// functions' ("_resize", "_change") within PostgreSQL's 63 bytes: a longer name would be cut, with a notice at each
+// statement that names it. Its indexes' names may be cut; no statement names them.
+const TABLE = /^[a-z_][a-z0-9_]{0,55}$/;
+const SCHEMA = /^[a-z_][a-z0-9_]{0,56}$/;
 
 export function tableName(where: string, table: unknown, schema: unknown): TableName {
-  if (typeof table !== 'string' || !NAME.test(table))
-    throw invalidOption(where, 'table', 'a lower-case SQL name of at most 57 characters (a-z, 0-9, _)');
+  if (typeof table !== 'string' || !TABLE.test(table))
+    throw invalidOption(where, 'table', 'a lower-case SQL name of at most 56 characters (a-z, 0-9, _)');
   if (schema === undefined) return { table, schema: undefined };
-  if (typeof schema !== 'string' || !NAME.test(schema))
+  if (typeof schema !== 'string' || !SCHEMA.test(schema))
     throw invalidOption(where, 'schema', 'a lower-case SQL name of at most 57 characters (a-z, 0-9, _), or undefined');
   return { table, schema };
 }

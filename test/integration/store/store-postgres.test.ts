@@ -268,6 +268,27 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
         expect(server.psql("SELECT to_regprocedure('app.web_sessions_resize(jsonb, bigint, text[], bigint, integer)') IS NOT NULL")).to.equal('t');
       });
 
+      direct('should serve tables of one name in two schemas, and a table named with 56 characters, on one connection', async () => {
+        server.psql('DROP SCHEMA IF EXISTS one CASCADE; DROP SCHEMA IF EXISTS two CASCADE; CREATE SCHEMA one; CREATE SCHEMA two');
+        const client = connect(1);
+        const stores = [
+          new PostgresStore(client, { schema: 'one', table: 'sessions', createTable: true }),
+          new PostgresStore(client, { schema: 'two', table: 'sessions', createTable: true }),
+          // Its statements' names, if made of it, would pass 63 bytes and meet (destroy and destroyUser).
+          new PostgresStore(client, { table: 'x'.repeat(56), createTable: true }),
+        ];
+        const write = { create: true, createdAt: Date.now(), clear: false, set: new Map([['a', Buffer.from('1')]]), remove: [], ttlMs: 60_000 };
+        for (const [i, store] of stores.entries()) {
+          expect(await store.write(`key${i}`, { ...write, user: 'u' })).to.equal(true);
+          expect((await store.load(`key${i}`, 60_000))?.user).to.equal('u');
+          expect(await store.sessionsOf('u')).to.have.length(1);
+          await store.destroy(`key${i}`);
+          expect(await store.destroyUser('u')).to.equal(0);
+          await store.destroy(`key${i}`);
+        }
+        server.psql(`DROP SCHEMA one CASCADE; DROP SCHEMA two CASCADE; DROP TABLE ${'x'.repeat(56)}`);
+      });
+
       it('should create the table once when many app servers start at once', async () => {
         const stores = Array.from({ length: 8 }, () => storeOf({ createTable: true }, 2));
         const write = { create: true, createdAt: Date.now(), clear: false, set: new Map([['a', Buffer.from('1')]]), remove: [], ttlMs: 60_000 };
@@ -532,7 +553,7 @@ describe('the store backend on a real PostgreSQL (PostgresStore)', function () {
     const pool = new pg.Pool({ connectionString: server.url });
     try {
       expectSessionError(() => new PostgresStore(pool, { tabel: 'x' } as never), 'ERR_SESSION_INVALID_OPTION');
-      for (const table of ['Sessions', 'a-b', 'x"; DROP TABLE users; --', '', 'a'.repeat(58)])
+      for (const table of ['Sessions', 'a-b', 'x"; DROP TABLE users; --', '', 'a'.repeat(57)])
         expectSessionError(() => new PostgresStore(pool, { table }), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => new PostgresStore(pool, { schema: 'Public' }), 'ERR_SESSION_INVALID_OPTION');
       expectSessionError(() => new PostgresStore(pool, { pruneBatch: -1 }), 'ERR_SESSION_INVALID_OPTION');
