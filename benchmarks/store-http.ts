@@ -5,11 +5,12 @@ import autocannon from 'autocannon';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startPgBouncer, type PgBouncer } from '../test/support/pgbouncer.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { roundTrips, startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { median } from './harness.js';
 import { startServer, stop } from './http.js';
-import { KOA_SESSION_PG_TABLE, STORE_BACKENDS, STORE_OF, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
+import { KOA_SESSION_PG_TABLE, PG_BOUNCER, STORE_BACKENDS, STORE_OF, STORE_SIZES, type StoreBackendName, type StoreSize } from './store-server.js';
 
 const serverScript = fileURLToPath(new URL('./store-server.js', import.meta.url));
 export const STORE_OPS = ['read-only', 'change one key'] as const;
@@ -100,15 +101,20 @@ function postgresCpuSince(pg: PostgresServer, before: Map<number, number>): numb
   return total;
 }
 
-/** Starts measuring the CPU time of the case's store server; the answer gives the µs spent since. */
-function storeCpuFrom(server: 'none' | 'redis' | 'postgres', redis: RedisServer, pg: PostgresServer): () => number {
+/**
+ * Starts measuring the CPU time of the case's store server (and of the pooler in front of it, when it goes through
+ * one); the answer gives the µs spent since.
+ */
+function storeCpuFrom(server: 'none' | 'redis' | 'postgres', redis: RedisServer, pg: PostgresServer, pooler?: PgBouncer): () => number {
   if (server === 'redis') {
     const before = cpuUs(redis.pid);
     return () => cpuUs(redis.pid) - before;
   }
   if (server === 'postgres') {
     const before = postgresCpu(pg);
-    return () => postgresCpuSince(pg, before);
+    const pids = pooler?.processes() ?? [];
+    const poolerBefore = pids.map((pid) => cpuUs(pid));
+    return () => postgresCpuSince(pg, before) + pids.reduce((sum, pid, i) => sum + cpuUs(pid) - (poolerBefore[i] ?? 0), 0);
   }
   return () => 0;
 }
@@ -151,12 +157,17 @@ export async function runStoreHttp(
     await redis.stop();
     throw err;
   });
+  // As many server connections as each app's pool holds.
+  const bouncer = await startPgBouncer(pg, 10).catch(async (err: unknown) => {
+    await Promise.all([redis.stop(), pg.stop()]);
+    throw err;
+  });
   type Entry = StoreCaseResult & { errors: number; non2xx: number };
   const results = new Map<string, Entry>();
   // BENCH_STORE_MATCH=PostgreSQL,postgres: only the backends whose name holds one of these.
   const match = process.env.BENCH_STORE_MATCH?.split(',').filter((part) => part !== '');
   const backends = STORE_BACKENDS.filter((name) => match === undefined || match.some((part) => name.includes(part)));
-  const args = (backend: StoreBackendName, size: StoreSize) => [backend, size, String(redis.port), pg.url];
+  const args = (backend: StoreBackendName, size: StoreSize) => [backend, size, String(redis.port), pg.url, bouncer.url];
   let expired: ExpiredRowsResult | undefined;
   try {
     pg.psql('CREATE EXTENSION pg_stat_statements');
@@ -186,7 +197,7 @@ export async function runStoreHttp(
               if (server === 'redis') redis.resetStats();
               if (server === 'postgres') pg.psql('SELECT pg_stat_statements_reset()');
               const app0 = cpuUs(child.pid);
-              const storeCpu = storeCpuFrom(server, redis, pg);
+              const storeCpu = storeCpuFrom(server, redis, pg, backend === PG_BOUNCER ? bouncer : undefined);
               const result = await autocannon({ ...target, duration: options.seconds });
               const app = cpuUs(child.pid) - app0;
               const store = storeCpu();
@@ -222,6 +233,7 @@ export async function runStoreHttp(
     }
     if (options.expiredRows > 0) expired = await expiredRows(pg, options, args('PostgresStore + node-postgres', '2-3 KB'), log);
   } finally {
+    await bouncer.stop();
     await Promise.all([redis.stop(), pg.stop()]);
   }
   return { cases: [...results.values()], expired };

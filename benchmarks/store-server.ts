@@ -1,4 +1,5 @@
-// One store benchmark case in a process of its own: node store-server.js <backend> <size> <redis port> <postgres url>.
+// One store benchmark case in a process of its own:
+// node store-server.js <backend> <size> <redis port> <postgres url> <pgbouncer url>.
 // Prints {"port": N} once it listens on 127.0.0.1; exits on SIGTERM. GET /seed stores the session, GET /read only
 // reads it, GET /change changes one key.
 import Koa from 'koa';
@@ -32,6 +33,8 @@ export const PG_FLOOR = 'floor: Koa + node-postgres, no session, 1 trivial state
  * session work at all.
  */
 export const PG_ROW_FLOOR = 'floor: Koa + node-postgres, no session, the row read by key, one key merged in (jsonb ||)';
+/** PostgresStore as it runs behind a pooler in transaction mode: the cost of prepare: false, and of the pooler. */
+export const PG_BOUNCER = "PostgresStore + node-postgres through PgBouncer (prepare: false; PgBouncer's CPU counted with PostgreSQL's)";
 export const STORE_BACKENDS = [
   'MemoryStore',
   'RedisStore + node-redis',
@@ -39,6 +42,7 @@ export const STORE_BACKENDS = [
   'koa-session + koa-redis',
   'PostgresStore + node-postgres',
   'PostgresStore + postgres.js',
+  PG_BOUNCER,
   KOA_SESSION_PG,
   PG_FLOOR,
   PG_ROW_FLOOR,
@@ -52,6 +56,7 @@ export const STORE_OF: Record<StoreBackendName, { server: 'none' | 'redis' | 'po
   'koa-session + koa-redis': { server: 'redis', baseline: 'koa-session + koa-redis' },
   'PostgresStore + node-postgres': { server: 'postgres', baseline: KOA_SESSION_PG },
   'PostgresStore + postgres.js': { server: 'postgres', baseline: KOA_SESSION_PG },
+  [PG_BOUNCER]: { server: 'postgres', baseline: KOA_SESSION_PG },
   [KOA_SESSION_PG]: { server: 'postgres', baseline: KOA_SESSION_PG },
   [PG_FLOOR]: { server: 'postgres', baseline: KOA_SESSION_PG },
   [PG_ROW_FLOOR]: { server: 'postgres', baseline: KOA_SESSION_PG },
@@ -91,8 +96,9 @@ function pgPool(pgUrl: string): pg.Pool {
   return new pg.Pool({ connectionString: pgUrl, max: POOL, idleTimeoutMillis: 0 });
 }
 
-async function storeFor(name: StoreBackendName, port: number, pgUrl: string): Promise<SessionStore> {
+async function storeFor(name: StoreBackendName, port: number, pgUrl: string, bouncerUrl: string): Promise<SessionStore> {
   if (name === 'MemoryStore') return new MemoryStore();
+  if (name === PG_BOUNCER) return new PostgresStore(pgPool(bouncerUrl), { createTable: true, prepare: false });
   if (name === 'PostgresStore + node-postgres') return new PostgresStore(pgPool(pgUrl), { createTable: true });
   if (name === 'PostgresStore + postgres.js') return new PostgresStore(postgres(pgUrl, { max: POOL, onnotice: () => {} }), { createTable: true });
   if (name === 'RedisStore + node-redis') return new RedisStore(await createClient({ url: `redis://127.0.0.1:${port}` }).connect());
@@ -199,7 +205,7 @@ DO $c$ BEGIN EXECUTE 'ALTER TABLE ${t} ALTER COLUMN fields SET COMPRESSION lz4';
   return app;
 }
 
-async function appFor(name: StoreBackendName, data: SessionRecord, port: number, pgUrl: string): Promise<Koa> {
+async function appFor(name: StoreBackendName, data: SessionRecord, port: number, pgUrl: string, bouncerUrl: string): Promise<Koa> {
   const app = new Koa();
   if (name === PG_FLOOR) return floorApp(pgUrl);
   if (name === PG_ROW_FLOOR) return rowFloorApp(pgUrl, data);
@@ -212,7 +218,7 @@ async function appFor(name: StoreBackendName, data: SessionRecord, port: number,
     const store = redisStore({ host: '127.0.0.1', port } as never) as never;
     app.use(koaSession({ maxAge: 86_400_000, store }, app));
   } else {
-    app.use(session(new StoreSessionBackend(await storeFor(name, port, pgUrl), new KeyRing([secret]))));
+    app.use(session(new StoreSessionBackend(await storeFor(name, port, pgUrl, bouncerUrl), new KeyRing([secret]))));
   }
   // Property access, as koa-session apps write it, on both.
   app.use((ctx) => {
@@ -225,9 +231,9 @@ async function appFor(name: StoreBackendName, data: SessionRecord, port: number,
   return app;
 }
 
-const [name, size, redisPort, pgUrl] = process.argv.slice(2) as [StoreBackendName, StoreSize, string, string];
+const [name, size, redisPort, pgUrl, bouncerUrl] = process.argv.slice(2) as [StoreBackendName, StoreSize, string, string, string];
 if (STORE_BACKENDS.includes(name) && STORE_SIZES.includes(size)) {
-  const app = await appFor(name, storeSession(size), Number(redisPort), pgUrl);
+  const app = await appFor(name, storeSession(size), Number(redisPort), pgUrl, bouncerUrl);
   const server = app.listen(0, '127.0.0.1', () => {
     console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
   });

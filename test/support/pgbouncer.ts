@@ -11,6 +11,8 @@ export interface PgBouncer {
   readonly port: number;
   /** `postgres://postgres@127.0.0.1:PORT/postgres`, through the pooler: trust authentication, for tests only. */
   readonly url: string;
+  /** PgBouncer's pid (under runuser when root): for its CPU time from /proc. */
+  processes(): number[];
   stop(): Promise<void>;
 }
 
@@ -90,6 +92,14 @@ export async function startPgBouncer(server: PostgresServer, poolSize = 3): Prom
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    processes: () => {
+      if (child.pid === undefined) return [];
+      if (!asRoot) return [child.pid];
+      return spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .map(Number)
+        .filter((pid) => pid > 0);
+    },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');
