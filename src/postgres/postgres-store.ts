@@ -13,10 +13,8 @@ import {
   schemaSql,
   statements,
   tableName,
-  callProcedures,
-  resizeProcedure,
-  touchProcedure,
-  writeProcedure,
+  FUNCTIONS,
+  signatures,
   type Statements,
   type TableName,
 } from './schema.js';
@@ -81,9 +79,6 @@ export class PostgresStore implements SessionStore, UserIndex {
   // The prepared statements' names begin with it: one per qualified table (two schemas' tables of one name share a
   // pool), short enough that no two of them meet in PostgreSQL's 63 bytes, whatever the table's name.
   readonly #prefix: string;
-  // The load and the change as statements (prepared), or as calls of their functions (prepare: false).
-  readonly #load: string;
-  readonly #change: string;
   // Checked (and created, with createTable) once: the first call waits for it; a failure is tried again next call.
   #ready: Promise<void> | undefined;
   // PostgreSQL's clock minus this process's, learnt from each write; undefined until the first.
@@ -103,9 +98,9 @@ export class PostgresStore implements SessionStore, UserIndex {
     if (options.prepare !== undefined && typeof options.prepare !== 'boolean') throw invalidOption('PostgresStore', 'prepare', 'a boolean');
     this.#pruneBatch = pruneBatch;
     this.#db = new PostgresConnection('PostgresStore', client, maxPending, options.prepare ?? true);
-    this.#sql = statements(this.#name);
-    this.#load = this.#db.prepares ? this.#sql.load : this.#sql.loadCall;
-    this.#change = this.#db.prepares ? this.#sql.change : this.#sql.changeCall;
+    const sql = statements(this.#name);
+    // Unprepared (prepare: false), the load and the change go through their functions' calls.
+    this.#sql = this.#db.prepares ? sql : { ...sql, load: sql.loadCall, change: sql.changeCall };
     this.table = qualified(this.#name);
     this.#prefix = `kss_${createHash('sha256').update(this.table).digest('hex').slice(0, 16)}_`;
     Object.seal(this);
@@ -124,7 +119,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const ttl = wholeMs(ttlMs);
     const step = stepOf(ttl);
     const seen = seenAt === undefined ? null : String(Math.floor(seenAt));
-    const [row] = await this.#db.query(`${this.#prefix}load`, this.#load, [key, String(ttl), String(step), seen]);
+    const [row] = await this.#db.query(`${this.#prefix}load`, this.#sql.load, [key, String(ttl), String(step), seen]);
     if (row === undefined) return undefined;
     if (row.renewed === 't') return RENEWED;
     const fields = fieldsOf(row.fields);
@@ -177,7 +172,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const remove = write.remove.map(escapeName);
     let row: Row | undefined;
     try {
-      [row] = await this.#db.query(`${this.#prefix}change`, this.#change, [
+      [row] = await this.#db.query(`${this.#prefix}change`, this.#sql.change, [
         key,
         deadline,
         String(ttl),
@@ -292,7 +287,7 @@ export class PostgresStore implements SessionStore, UserIndex {
       throw shapeError(`PostgresStore: the table ${this.table} is not a session table of this shape: it lacks ${list}. ${fix}`);
     }
     if (types.get(LAYOUT) !== CURRENT_LAYOUT) {
-      const functions = ['_write', '_touch', '_resize', '_load', '_change'].map((suffix) => qualified(this.#name, suffix)).join(', ');
+      const functions = FUNCTIONS.map(([suffix]) => qualified(this.#name, suffix)).join(', ');
       throw shapeError(
         `PostgresStore: one of the functions ${functions} is missing, or of another layout than ${LAYOUT_VERSION}. Run the SQL of PostgresStore.schema() again (or \`npx koa-sealed-session schema postgres\`: it keeps the rows), or pass createTable: true.`,
       );
@@ -304,10 +299,7 @@ export class PostgresStore implements SessionStore, UserIndex {
     const rows = await this.#db.query(`${this.#prefix}shape`, this.#sql.shape, [
       this.#name.table,
       this.#name.schema ?? null,
-      writeProcedure(this.#name),
-      touchProcedure(this.#name),
-      resizeProcedure(this.#name),
-      ...callProcedures(this.#name),
+      ...signatures(this.#name),
     ]);
     const types = new Map<string, string | null>(rows.filter((row) => row.name !== null).map((row) => [row.name as string, row.type ?? null]));
     if (types.size > 0) types.set(LAYOUT, rows[rows.length - 1]?.layout ?? null);

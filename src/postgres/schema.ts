@@ -335,22 +335,19 @@ function parameters(n: number): string {
   return Array.from({ length: n }, (_, i) => `$${i + 1}::text`).join(', ');
 }
 
-/** The load and change functions' signatures, as `to_regprocedure` takes them. */
-export function callProcedures(name: TableName): [string, string] {
-  return [`${qualified(name, '_load')}(${textArguments(LOAD_PARAMETERS)})`, `${qualified(name, '_change')}(${textArguments(CHANGE_PARAMETERS)})`];
-}
+/**
+ * The functions the store calls, each a suffix of the table's name and its arguments: the write first (its comment
+ * holds the layout), then those the shape check requires beside it, in the order of its parameters $3 to $7.
+ */
+export const FUNCTIONS: readonly (readonly [suffix: string, args: string])[] = [
+  ['_write', WRITE_ARGUMENTS],
+  ['_touch', 'text, bigint, bigint, bigint'],
+  ['_resize', RESIZE_ARGUMENTS],
+  ['_load', textArguments(LOAD_PARAMETERS)],
+  ['_change', textArguments(CHANGE_PARAMETERS)],
+];
 
-/** The write function's signature, as `to_regprocedure` takes it. */
-export function writeProcedure(name: TableName): string {
-  return `${qualified(name, '_write')}(${WRITE_ARGUMENTS})`;
-}
-
-/** The touch function's signature, as `to_regprocedure` takes it. */
-export function touchProcedure(name: TableName): string {
-  return `${qualified(name, '_touch')}(text, bigint, bigint, bigint)`;
-}
-
-/** The resize function's signature, as `to_regprocedure` takes it. */
-export function resizeProcedure(name: TableName): string {
-  return `${qualified(name, '_resize')}(${RESIZE_ARGUMENTS})`;
+/** The store's functions' signatures, as `to_regprocedure` takes them, in {@link FUNCTIONS}' order. */
+export function signatures(name: TableName): string[] {
+  return FUNCTIONS.map(([suffix, args]) => `${qualified(name, suffix)}(${args})`);
 }
